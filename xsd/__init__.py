@@ -1,0 +1,7 @@
+"""xsd: a Xenstore-compatible state store daemon.
+
+``xsd.core`` is the store as a pure state machine; ``xsd.server`` is the trio shell
+around it. Start the daemon with the ``xsd`` console script or ``python -m xsd``.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""``python -m xsd``: run the daemon."""
+
+from xsd.server.main import main
+
+raise SystemExit(main())
