@@ -1,0 +1,135 @@
+"""XS_CONTROL commands, as C xenstored 4.17 answers them.
+
+Each command gets the argument strings after its name and returns the reply text
+(NUL-terminated); a malformed command raises EINVAL. Commands that need I/O (the trace
+file) change :class:`~xsd.core.state.Settings` and leave an effect for the shell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from xsd.core import quota
+from xsd.core.domains import parse_domid
+from xsd.core.errors import XsError
+
+if TYPE_CHECKING:
+    from xsd.core.engine import Engine
+
+Command = Callable[["Engine", list[bytes]], str]
+
+# The synopses of ``help``, in C 4.17's order and format ("name\tsynopsis").
+_HELP = [
+    ("check", ""),
+    ("log", "on|off"),
+    ("live-update", "[-c <cmdline>] [-F] [-t <timeout>] <file>\n    Default timeout is 60 seconds."),
+    ("logfile", "<file>"),
+    ("memreport", "[<file>]"),
+    ("print", "<string>"),
+    ("quota", "[set <name> <val>|<domid>]"),
+    ("quota-soft", "[set <name> <val>]"),
+    ("help", ""),
+]
+
+
+def run(engine: Engine, args: list[bytes]) -> bytes:
+    """Run the command ``args[0]`` with the rest as its arguments."""
+    if not args:
+        raise XsError("EINVAL")
+    command = _COMMANDS.get(args[0])
+    if command is None:
+        raise XsError("EINVAL")
+    return command(engine, args[1:]).encode() + b"\0"
+
+
+def _help(engine: Engine, args: list[bytes]) -> str:
+    if args:
+        raise XsError("EINVAL")
+    return "".join(f"{name}\t{text}\n" for name, text in _HELP)
+
+
+def _check(engine: Engine, args: list[bytes]) -> str:
+    if args:
+        raise XsError("EINVAL")
+    problems = engine.check()
+    for problem in problems:
+        engine.log(f"check: {problem}")
+    return "OK"
+
+
+def _log(engine: Engine, args: list[bytes]) -> str:
+    if len(args) != 1 or args[0] not in (b"on", b"off"):
+        raise XsError("EINVAL")
+    engine.state.settings.trace_on = args[0] == b"on"
+    engine.trace_changed()
+    return "OK"
+
+
+def _logfile(engine: Engine, args: list[bytes]) -> str:
+    if len(args) != 1:
+        raise XsError("EINVAL")
+    engine.state.settings.trace_file = args[0].decode(errors="surrogateescape")
+    engine.trace_changed()
+    return "OK"
+
+
+def _memreport(engine: Engine, args: list[bytes]) -> str:
+    if len(args) > 1:
+        raise XsError("EINVAL")
+    target = args[0].decode(errors="surrogateescape") if args else None
+    if target is None and engine.state.settings.trace_file is None:
+        raise XsError("EINVAL")  # C: EBADF without a trace file, sent as EINVAL
+    engine.memreport(target)
+    return "OK"
+
+
+def _print(engine: Engine, args: list[bytes]) -> str:
+    if len(args) != 1:
+        raise XsError("EINVAL")
+    engine.log("control: " + args[0].decode(errors="replace"))
+    return "OK"
+
+
+def _quota(engine: Engine, args: list[bytes]) -> str:
+    if not args:
+        return quota.describe(engine.state.quotas.hard, "Quota settings:\n")
+    if args[0] == b"set":
+        if len(args) != 3:
+            raise XsError("EINVAL")
+        quota.set_value(engine.state.quotas.hard, args[1], args[2])
+        return "OK"
+    if len(args) != 1:
+        raise XsError("EINVAL")
+    domid = parse_domid(args[0])
+    if domid not in engine.state.domains:
+        raise XsError("ENOENT")
+    return quota.usage_report(engine.state, domid)
+
+
+def _quota_soft(engine: Engine, args: list[bytes]) -> str:
+    if not args:
+        return quota.describe(engine.state.quotas.soft, "Quota settings:\n")
+    if args[0] == b"set" and len(args) == 3:
+        quota.set_value(engine.state.quotas.soft, args[1], args[2])
+        return "OK"
+    raise XsError("EINVAL")
+
+
+def _live_update(engine: Engine, args: list[bytes]) -> str:
+    # The live-update issue implements the protocol; until then the command is refused
+    # the way a C daemon built without live-update support refuses it.
+    raise XsError("EINVAL")
+
+
+_COMMANDS: dict[bytes, Command] = {
+    b"check": _check,
+    b"log": _log,
+    b"live-update": _live_update,
+    b"logfile": _logfile,
+    b"memreport": _memreport,
+    b"print": _print,
+    b"quota": _quota,
+    b"quota-soft": _quota_soft,
+    b"help": _help,
+}

@@ -1,0 +1,223 @@
+"""The node operations, each applied to a :class:`~xsd.core.views.View` for a caller.
+
+Each function checks permissions the way C xenstored does, changes the view, and
+returns the watch events the change causes as ``(path, exact)`` pairs: ``exact`` events
+fire only watches on exactly that path (the descendants of a removed subtree), the
+others fire watches on the path and on its ancestors. Failures raise
+:class:`~xsd.core.errors.XsError` before anything is changed.
+
+Information hiding (C's ``errno_from_parents``): for a missing node, the caller learns
+ENOENT only if it has the same access to the nearest existing ancestor, else EACCES.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xsd.core import perms as P
+from xsd.core.errors import XsError
+from xsd.core.paths import parent_of
+from xsd.core.tree import Node
+from xsd.core.views import View
+from xsd_client.protocol import PAYLOAD_MAX
+
+Event = tuple[str, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: a domain, whether it is privileged, and its SET_TARGET target."""
+
+    domid: int
+    privileged: bool
+    target: int | None = None
+
+    def access(self, node: Node) -> int:
+        """The access bits this caller has on ``node``."""
+        if self.privileged:
+            return P.FULL
+        return P.access_for(node.perms, self.domid, self.target)
+
+
+DOM0 = Caller(0, True)
+
+
+def _missing(view: View, caller: Caller, path: str, need: int) -> XsError:
+    """The error for a missing node: ENOENT if the nearest ancestor allows ``need``."""
+    if caller.privileged:
+        return XsError("ENOENT")
+    while path != "/":
+        path = parent_of(path)
+        node = view.get(path)
+        if node is not None:
+            return XsError("ENOENT" if caller.access(node) & need == need else "EACCES")
+    return XsError("ENOENT")
+
+
+def get_checked(view: View, caller: Caller, path: str, need: int) -> Node:
+    """The node at ``path`` if the caller has ``need`` on it.
+
+    Raises:
+        XsError: ENOENT or EACCES as C decides them.
+    """
+    node = view.get(path)
+    if node is None:
+        raise _missing(view, caller, path, need)
+    if not caller.privileged and caller.access(node) & need != need:
+        raise XsError("EACCES")
+    return node
+
+
+def read(view: View, caller: Caller, path: str) -> bytes:
+    """READ: the node's value."""
+    return get_checked(view, caller, path, P.READ).value
+
+
+def directory(view: View, caller: Caller, path: str) -> bytes:
+    """DIRECTORY: child names, each NUL-terminated (E2BIG if over the payload limit)."""
+    node = get_checked(view, caller, path, P.READ)
+    if not node.children:
+        return b""
+    payload = "\0".join(node.child_names()).encode() + b"\0"
+    if len(payload) > PAYLOAD_MAX:
+        raise XsError("E2BIG")
+    return payload
+
+
+def directory_part(view: View, caller: Caller, path: str, offset: int) -> bytes:
+    """DIRECTORY_PART: ``<gen>\\0`` then the child list from byte ``offset``.
+
+    As many whole names as fit in the payload limit; a chunk that reaches the end of the
+    list carries one extra NUL.
+    """
+    node = get_checked(view, caller, path, P.READ)
+    head = f"{node.gen}".encode() + b"\0"
+    names = [n.encode() for n in node.child_names()]
+    budget = PAYLOAD_MAX - len(head) - 1
+    out = []
+    pos = 0
+    used = 0
+    complete = True
+    for name in names:
+        size = len(name) + 1
+        if pos >= offset:
+            if used + size > budget:
+                complete = False
+                break
+            out.append(name)
+            used += size
+        pos += size
+    body = b"".join(n + b"\0" for n in out)
+    return head + body + (b"\0" if complete else b"")
+
+
+def get_perms(view: View, caller: Caller, path: str) -> bytes:
+    """GET_PERMS: the permission strings, owner first."""
+    return P.format_perms(get_checked(view, caller, path, P.READ).perms)
+
+
+def _create(view: View, caller: Caller, path: str, value: bytes) -> None:
+    """Create ``path`` and every missing ancestor; each copies its parent's permissions."""
+    missing = [path]
+    parent_path = parent_of(path)
+    parent = view.get(parent_path)
+    while parent is None:
+        missing.append(parent_path)
+        parent_path = parent_of(parent_path)
+        parent = view.get(parent_path)
+    if caller.access(parent) & P.WRITE != P.WRITE:
+        raise XsError("EACCES")
+    # Build top down, then write bottom up, as C xenstored does (the generation
+    # counter then numbers the new leaf first and the existing parent last).
+    new_nodes: list[tuple[str, Node]] = []
+    perms = parent.perms
+    for p in reversed(missing):
+        perms = P.for_new_child(perms, caller.domid, caller.privileged)
+        node = Node(value if p == path else b"", perms, [], 0)
+        if new_nodes:
+            new_nodes[-1][1].children.append(p)
+        new_nodes.append((p, node))
+    for p, node in reversed(new_nodes):
+        view.written(p, node)
+    top = new_nodes[0][0]
+    parent = view.for_write(parent_path)
+    parent.children = [*parent.children, top]
+    view.written(parent_path, parent)
+
+
+def write(view: View, caller: Caller, path: str, value: bytes) -> list[Event]:
+    """WRITE: set the value, creating the node and its missing ancestors."""
+    node = view.get(path)
+    if node is None:
+        _create(view, caller, path, value)
+    else:
+        if caller.access(node) & P.WRITE != P.WRITE:
+            raise XsError("EACCES")
+        node = view.for_write(path)
+        node.value = value
+        view.written(path, node)
+    return [(path, False)]
+
+
+def mkdir(view: View, caller: Caller, path: str) -> list[Event]:
+    """MKDIR: create the node (empty) unless it exists; no event if it did."""
+    node = view.get(path)
+    if node is not None:
+        if caller.access(node) & P.WRITE != P.WRITE:
+            raise XsError("EACCES")
+        return []
+    _create(view, caller, path, b"")
+    return [(path, False)]
+
+
+def rm(view: View, caller: Caller, path: str) -> list[Event]:
+    """RM: remove the node and its subtree, children before parents.
+
+    A missing node whose parent exists is fine (no event); ``/`` cannot be removed.
+    """
+    node = view.get(path)
+    if node is None:
+        err = _missing(view, caller, path, P.WRITE)
+        if err.name == "ENOENT" and path != "/" and view.get(parent_of(path)) is not None:
+            return []
+        raise err
+    if caller.access(node) & P.WRITE != P.WRITE:
+        raise XsError("EACCES")
+    if path == "/":
+        raise XsError("EINVAL")
+    events: list[Event] = []
+    _remove_subtree(view, path, node, events)
+    events[-1] = (path, False)
+    parent_path = parent_of(path)
+    parent = view.for_write(parent_path)
+    parent.children = [c for c in parent.children if c != path]
+    view.written(parent_path, parent)
+    return events
+
+
+def _remove_subtree(view: View, top: str, top_node: Node, events: list[Event]) -> None:
+    # Post-order without recursion: paths can be ~1,500 levels deep.
+    stack: list[tuple[str, Node, int]] = [(top, top_node, 0)]
+    while stack:
+        path, node, i = stack[-1]
+        if i < len(node.children):
+            stack[-1] = (path, node, i + 1)
+            child = node.children[i]
+            child_node = view.get(child)
+            if child_node is not None:
+                stack.append((child, child_node, 0))
+            continue
+        stack.pop()
+        view.delete(path)
+        events.append((path, True))
+
+
+def set_perms(view: View, caller: Caller, path: str, new: P.Perms) -> list[Event]:
+    """SET_PERMS: replace the list; needs write and ownership; only dom0 moves ownership."""
+    node = get_checked(view, caller, path, P.WRITE | P.OWNER)
+    if not caller.privileged and new[0][1] != node.perms[0][1]:
+        raise XsError("EPERM")
+    node = view.for_write(path)
+    node.perms = new
+    view.written(path, node)
+    return [(path, False)]

@@ -1,0 +1,93 @@
+"""Canonical node paths.
+
+A canonical path is absolute (``/`` or ``/a/b``), uses only ``A-Z a-z 0-9 - / _ @``,
+has no empty component and no trailing slash. A relative path is taken below the
+connection's home, ``/local/domain/<domid>``. Paths starting with ``@`` are special
+(watch names such as ``@releaseDomain``) and only some requests accept them.
+"""
+
+from __future__ import annotations
+
+from xsd.core.errors import XsError
+
+_VALID = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-/_@")
+
+PATH_MAX_DEFAULT = 2048
+"""C's ``path-max`` quota: the limit on the part of a path below ``/local/domain/<N>/``."""
+
+
+def home_of(domid: int) -> str:
+    """The directory relative paths of domain ``domid`` resolve under."""
+    return f"/local/domain/{domid}"
+
+
+def is_valid(path: bytes) -> bool:
+    """True if ``path`` (absolute or special) has only valid characters and components."""
+    if not path:
+        return False
+    if not _VALID.issuperset(path):
+        return False
+    if b"//" in path:
+        return False
+    return not (path.endswith(b"/") and path != b"/")
+
+
+def relative_length(path: str) -> int:
+    """The length the ``path-max`` quota counts: below ``/local/domain/<N>/`` if there."""
+    if path.startswith("/local/domain/"):
+        slash = path.find("/", 14)
+        if slash != -1:
+            return len(path) - slash - 1
+    return len(path)
+
+
+def canonicalize(
+    raw: bytes, domid: int, *, allow_special: bool = False, path_max: int = PATH_MAX_DEFAULT
+) -> str:
+    """The canonical form of a request's path argument.
+
+    Raises:
+        XsError: EINVAL for an invalid path, a special path where none is allowed, or a
+            path longer than ``path_max`` (0 disables the length check).
+    """
+    if raw[:1] == b"@":
+        if not allow_special or not is_valid(raw):
+            raise XsError("EINVAL")
+        return raw.decode()
+    if raw[:1] != b"/":
+        raw = home_of(domid).encode() + b"/" + raw
+    if not is_valid(raw):
+        raise XsError("EINVAL")
+    path = raw.decode()
+    if path_max and relative_length(path) > path_max:
+        raise XsError("EINVAL")
+    return path
+
+
+def parent_of(path: str) -> str:
+    """``/a/b`` -> ``/a``; ``/a`` -> ``/``."""
+    cut = path.rfind("/")
+    return path[:cut] if cut > 0 else "/"
+
+
+def basename(path: str) -> str:
+    """The last component of ``path``."""
+    return path[path.rfind("/") + 1 :]
+
+
+def ancestors(path: str) -> list[str]:
+    """Proper ancestors of ``path``, nearest first: ``/a/b/c`` -> ``/a/b``, ``/a``, ``/``."""
+    out = []
+    while path != "/":
+        path = parent_of(path)
+        out.append(path)
+    return out
+
+
+def is_below_or_equal(path: str, top: str) -> bool:
+    """True if ``path`` is ``top`` or lies below it."""
+    if path == top:
+        return True
+    if top == "/":
+        return path.startswith("/")
+    return path.startswith(top) and path[len(top) : len(top) + 1] == "/"

@@ -1,0 +1,45 @@
+"""The whole state of the daemon, as plain data.
+
+Everything live update must carry is reachable from one :class:`State`: the tree, the
+special nodes' permissions, watches, connections (with their buffers, queues and
+transactions), domains, quotas and settings. Nothing in it is a socket, a task or a
+closure, so ``handover`` can turn it into records and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from xsd.core import perms as P
+from xsd.core.connections import Connection
+from xsd.core.domains import Domain
+from xsd.core.quota import Quotas
+from xsd.core.tree import Tree
+from xsd.core.watches import WatchIndex
+
+SPECIAL_NODES = ("@introduceDomain", "@releaseDomain")
+
+
+@dataclass(slots=True)
+class Settings:
+    """Run-time settings that CONTROL can change."""
+
+    path_max: int = 2048
+    trace_file: str | None = None
+    trace_on: bool = True
+
+
+@dataclass(slots=True)
+class State:
+    """Everything the store knows."""
+
+    tree: Tree = field(default_factory=Tree.initial)
+    special_perms: dict[str, P.Perms] = field(
+        default_factory=lambda: dict.fromkeys(SPECIAL_NODES, P.DEFAULT)
+    )
+    watches: WatchIndex = field(default_factory=WatchIndex)
+    connections: dict[int, Connection] = field(default_factory=dict)
+    next_conn_id: int = 1
+    domains: dict[int, Domain] = field(default_factory=lambda: {0: Domain(0)})
+    settings: Settings = field(default_factory=Settings)
+    quotas: Quotas = field(default_factory=Quotas)

@@ -1,0 +1,78 @@
+"""Registered watches and which of them an event fires.
+
+A watch belongs to one connection and has a canonical path (or a special ``@`` name),
+a token, and whether it was registered with a relative path (its events then report
+paths relative to the connection's home). Invariants:
+
+* ``by_path`` indexes every registered watch by its canonical path, so matching an
+  event costs one lookup per ancestor of the event's path, not one per watch;
+* within one connection, a (path, token) pair is registered at most once;
+* every watch has a sequence number that only grows, and matches are returned in the
+  order C xenstored visits them: connections in creation order, then each connection's
+  watches in registration order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xsd.core.paths import ancestors
+
+
+@dataclass(slots=True)
+class Watch:
+    """One registered watch."""
+
+    conn_id: int
+    seq: int
+    path: str
+    token: bytes
+    relative_to: str | None  # the home prefix to strip from event paths, if relative
+
+    def event_path(self, path: str) -> str:
+        """The path reported to this watch's owner for an event on ``path``."""
+        prefix = self.relative_to
+        if prefix is not None and path.startswith(prefix) and len(path) > len(prefix):
+            return path[len(prefix) + 1 :]
+        return path
+
+
+class WatchIndex:
+    """All watches of all connections, indexed by path."""
+
+    __slots__ = ("by_path", "next_seq")
+
+    def __init__(self) -> None:
+        self.by_path: dict[str, list[Watch]] = {}
+        self.next_seq = 1
+
+    def add(self, conn_id: int, path: str, token: bytes, relative_to: str | None) -> Watch:
+        """Register a watch (the caller has checked for duplicates)."""
+        watch = Watch(conn_id, self.next_seq, path, token, relative_to)
+        self.next_seq += 1
+        self.by_path.setdefault(path, []).append(watch)
+        return watch
+
+    def remove(self, watch: Watch) -> None:
+        """Unregister one watch."""
+        bucket = self.by_path[watch.path]
+        bucket.remove(watch)
+        if not bucket:
+            del self.by_path[watch.path]
+
+    def matching(self, path: str, exact: bool) -> list[Watch]:
+        """Watches fired by an event on ``path``, in delivery order.
+
+        ``exact`` events (and special ``@`` events) fire only watches on the path
+        itself; others also fire watches on its ancestors.
+        """
+        by_path = self.by_path
+        found = list(by_path.get(path, ()))
+        if not exact and path[:1] == "/":
+            for up in ancestors(path):
+                bucket = by_path.get(up)
+                if bucket:
+                    found.extend(bucket)
+        if len(found) > 1:
+            found.sort(key=lambda w: (w.conn_id, w.seq))
+        return found

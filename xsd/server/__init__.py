@@ -1,0 +1,1 @@
+"""The trio shell: listeners, connections, effects, and the ``xsd`` entry point."""

@@ -1,0 +1,296 @@
+"""The trio shell around the engine: sockets in, bytes to the engine, bytes out.
+
+The shell keeps only what cannot be data: sockets and tasks, keyed by connection id.
+Every connection has one task that reads and answers requests and writes output
+whenever it can; a write that would block leaves the rest in the core's output queue
+and a per-connection wake-up lets the task finish it once the socket is writable.
+
+Invariants:
+
+* a byte leaves a connection's output queue only after the kernel accepted it, so the
+  queue in the core is always exactly what the client has yet to receive;
+* a connection that stops reading its replies stops being read (the engine holds its
+  requests back), so it cannot make the daemon grow without bound;
+* a client that breaks the framing rules is disconnected; the others carry on.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from xsd.core.connections import Credentials
+from xsd.core.engine import Effect, Engine
+from xsd_client.protocol import ProtocolError
+
+log = logging.getLogger("xsd")
+
+_RECV_SIZE = 65536
+_YIELD_EVERY = 16  # let other connections run after this many back-to-back reads
+
+
+@dataclass
+class Peer:
+    """The shell's side of one connection: its socket and its wake-up."""
+
+    sock: socket.socket
+    wakeup: trio.Event = field(default_factory=trio.Event)
+    drained: trio.Event = field(default_factory=trio.Event)
+    cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+
+@dataclass
+class ServerConfig:
+    """Where and how the daemon listens."""
+
+    socket_path: Path
+    rundir: Path
+    socket_mode: int = 0o600
+    domain_socket_mode: int = 0o600
+
+
+class Server:
+    """Listens on the store socket (and per-domain sockets) and serves the engine."""
+
+    def __init__(self, config: ServerConfig, engine: Engine | None = None) -> None:
+        self.config = config
+        self.engine = engine if engine is not None else Engine()
+        self.peers: dict[int, Peer] = {}
+        self.listeners: dict[int, socket.socket] = {}  # domid -> listening socket
+        self._nursery: trio.Nursery | None = None
+
+    # ------------------------------------------------------------------ listening
+
+    def bind(self, path: Path, mode: int) -> socket.socket:
+        """A listening Unix socket at ``path`` (a stale socket file is replaced)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if stat.S_ISSOCK(path.lstat().st_mode):
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(path))
+        os.chmod(path, mode)
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+
+    def domain_socket_path(self, domid: int) -> Path:
+        """Where domain ``domid``'s connections come in."""
+        return self.config.rundir / "domains" / str(domid) / "socket"
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled."""
+        main = self.bind(self.config.socket_path, self.config.socket_mode)
+        self.listeners[0] = main
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._accept_loop, main, 0)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            for domid, sock in list(self.listeners.items()):
+                self._close_listener(domid, sock)
+            for peer in self.peers.values():
+                peer.sock.close()
+            self.peers.clear()
+
+    def _close_listener(self, domid: int, sock: socket.socket) -> None:
+        path = self.config.socket_path if domid == 0 else self.domain_socket_path(domid)
+        sock.close()
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        self.listeners.pop(domid, None)
+
+    async def _accept_loop(self, listener: socket.socket, domid: int) -> None:
+        while True:
+            try:
+                await trio.lowlevel.wait_readable(listener)
+                sock, _ = listener.accept()
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EBADF, errno.EINVAL):
+                    return  # the listener was closed (domain released)
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.error("accept failed: %s; retrying in 0.1 s", exc)
+                    await trio.sleep(0.1)
+                    continue
+                raise
+            self.adopt(sock, domid)
+
+    def adopt(self, sock: socket.socket, domid: int) -> int:
+        """Serve an accepted socket as a connection of ``domid``; returns its id."""
+        sock.setblocking(False)
+        creds = _peer_credentials(sock)
+        conn_id = self.engine.connect(domid, creds)
+        peer = Peer(sock)
+        self.peers[conn_id] = peer
+        assert self._nursery is not None
+        self._nursery.start_soon(self._serve_connection, conn_id, peer)
+        return conn_id
+
+    # ------------------------------------------------------------------ connections
+
+    async def _serve_connection(self, conn_id: int, peer: Peer) -> None:
+        with peer.cancel:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, conn_id, peer)
+                    await self._reader(conn_id, peer)
+                    nursery.cancel_scope.cancel()
+            except ProtocolError as exc:
+                log.warning("connection %d: %s; disconnecting", conn_id, exc)
+            except OSError as exc:
+                log.debug("connection %d: %s", conn_id, exc)
+        self._drop(conn_id)
+
+    async def _reader(self, conn_id: int, peer: Peer) -> None:
+        """Read requests and answer them; stop reading while output is backed up."""
+        engine = self.engine
+        conns = engine.state.connections
+        sock = peer.sock
+        reads = 0
+        while conn_id in conns:
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except BlockingIOError:
+                reads = 0
+                await trio.lowlevel.wait_readable(sock)
+                continue
+            if not data:
+                return
+            held_back = engine.receive(conn_id, data, time.monotonic_ns())
+            self._flush_dirty()
+            while held_back:
+                peer.drained = trio.Event()
+                peer.wakeup.set()
+                await peer.drained.wait()
+                held_back = engine.resume(conn_id, time.monotonic_ns())
+                self._flush_dirty()
+            reads += 1
+            if reads >= _YIELD_EVERY:
+                reads = 0
+                await trio.lowlevel.checkpoint()
+
+    async def _writer(self, conn_id: int, peer: Peer) -> None:
+        """Finish writes the socket could not take at once."""
+        conns = self.engine.state.connections
+        while True:
+            await peer.wakeup.wait()
+            peer.wakeup = trio.Event()
+            conn = conns.get(conn_id)
+            while conn is not None and conn.out_bytes:
+                try:
+                    n = peer.sock.send(conn.output())
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(peer.sock)
+                    continue
+                conn.consume(n)
+            peer.drained.set()
+
+    def _flush_dirty(self) -> None:
+        """Write what each connection with new output can take now; wake the rest."""
+        engine = self.engine
+        conns = engine.state.connections
+        for conn_id in engine.take_dirty():
+            conn = conns.get(conn_id)
+            peer = self.peers.get(conn_id)
+            if conn is None or peer is None:
+                continue
+            try:
+                n = peer.sock.send(conn.output())
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                n = 0  # the connection's own reader sees the error on its next read
+            conn.consume(n)
+            if conn.out_bytes:
+                peer.wakeup.set()
+        effects = engine.take_effects()
+        if effects:
+            self._apply_effects(effects)
+
+    def _drop(self, conn_id: int) -> None:
+        peer = self.peers.pop(conn_id, None)
+        self.engine.disconnect(conn_id)
+        if peer is not None:
+            peer.sock.close()
+        self._apply_effects(self.engine.take_effects())
+
+    # ------------------------------------------------------------------ effects
+
+    def _apply_effects(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if effect.kind == "close":
+                assert isinstance(effect.arg, int)
+                peer = self.peers.pop(effect.arg, None)
+                if peer is not None:
+                    peer.cancel.cancel()
+                    peer.sock.close()
+            elif effect.kind == "introduced":
+                assert isinstance(effect.arg, int)
+                self._open_domain_socket(effect.arg)
+            elif effect.kind == "released":
+                assert isinstance(effect.arg, int)
+                sock = self.listeners.get(effect.arg)
+                if sock is not None:
+                    self._close_listener(effect.arg, sock)
+            elif effect.kind == "log":
+                log.info("%s", effect.arg)
+            elif effect.kind == "memreport":
+                self._memreport(effect.arg if isinstance(effect.arg, str) else None)
+            elif effect.kind == "trace":
+                pass  # the trace file arrives with the logging issue
+
+    def _open_domain_socket(self, domid: int) -> None:
+        path = self.domain_socket_path(domid)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            sock = self.bind(path, self.config.domain_socket_mode)
+        except OSError as exc:
+            log.error("domain %d: cannot listen on %s: %s", domid, path, exc)
+            return
+        self.listeners[domid] = sock
+        if self._nursery is not None:
+            self._nursery.start_soon(self._accept_loop, sock, domid)
+        log.info("domain %d: listening on %s", domid, path)
+
+    def _memreport(self, target: str | None) -> None:
+        state = self.engine.state
+        lines = [
+            f"nodes: {len(state.tree.nodes)}",
+            f"connections: {len(state.connections)}",
+            f"domains: {len(state.domains)}",
+            f"watches: {sum(len(w) for w in state.watches.by_path.values())}",
+        ]
+        target = target or state.settings.trace_file
+        if target is None:
+            return
+        try:
+            with open(target, "a") as f:
+                f.write("\n".join(lines) + "\n")
+        except OSError as exc:
+            log.error("memreport to %s failed: %s", target, exc)
+
+
+def _peer_credentials(sock: socket.socket) -> Credentials | None:
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    except OSError:
+        return None
+    pid, uid, gid = (int.from_bytes(raw[i : i + 4], "little", signed=True) for i in (0, 4, 8))
+    return Credentials(pid, uid, gid)

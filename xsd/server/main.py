@@ -1,0 +1,124 @@
+"""The ``xsd`` command: parse options, find the socket, serve until told to stop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from xsd import __version__
+from xsd.server.daemon import Server, ServerConfig
+
+log = logging.getLogger("xsd")
+
+SYSTEM_RUNDIR = Path("/var/run/xenstored")
+
+
+def default_rundir() -> Path:
+    """``$XENSTORED_RUNDIR``, else Xen's ``/var/run/xenstored`` for root, else a private one."""
+    env = os.environ.get("XENSTORED_RUNDIR")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return SYSTEM_RUNDIR
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / "xsd" if runtime else Path(f"/tmp/xsd-{os.geteuid()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options of ``xsd``."""
+    parser = argparse.ArgumentParser(
+        prog="xsd",
+        description="A Xenstore-compatible state store daemon. Runs in the foreground and "
+        "serves Xen's xenstore protocol on a Unix socket; stop it with SIGTERM or SIGINT.",
+    )
+    parser.add_argument(
+        "--rundir",
+        type=Path,
+        help="run directory: holds the socket and per-domain sockets; created with mode "
+        "0755 if missing (default: $XENSTORED_RUNDIR, else /var/run/xenstored as root, "
+        "else $XDG_RUNTIME_DIR/xsd or /tmp/xsd-UID with mode 0700)",
+    )
+    parser.add_argument(
+        "--socket",
+        type=Path,
+        help="path of the listening socket (default: $XENSTORED_PATH, else RUNDIR/socket)",
+    )
+    parser.add_argument(
+        "--socket-mode",
+        type=lambda s: int(s, 8),
+        default=0o600,
+        help="file mode of the listening socket, octal (default: 0600, as C xenstored)",
+    )
+    parser.add_argument(
+        "--domain-socket-mode",
+        type=lambda s: int(s, 8),
+        default=0o600,
+        help="file mode of each per-domain socket RUNDIR/domains/DOMID/socket (default: 0600)",
+    )
+    parser.add_argument(
+        "-F", "--pid-file", type=Path, help="write the daemon's pid to this file"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (repeat for debug output)"
+    )
+    parser.add_argument("--version", action="version", version=f"xsd {__version__}")
+    return parser
+
+
+def prepare_rundir(rundir: Path) -> None:
+    """Create the run directory if needed, refusing one another user could tamper with."""
+    private = rundir != SYSTEM_RUNDIR and os.environ.get("XENSTORED_RUNDIR") is None
+    rundir.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o755)
+    info = rundir.stat()
+    if info.st_uid != os.geteuid():
+        raise SystemExit(f"xsd: {rundir} belongs to uid {info.st_uid}, not to us")
+    if info.st_mode & 0o022:
+        raise SystemExit(f"xsd: {rundir} is writable by others (mode {info.st_mode & 0o777:o})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``xsd`` console script."""
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    logging.basicConfig(level=level, format="xsd: %(message)s", stream=sys.stderr)
+    rundir = args.rundir or default_rundir()
+    prepare_rundir(rundir)
+    socket_path = args.socket or (
+        Path(os.environ["XENSTORED_PATH"]) if os.environ.get("XENSTORED_PATH") else None
+    ) or rundir / "socket"
+    config = ServerConfig(
+        socket_path=socket_path,
+        rundir=rundir,
+        socket_mode=args.socket_mode,
+        domain_socket_mode=args.domain_socket_mode,
+    )
+    if args.pid_file:
+        args.pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        trio.run(_run, Server(config))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if args.pid_file:
+            args.pid_file.unlink(missing_ok=True)
+    log.info("stopped")
+    return 0
+
+
+async def _run(server: Server) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            print(f"xsd: listening on {server.config.socket_path}", file=sys.stderr, flush=True)
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    continue  # reopening the log file comes with the logging issue
+                log.info("%s received, stopping", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
