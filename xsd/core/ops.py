@@ -87,28 +87,28 @@ def directory(view: View, caller: Caller, path: str) -> bytes:
 def directory_part(view: View, caller: Caller, path: str, offset: int) -> bytes:
     """DIRECTORY_PART: ``<gen>\\0`` then the child list from byte ``offset``.
 
-    As many whole names as fit in the payload limit; a chunk that reaches the end of the
-    list carries one extra NUL.
+    ``offset`` counts bytes of the ``name\\0name\\0...`` list and is taken literally,
+    as C does. Whole names are added while they fit; a chunk that reaches the end of the
+    list carries one extra NUL, and an offset at or past the end gives just that NUL.
     """
     node = get_checked(view, caller, path, P.READ)
     head = f"{node.gen}".encode() + b"\0"
-    names = [n.encode() for n in node.child_names()]
+    listing = b"".join(n.encode() + b"\0" for n in node.child_names())
+    total = len(listing)
+    if offset < 0 or offset >= total:
+        return head + b"\0"
     budget = PAYLOAD_MAX - len(head) - 1
-    out = []
-    pos = 0
-    used = 0
-    complete = True
-    for name in names:
-        size = len(name) + 1
-        if pos >= offset:
-            if used + size > budget:
-                complete = False
-                break
-            out.append(name)
-            used += size
-        pos += size
-    body = b"".join(n + b"\0" for n in out)
-    return head + body + (b"\0" if complete else b"")
+    length = 0
+    while True:
+        start = offset + length
+        name_len = listing.index(b"\0", start) - start
+        if length + name_len >= budget:
+            break
+        length += name_len + 1
+        if offset + length == total:
+            break
+    end = b"\0" if offset + length == total else b""
+    return head + listing[offset : offset + length] + end
 
 
 def get_perms(view: View, caller: Caller, path: str) -> bytes:
@@ -196,20 +196,26 @@ def rm(view: View, caller: Caller, path: str) -> list[Event]:
 
 
 def _remove_subtree(view: View, top: str, top_node: Node, events: list[Event]) -> None:
-    # Post-order without recursion: paths can be ~1,500 levels deep.
-    stack: list[tuple[str, Node, int]] = [(top, top_node, 0)]
+    # Post-order without recursion: paths can be ~1,500 levels deep. Each entry keeps a
+    # snapshot of the child list, since the parent is rewritten as children go.
+    stack: list[tuple[str, tuple[str, ...], int]] = [(top, tuple(top_node.children), 0)]
     while stack:
-        path, node, i = stack[-1]
-        if i < len(node.children):
-            stack[-1] = (path, node, i + 1)
-            child = node.children[i]
-            child_node = view.get(child)
+        path, children, i = stack[-1]
+        if i < len(children):
+            stack[-1] = (path, children, i + 1)
+            child_node = view.get(children[i])
             if child_node is not None:
-                stack.append((child, child_node, 0))
+                stack.append((children[i], tuple(child_node.children), 0))
             continue
         stack.pop()
         view.delete(path)
         events.append((path, True))
+        if stack:
+            # C rewrites the parent after each child's delete, spending a generation.
+            parent_path = stack[-1][0]
+            parent = view.for_write(parent_path)
+            parent.children = [c for c in parent.children if c != path]
+            view.written(parent_path, parent)
 
 
 def set_perms(view: View, caller: Caller, path: str, new: P.Perms) -> list[Event]:

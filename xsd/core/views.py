@@ -54,6 +54,8 @@ class DirectView:
         self.tree.nodes[path] = node
 
     def delete(self, path: str) -> None:
+        # C xenstored spends a generation number on every delete too.
+        self.tree.next_generation()
         del self.tree.nodes[path]
 
 
@@ -110,12 +112,15 @@ class TransactionView:
     def written(self, path: str, node: Node) -> None:
         if path not in self.tx.nodes:
             self._access(path)
+        # The transaction's copy is numbered now and renumbered at commit, as in C.
+        node.gen = self.tree.next_generation()
         self.tx.nodes[path] = node
         self.tx.modified.add(path)
 
     def delete(self, path: str) -> None:
         if path not in self.tx.nodes:
             self._access(path)
+        self.tree.next_generation()
         self.tx.nodes[path] = None
         self.tx.modified.add(path)
 
