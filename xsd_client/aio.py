@@ -1,0 +1,516 @@
+"""The xenstore client for trio programs: the operations of :mod:`xsd_client.client`.
+
+Theory of operation. :func:`open_client` connects and runs one *reader task* in its own
+nursery; that task is the only one that reads the stream. Any task may send:
+
+* a request takes a fresh non-zero ``req_id`` and registers a reply slot under it before
+  its packet is written (under a :class:`trio.Lock`), so a reply can never arrive first;
+* the reader feeds the sans-IO :class:`~xsd_client.protocol.Decoder`; a reply completes
+  the slot with the same ``req_id``, a WATCH_EVENT goes to the watches holding its token
+  through unbounded memory channels, so a slow watcher never stalls replies;
+* a watch is registered locally before its WATCH request goes out, so its first event
+  is never lost;
+* when the connection ends every waiting and later request raises
+  :class:`~xsd_client.errors.ConnectionClosedError` and every watch iteration ends.
+
+This is the only module of :mod:`xsd_client` that imports trio.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager, suppress
+from typing import TypeVar
+
+import trio  # type: ignore[import-untyped]  # typed from trio 0.23; we allow 0.22
+
+from .client import (
+    Perm,
+    WatchEvent,
+    _covers,
+    _dec,
+    _domid,
+    _enc,
+    _first_string,
+    default_socket_path,
+)
+from .errors import (
+    E2BIG,
+    EAGAIN,
+    ENOENT,
+    ENOSYS,
+    ConnectionClosedError,
+    RemoteProtocolError,
+    XenstoreError,
+    error_from_name,
+)
+from .protocol import (
+    Decoder,
+    Op,
+    Packet,
+    ProtocolError,
+    encode,
+    join_args,
+    parse_directory,
+    parse_directory_part,
+    parse_error,
+    parse_watch_event,
+    split_args,
+)
+
+__all__ = [
+    "AsyncClient",
+    "AsyncTransaction",
+    "AsyncWatch",
+    "Perm",
+    "WatchEvent",
+    "open_client",
+    "transact",
+]
+
+T = TypeVar("T")
+_RECV_SIZE = 65536
+
+
+class _Slot:
+    __slots__ = ("done", "error", "packet")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.packet: Packet | None = None
+        self.error: XenstoreError | None = None
+
+
+class AsyncWatch:
+    """A registered watch; ``async for event in watch`` yields :class:`WatchEvent`.
+
+    Iteration ends when the watch is removed or the connection closes. As an async
+    context manager it unwatches on exit.
+    """
+
+    def __init__(self, client: AsyncClient, path: str, token: str) -> None:
+        self.client = client
+        self.path = path
+        self.token = token
+        self._send, self._receive = trio.open_memory_channel[WatchEvent](math.inf)
+        self._active = True
+
+    def __repr__(self) -> str:
+        return f"<AsyncWatch {self.path!r} token={self.token!r}>"
+
+    @property
+    def active(self) -> bool:
+        """False once the watch was removed or its connection closed."""
+        return self._active
+
+    def _end(self) -> None:
+        self._active = False
+        self._send.close()
+
+    async def get(self) -> WatchEvent | None:
+        """The next event, or None once the watch has ended (use trio's timeouts)."""
+        try:
+            event: WatchEvent = await self._receive.receive()
+        except trio.EndOfChannel:
+            return None
+        return event
+
+    def __aiter__(self) -> AsyncIterator[WatchEvent]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[WatchEvent]:
+        while (event := await self.get()) is not None:
+            yield event
+
+    async def unwatch(self) -> None:
+        """Remove the watch from the daemon (if still connected) and end iteration."""
+        if not self._active:
+            return
+        self.client._forget_watch(self)
+        with suppress(ENOENT, ConnectionClosedError):
+            await self.client.unwatch(self.path, self.token)
+
+    async def __aenter__(self) -> AsyncWatch:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with trio.CancelScope(shield=True):
+            await self.unwatch()
+
+
+class _AsyncOperations:
+    """The data operations shared by :class:`AsyncClient` and :class:`AsyncTransaction`;
+    each mirrors the method of the same name of :class:`xsd_client.client.Client`."""
+
+    async def _call(self, op: Op, payload: bytes, path: str | None = None) -> bytes:
+        raise NotImplementedError
+
+    async def read(self, path: str) -> bytes:
+        """The value of ``path``."""
+        return await self._call(Op.READ, _enc(path, "path") + b"\0", path)
+
+    async def write(self, path: str, value: bytes | str) -> None:
+        """Set the value of ``path``, creating it and any missing parents."""
+        data = _enc(value, "value")
+        await self._call(Op.WRITE, _enc(path, "path") + b"\0" + data, path)
+
+    async def mkdir(self, path: str) -> None:
+        """Create ``path`` with an empty value, if it does not exist yet."""
+        await self._call(Op.MKDIR, _enc(path, "path") + b"\0", path)
+
+    async def rm(self, path: str) -> None:
+        """Remove ``path`` and everything below it."""
+        await self._call(Op.RM, _enc(path, "path") + b"\0", path)
+
+    async def directory(self, path: str) -> list[str]:
+        """Child names of ``path``; falls back to DIRECTORY_PART on E2BIG."""
+        raw = _enc(path, "path")
+        try:
+            return parse_directory(await self._call(Op.DIRECTORY, raw + b"\0", path))
+        except E2BIG:
+            pass
+        names: list[str] = []
+        offset = 0
+        first_gen: int | None = None
+        while True:
+            try:
+                reply = await self._call(Op.DIRECTORY_PART, join_args(raw, offset), path)
+            except ENOSYS:
+                raise error_from_name("E2BIG", path) from None
+            gen, chunk, complete = parse_directory_part(reply)
+            if first_gen is None:
+                first_gen = gen
+            elif gen != first_gen:
+                names, offset, first_gen = [], 0, None
+                continue
+            names += chunk
+            offset += sum(len(_enc(n, "name")) + 1 for n in chunk)
+            if complete:
+                return names
+            if not chunk:
+                raise RemoteProtocolError(f"empty incomplete DIRECTORY_PART reply for {path!r}")
+
+    async def get_perms(self, path: str) -> list[Perm]:
+        """The permission list of ``path``, owner first."""
+        reply = await self._call(Op.GET_PERMS, _enc(path, "path") + b"\0", path)
+        return [Perm.parse(_dec(p)) for p in split_args(reply)]
+
+    async def set_perms(self, path: str, perms: Iterable[Perm | str]) -> None:
+        """Replace the permission list of ``path``; the first entry names the owner."""
+        payload = _enc(path, "path") + b"\0"
+        for perm in perms:
+            if not isinstance(perm, Perm | str):
+                raise TypeError(f"perms entries must be Perm or str, not {type(perm).__name__}")
+            payload += str(perm).encode() + b"\0"
+        await self._call(Op.SET_PERMS, payload, path)
+
+    async def exists(self, path: str) -> bool:
+        """True if ``path`` can be read, False on ENOENT."""
+        try:
+            await self.read(path)
+        except ENOENT:
+            return False
+        return True
+
+
+class AsyncTransaction(_AsyncOperations):
+    """An open transaction; see :meth:`AsyncClient.open_transaction`."""
+
+    def __init__(self, client: AsyncClient, tx_id: int) -> None:
+        self.client = client
+        self.tx_id = tx_id
+        self._ended = False
+
+    def __repr__(self) -> str:
+        return f"<AsyncTransaction {self.tx_id}{' (ended)' if self._ended else ''}>"
+
+    async def _call(self, op: Op, payload: bytes, path: str | None = None) -> bytes:
+        return await self.client._request(op, payload, self.tx_id, path)
+
+    async def _end(self, commit: bool) -> None:
+        if self._ended:
+            raise ValueError(f"transaction {self.tx_id} already ended")
+        self._ended = True
+        await self._call(Op.TRANSACTION_END, b"T\0" if commit else b"F\0")
+
+    async def commit(self) -> None:
+        """Apply the transaction.
+
+        Raises:
+            EAGAIN: another change conflicted; nothing was applied.
+        """
+        await self._end(True)
+
+    async def abort(self) -> None:
+        """Discard the transaction."""
+        await self._end(False)
+
+
+class AsyncClient(_AsyncOperations):
+    """A connection to a xenstore daemon for trio tasks; get one from :func:`open_client`."""
+
+    def __init__(self, stream: trio.SocketStream, path: str) -> None:
+        self.path = path
+        self._stream = stream
+        self._send_lock = trio.Lock()
+        self._pending: dict[int, _Slot] = {}
+        self._watches: dict[bytes, list[AsyncWatch]] = {}
+        self._next_req_id = 0
+        self._next_token = 0
+        self._closed: ConnectionClosedError | None = None
+
+    def __repr__(self) -> str:
+        return f"<AsyncClient {self.path!r}{' closed' if self._closed else ''}>"
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended."""
+        return self._closed is not None
+
+    def _shutdown(self, reason: ConnectionClosedError) -> None:
+        if self._closed is None:
+            self._closed = reason
+        pending, self._pending = self._pending, {}
+        watches = [w for ws in self._watches.values() for w in ws]
+        self._watches = {}
+        for slot in pending.values():
+            slot.error = self._closed
+            slot.done.set()
+        for watch in watches:
+            watch._end()
+
+    async def aclose(self) -> None:
+        """Close the connection: waiting requests fail, watch iterations end."""
+        self._shutdown(ConnectionClosedError("connection closed by the client"))
+        await self._stream.aclose()
+
+    async def _read_loop(self) -> None:
+        decoder = Decoder()
+        reason = ConnectionClosedError("connection closed by the daemon")
+        try:
+            while True:
+                data = await self._stream.receive_some(_RECV_SIZE)
+                decoder.receive_data(data)
+                for packet in decoder:
+                    self._dispatch(packet)
+                if not data:
+                    break
+        except ProtocolError as e:
+            reason = ConnectionClosedError(f"daemon broke the protocol: {e}")
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            reason = ConnectionClosedError(f"connection lost: {e}")
+        self._shutdown(reason)
+
+    def _dispatch(self, packet: Packet) -> None:
+        if packet.op == Op.WATCH_EVENT:
+            epath, token = parse_watch_event(packet.payload)
+            watches = list(self._watches.get(token, ()))
+            if len(watches) > 1:
+                watches = [w for w in watches if _covers(w.path, epath)] or watches
+            event = WatchEvent(epath, _dec(token))
+            for watch in watches:
+                watch._send.send_nowait(event)
+            return
+        slot = self._pending.pop(packet.req_id, None)
+        if slot is not None:
+            slot.packet = packet
+            slot.done.set()
+
+    async def _request(
+        self, op: Op, payload: bytes, tx_id: int = 0, path: str | None = None
+    ) -> bytes:
+        if self._closed is not None:
+            raise self._closed
+        self._next_req_id = self._next_req_id % 0xFFFFFFFF + 1
+        req_id = self._next_req_id
+        slot = _Slot()
+        self._pending[req_id] = slot
+        try:
+            async with self._send_lock:
+                await self._stream.send_all(encode(op, req_id, tx_id, payload))
+            await slot.done.wait()
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
+            self._shutdown(ConnectionClosedError(f"connection lost: {e}"))
+        finally:
+            self._pending.pop(req_id, None)
+        if slot.error is not None:
+            raise slot.error
+        packet = slot.packet
+        assert packet is not None
+        if packet.op == Op.ERROR:
+            raise error_from_name(parse_error(packet.payload), path)
+        if packet.op != op:
+            raise RemoteProtocolError(f"{op.name} request answered by message type {packet.op}")
+        return packet.payload
+
+    async def _call(self, op: Op, payload: bytes, path: str | None = None) -> bytes:
+        return await self._request(op, payload, 0, path)
+
+    async def request(self, op: int, payload: bytes, tx_id: int = 0) -> bytes:
+        """Send one raw request and return the payload of its reply."""
+        return await self._request(Op(op), payload, tx_id)
+
+    async def transaction(self) -> AsyncTransaction:
+        """Start a transaction (prefer :meth:`open_transaction`)."""
+        reply = await self._call(Op.TRANSACTION_START, b"\0")
+        return AsyncTransaction(self, int(_first_string(reply)))
+
+    @asynccontextmanager
+    async def open_transaction(self) -> AsyncIterator[AsyncTransaction]:
+        """A transaction committed when the block ends normally, aborted if it raises.
+
+        Raises:
+            EAGAIN: from the commit, on a conflict; run the block again
+                (:func:`transact` does that).
+        """
+        tx = await self.transaction()
+        try:
+            yield tx
+        except BaseException:
+            if not tx._ended:
+                with trio.CancelScope(shield=True), suppress(XenstoreError):
+                    await tx.abort()
+            raise
+        if not tx._ended:
+            await tx.commit()
+
+    async def watch(
+        self, path: str, token: str | None = None, *, depth: int | None = None
+    ) -> AsyncWatch:
+        """Watch ``path`` and everything below it; see :meth:`Client.watch
+        <xsd_client.client.Client.watch>`. Use the result with ``async with``."""
+        raw_path = _enc(path, "path")
+        if token is None:
+            self._next_token += 1
+            token = f"xsd_client:{self._next_token}"
+        raw_token = _enc(token, "token")
+        if self._closed is not None:
+            raise self._closed
+        watch = AsyncWatch(self, path, token)
+        self._watches.setdefault(raw_token, []).append(watch)
+        args: list[bytes | int] = [raw_path, raw_token]
+        if depth is not None:
+            args.append(_domid(depth, "depth"))
+        try:
+            await self._call(Op.WATCH, join_args(*args), path)
+        except BaseException:
+            self._forget_watch(watch)
+            raise
+        return watch
+
+    async def unwatch(self, path: str, token: str) -> None:
+        """Remove the watch on ``path`` with ``token``."""
+        raw_token = _enc(token, "token")
+        for watch in list(self._watches.get(raw_token, ())):
+            if watch.path == path:
+                self._forget_watch(watch)
+                break
+        await self._call(Op.UNWATCH, join_args(_enc(path, "path"), raw_token), path)
+
+    def _forget_watch(self, watch: AsyncWatch) -> None:
+        raw_token = _enc(watch.token, "token")
+        watches = self._watches.get(raw_token, [])
+        if watch in watches:
+            watches.remove(watch)
+            if not watches:
+                del self._watches[raw_token]
+        if watch.active:
+            watch._end()
+
+    async def reset_watches(self) -> None:
+        """Drop every watch and every open transaction of this connection."""
+        await self._call(Op.RESET_WATCHES, b"\0")
+        watches = [w for ws in self._watches.values() for w in ws]
+        self._watches = {}
+        for watch in watches:
+            watch._end()
+
+    async def get_domain_path(self, domid: int) -> str:
+        """The home path of a domain (``/local/domain/<domid>``)."""
+        return _first_string(await self._call(Op.GET_DOMAIN_PATH, _domid(domid) + b"\0"))
+
+    async def is_domain_introduced(self, domid: int) -> bool:
+        """True if the domain has been introduced and not released."""
+        reply = await self._call(Op.IS_DOMAIN_INTRODUCED, _domid(domid) + b"\0")
+        return reply[:1] == b"T"
+
+    async def introduce(self, domid: int, gfn: int, evtchn: int) -> None:
+        """Introduce a domain with its store page frame and event channel."""
+        payload = join_args(_domid(domid), _domid(gfn, "gfn"), _domid(evtchn, "evtchn"))
+        await self._call(Op.INTRODUCE, payload)
+
+    async def release(self, domid: int) -> None:
+        """Release a domain."""
+        await self._call(Op.RELEASE, _domid(domid) + b"\0")
+
+    async def resume(self, domid: int) -> None:
+        """Clear a domain's shutdown flag."""
+        await self._call(Op.RESUME, _domid(domid) + b"\0")
+
+    async def set_target(self, domid: int, target: int) -> None:
+        """Let ``domid`` act with the privileges of ``target``."""
+        await self._call(Op.SET_TARGET, join_args(_domid(domid), _domid(target, "target")))
+
+    async def control(self, cmd: str, *args: str | bytes) -> str:
+        """Run an XS_CONTROL command; returns the reply text up to its first NUL."""
+        payload = join_args(_enc(cmd, "cmd"), *(_enc(a, "argument") for a in args))
+        return _first_string(await self._call(Op.CONTROL, payload))
+
+
+@asynccontextmanager
+async def open_client(path: str | os.PathLike[str] | None = None) -> AsyncIterator[AsyncClient]:
+    """Connect to a daemon; the client closes when the block ends.
+
+    Args:
+        path: the daemon's Unix socket; default
+            :func:`~xsd_client.client.default_socket_path`.
+
+    Raises:
+        ConnectionClosedError: the socket cannot be connected.
+    """
+    where = os.fspath(path) if path is not None else default_socket_path()
+    try:
+        stream = await trio.open_unix_socket(where)
+    except OSError as e:
+        raise ConnectionClosedError(
+            e.errno, f"cannot connect to xenstored: {e.strerror}", where
+        ) from e
+    client = AsyncClient(stream, where)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client._read_loop)
+        try:
+            yield client
+        finally:
+            with trio.CancelScope(shield=True):
+                await client.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def transact(
+    client: AsyncClient,
+    fn: Callable[[AsyncTransaction], Awaitable[T]],
+    *,
+    max_tries: int | None = None,
+) -> T:
+    """Run ``await fn(tx)`` in a transaction, again from scratch on EAGAIN.
+
+    Args:
+        max_tries: give up (re-raising EAGAIN) after this many attempts; None: never.
+
+    Returns:
+        What the successful attempt of ``fn`` returned.
+    """
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            async with client.open_transaction() as tx:
+                result = await fn(tx)
+        except EAGAIN:
+            if max_tries is not None and tries >= max_tries:
+                raise
+            await trio.sleep(0)
+            continue
+        return result
