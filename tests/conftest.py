@@ -52,6 +52,7 @@ class XsdDaemon:
     def __init__(self, rundir: Path, *args: str) -> None:
         self.rundir = rundir
         self.socket = rundir / "socket"
+        rundir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.log = open(rundir / "xsd.out", "wb")  # noqa: SIM115 - closed in stop()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("XENSTORED_PATH", None)
@@ -69,7 +70,8 @@ class XsdDaemon:
         return self.proc.pid
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.rundir / "xsd.out").read_text(errors="replace")
 
     def stop(self) -> int:

@@ -205,6 +205,10 @@ class Server:
     def _flush_dirty(self) -> None:
         """Write what each connection with new output can take now; wake the rest."""
         engine = self.engine
+        effects = engine.take_effects()
+        if effects:
+            # Before any reply goes out: a client told "released" finds the socket gone.
+            self._apply_effects(effects)
         conns = engine.state.connections
         for conn_id in engine.take_dirty():
             conn = conns.get(conn_id)
@@ -220,9 +224,6 @@ class Server:
             conn.consume(n)
             if conn.out_bytes:
                 peer.wakeup.set()
-        effects = engine.take_effects()
-        if effects:
-            self._apply_effects(effects)
 
     def _drop(self, conn_id: int) -> None:
         peer = self.peers.pop(conn_id, None)
