@@ -172,7 +172,7 @@ class Decoder:
         buf = self._buf
         if len(buf) < HEADER.size:
             return False
-        length = HEADER.unpack_from(buf)[3]
+        length: int = HEADER.unpack_from(buf)[3]
         return length > PAYLOAD_MAX or len(buf) >= HEADER.size + length
 
     def next_packet(self) -> Packet | None:

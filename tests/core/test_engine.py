@@ -16,7 +16,9 @@ class Session:
         self.engine = engine
         self.id = engine.connect(domid)
 
-    def send(self, op: int, *args: bytes | str | int, tx: int = 0, raw: bytes | None = None) -> None:
+    def send(
+        self, op: int, *args: bytes | str | int, tx: int = 0, raw: bytes | None = None
+    ) -> None:
         payload = raw if raw is not None else join_args(*args)
         self.engine.receive(self.id, encode(op, 9, tx, payload))
 
@@ -27,7 +29,9 @@ class Session:
         conn.consume(conn.out_bytes)
         return list(decoder)
 
-    def call(self, op: int, *args: bytes | str | int, tx: int = 0, raw: bytes | None = None) -> bytes:
+    def call(
+        self, op: int, *args: bytes | str | int, tx: int = 0, raw: bytes | None = None
+    ) -> bytes:
         """The reply payload, prefixed with b"E:" for an error."""
         self.send(op, *args, tx=tx, raw=raw)
         replies = [p for p in self.take() if p.op != Op.WATCH_EVENT]

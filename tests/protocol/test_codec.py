@@ -25,7 +25,10 @@ CASES = [
     (Packet(Op.READ, 7, 0, b"/a\0"), b"\x02\0\0\0\x07\0\0\0\0\0\0\0\x03\0\0\0/a\0"),
     (Packet(Op.WRITE, 1, 3, b"/a\0v"), b"\x0b\0\0\0\x01\0\0\0\x03\0\0\0\x04\0\0\0/a\0v"),
     (Packet(Op.WATCH_EVENT, 0, 0, b""), b"\x0f\0\0\0" + b"\0" * 12),
-    (Packet(Op.INVALID, 2**32 - 1, 2**32 - 1, b"x"), b"\xff\xff\0\0" + b"\xff" * 8 + b"\x01\0\0\0x"),
+    (
+        Packet(Op.INVALID, 2**32 - 1, 2**32 - 1, b"x"),
+        b"\xff\xff\0\0" + b"\xff" * 8 + b"\x01\0\0\0x",
+    ),
 ]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from conftest import XsdDaemon
 from wire import HEADER, RawConn, is_closed
+
 from xsd_client.protocol import Op
 
 

@@ -23,7 +23,10 @@ Command = Callable[["Engine", list[bytes]], str]
 _HELP = [
     ("check", ""),
     ("log", "on|off"),
-    ("live-update", "[-c <cmdline>] [-F] [-t <timeout>] <file>\n    Default timeout is 60 seconds."),
+    (
+        "live-update",
+        "[-c <cmdline>] [-F] [-t <timeout>] <file>\n    Default timeout is 60 seconds.",
+    ),
     ("logfile", "<file>"),
     ("memreport", "[<file>]"),
     ("print", "<string>"),

@@ -20,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from xsd.core import control
-from xsd.core import ops
+from xsd.core import control, ops
 from xsd.core import perms as P
 from xsd.core.connections import Connection, Credentials
 from xsd.core.domains import Domain, c_atoi, parse_domid
@@ -234,7 +233,9 @@ class Engine:
         caller = self._caller(conn)
         if path[:1] == "@":
             perms = self.state.special_perms.get(path)
-            return perms is not None and bool(P.access_for(perms, caller.domid, caller.target) & P.READ)
+            return perms is not None and bool(
+                P.access_for(perms, caller.domid, caller.target) & P.READ
+            )
         tree = self.state.tree
         node = tree.get(path)
         if node is not None and caller.access(node) & P.READ:
@@ -361,9 +362,7 @@ class Engine:
 
     # ------------------------------------------------------------------ transactions
 
-    def _transaction_start(
-        self, conn: Connection, tx: Transaction | None, payload: bytes
-    ) -> bytes:
+    def _transaction_start(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         if tx is not None:
             raise XsError("EBUSY")
         tx_id = conn.next_tx_id

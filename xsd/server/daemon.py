@@ -16,6 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -109,10 +110,8 @@ class Server:
     def _close_listener(self, domid: int, sock: socket.socket) -> None:
         path = self.config.socket_path if domid == 0 else self.domain_socket_path(domid)
         sock.close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        except FileNotFoundError:
-            pass
         self.listeners.pop(domid, None)
 
     async def _accept_loop(self, listener: socket.socket, domid: int) -> None:
@@ -152,10 +151,10 @@ class Server:
                     nursery.start_soon(self._writer, conn_id, peer)
                     await self._reader(conn_id, peer)
                     nursery.cancel_scope.cancel()
-            except ProtocolError as exc:
-                log.warning("connection %d: %s; disconnecting", conn_id, exc)
-            except OSError as exc:
-                log.debug("connection %d: %s", conn_id, exc)
+            except* ProtocolError as group:
+                log.warning("connection %d: %s; disconnecting", conn_id, group.exceptions[0])
+            except* OSError as group:
+                log.debug("connection %d: %s", conn_id, group.exceptions[0])
         self._drop(conn_id)
 
     async def _reader(self, conn_id: int, peer: Peer) -> None:

@@ -61,9 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0o600,
         help="file mode of each per-domain socket RUNDIR/domains/DOMID/socket (default: 0600)",
     )
-    parser.add_argument(
-        "-F", "--pid-file", type=Path, help="write the daemon's pid to this file"
-    )
+    parser.add_argument("-F", "--pid-file", type=Path, help="write the daemon's pid to this file")
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more (repeat for debug output)"
     )
@@ -89,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="xsd: %(message)s", stream=sys.stderr)
     rundir = args.rundir or default_rundir()
     prepare_rundir(rundir)
-    socket_path = args.socket or (
-        Path(os.environ["XENSTORED_PATH"]) if os.environ.get("XENSTORED_PATH") else None
-    ) or rundir / "socket"
+    socket_path = (
+        args.socket
+        or (Path(os.environ["XENSTORED_PATH"]) if os.environ.get("XENSTORED_PATH") else None)
+        or rundir / "socket"
+    )
     config = ServerConfig(
         socket_path=socket_path,
         rundir=rundir,
