@@ -47,6 +47,7 @@ from .errors import (
     error_from_name,
 )
 from .protocol import (
+    PAYLOAD_MAX,
     Decoder,
     Op,
     Packet,
@@ -321,6 +322,8 @@ class AsyncClient(_AsyncOperations):
     async def _request(
         self, op: Op, payload: bytes, tx_id: int = 0, path: str | None = None
     ) -> bytes:
+        if len(payload) > PAYLOAD_MAX:  # as libxenstore: refused before it is sent
+            raise error_from_name("E2BIG", path)
         if self._closed is not None:
             raise self._closed
         self._next_req_id = self._next_req_id % 0xFFFFFFFF + 1

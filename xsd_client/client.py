@@ -43,6 +43,7 @@ from .errors import (
     error_from_name,
 )
 from .protocol import (
+    PAYLOAD_MAX,
     Decoder,
     Op,
     Packet,
@@ -528,6 +529,8 @@ class Client(_Operations):
     # -- requests ---------------------------------------------------------------------
 
     def _request(self, op: Op, payload: bytes, tx_id: int = 0, path: str | None = None) -> bytes:
+        if len(payload) > PAYLOAD_MAX:  # as libxenstore: refused before it is sent
+            raise error_from_name("E2BIG", path)
         slot = _Slot()
         with self._lock:
             if self._closed is not None:
