@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
-import trio  # type: ignore[import-untyped]  # typed from trio 0.23; we allow 0.22
+import trio
 
 from .client import (
     Perm,
@@ -481,14 +481,26 @@ async def open_client(path: str | os.PathLike[str] | None = None) -> AsyncIterat
             e.errno, f"cannot connect to xenstored: {e.strerror}", where
         ) from e
     client = AsyncClient(stream, where)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(client._read_loop)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client._read_loop)
+            try:
+                yield client
+            finally:
+                with trio.CancelScope(shield=True):
+                    await client.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The reader task never fails, so a group holds the block's own exception:
+        # hand it back bare, as if no nursery were involved.
+        if len(group.exceptions) != 1:
+            raise
+        exc = group.exceptions[0]
+        context = exc.__context__
         try:
-            yield client
+            raise exc  # with its own cause; its context is put back below
         finally:
-            with trio.CancelScope(shield=True):
-                await client.aclose()
-            nursery.cancel_scope.cancel()
+            exc.__context__ = context
 
 
 async def transact(

@@ -137,3 +137,13 @@ async def test_connection_errors(tmp_path: Path, daemon_socket: str) -> None:
         assert c.closed
         with pytest.raises(errors.ConnectionClosedError):
             await c.read("/")
+
+
+async def test_errors_inside_the_block_come_out_bare(daemon_socket: str) -> None:
+    with pytest.raises(KeyError):
+        async with open_client(daemon_socket) as c:
+            await c.read("/tool")
+            raise KeyError("mine")
+    with pytest.raises(errors.ENOENT):
+        async with open_client(daemon_socket) as c, c.open_transaction() as t:
+            await t.read("/missing")
