@@ -25,8 +25,9 @@ class Session:
     def take(self) -> list[Packet]:
         conn = self.engine.state.connections[self.id]
         decoder = Decoder()
-        decoder.receive_data(conn.output())
-        conn.consume(conn.out_bytes)
+        while data := conn.output():
+            decoder.receive_data(data)
+            conn.consume(len(data))
         return list(decoder)
 
     def call(

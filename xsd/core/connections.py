@@ -2,13 +2,15 @@
 
 Invariants:
 
-* ``out`` holds whole encoded messages in the order they must be written; ``out_bytes``
-  is the sum of their lengths minus ``out_offset``, the bytes of ``out[0]`` already
-  written (a message is never reordered once its first byte went out);
-* ``pending_events`` holds the payloads of watch events queued but not yet fully
-  written, so an identical event can be coalesced as C xenstored does;
-* ``transactions`` maps this connection's open transaction ids to transactions;
-  ids are per connection and never 0.
+* ``out`` holds whole encoded messages, in the order they must be written, each with
+  its kind (reply or event) and the time it was queued; ``out_offset`` bytes of the first
+  one are already written (a message is never dropped or reordered once started);
+  ``out_bytes`` is the number of bytes still to write;
+* ``replies`` counts reply messages in ``out`` (C's "outstanding requests");
+* ``event_frames`` holds the watch events queued but not yet started, so an identical
+  event can be coalesced as C xenstored does;
+* ``transactions`` maps this connection's open transaction ids (never 0) to
+  transactions; ids are per connection.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from dataclasses import dataclass, field
 from xsd.core.views import Transaction
 from xsd.core.watches import Watch
 from xsd_client.protocol import Decoder
+
+REPLY = 0
+EVENT = 1
+
+_JOIN_LIMIT = 1 << 16  # bytes handed to one send(): enough to batch, small to re-join
 
 
 @dataclass(slots=True)
@@ -39,42 +46,83 @@ class Connection:
     privileged: bool
     creds: Credentials | None = None
     decoder: Decoder = field(default_factory=Decoder)
-    out: deque[bytes] = field(default_factory=deque)
+    out: deque[tuple[bytes, int, int]] = field(default_factory=deque)
     out_offset: int = 0
     out_bytes: int = 0
+    replies: int = 0
     event_frames: set[bytes] = field(default_factory=set)
     watches: list[Watch] = field(default_factory=list)
     transactions: dict[int, Transaction] = field(default_factory=dict)
     next_tx_id: int = 1
+    partial_since: int | None = None
     dropped_events: int = 0
 
-    def queue(self, frame: bytes) -> None:
+    def queue(self, frame: bytes, kind: int = REPLY, now: int = 0) -> None:
         """Append one encoded message to the output queue."""
-        self.out.append(frame)
+        self.out.append((frame, kind, now))
         self.out_bytes += len(frame)
+        if kind == REPLY:
+            self.replies += 1
+        else:
+            self.event_frames.add(frame)
 
     def output(self) -> bytes:
-        """Bytes waiting to be written (a prefix of them may be written at once)."""
+        """Bytes waiting to be written, from the first unwritten one (a batch, not all)."""
         out = self.out
         if not out:
             return b""
-        if len(out) > 1:
-            joined = b"".join(out)
-            event_frames = self.event_frames
-            if event_frames:
-                # Joining loses frame identity; events still unsent can no longer be
-                # matched for coalescing, which only means one more event may go out.
-                event_frames.clear()
-            out.clear()
-            out.append(joined)
-        return out[0][self.out_offset :]
+        first = out[0][0][self.out_offset :]
+        if len(out) == 1 or len(first) >= _JOIN_LIMIT:
+            return first
+        parts = [first]
+        size = len(first)
+        for i in range(1, len(out)):
+            frame = out[i][0]
+            parts.append(frame)
+            size += len(frame)
+            if size >= _JOIN_LIMIT:
+                break
+        return b"".join(parts)
 
     def consume(self, n: int) -> None:
         """``n`` bytes of :meth:`output` were written."""
         self.out_bytes -= n
-        self.out_offset += n
+        offset = self.out_offset + n
         out = self.out
-        while out and self.out_offset >= len(out[0]):
-            frame = out.popleft()
-            self.out_offset -= len(frame)
-            self.event_frames.discard(frame)
+        while out and offset >= len(out[0][0]):
+            frame, kind, _ = out.popleft()
+            offset -= len(frame)
+            if kind == REPLY:
+                self.replies -= 1
+            else:
+                self.event_frames.discard(frame)
+        self.out_offset = offset
+        if offset and out:
+            # The first message has started: it can no longer absorb a duplicate.
+            self.event_frames.discard(out[0][0])
+
+    def expire_events(self, before: int) -> int:
+        """Drop watch events queued before ``before`` that have not started; return how many."""
+        out = self.out
+        if not out:
+            return 0
+        keep: deque[tuple[bytes, int, int]] = deque()
+        dropped = 0
+        for i, item in enumerate(out):
+            frame, kind, queued = item
+            if kind == EVENT and queued < before and not (i == 0 and self.out_offset):
+                dropped += 1
+                self.out_bytes -= len(frame)
+                self.event_frames.discard(frame)
+            else:
+                keep.append(item)
+        self.out = keep
+        self.dropped_events += dropped
+        return dropped
+
+    def oldest_event(self) -> int | None:
+        """When the oldest queued, unstarted event was queued (None if there is none)."""
+        for i, (_, kind, queued) in enumerate(self.out):
+            if kind == EVENT and not (i == 0 and self.out_offset):
+                return queued
+        return None

@@ -7,7 +7,7 @@ model domain act for its target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xsd.core.errors import XsError
 
@@ -22,6 +22,7 @@ class Domain:
     gfn: int = 0
     evtchn: int = 0
     target: int | None = None
+    quota: dict[str, int] = field(default_factory=dict)  # overrides of the global quotas
 
 
 def parse_domid(raw: bytes) -> int:

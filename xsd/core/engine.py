@@ -17,16 +17,17 @@ order, as C xenstored does. Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from xsd.core import control, ops
+from xsd.core import control, ops, quota
 from xsd.core import perms as P
-from xsd.core.connections import Connection, Credentials
+from xsd.core.connections import EVENT, Connection, Credentials
 from xsd.core.domains import Domain, c_atoi, parse_domid
 from xsd.core.errors import XsError
 from xsd.core.ops import Caller
-from xsd.core.paths import canonicalize, home_of
+from xsd.core.paths import canonicalize, home_of, parent_of
 from xsd.core.state import State
 from xsd.core.views import DirectView, Transaction, TransactionView, View, apply, conflicts
 from xsd_client.protocol import PAYLOAD_MAX, Op, Packet, encode, split_args
@@ -51,7 +52,8 @@ class Effect:
     * ``"close"``: close connection ``arg``;
     * ``"trace"``: the trace settings changed (``arg``: a description);
     * ``"log"``: write ``arg`` (str) to the daemon's log;
-    * ``"memreport"``: write a memory report to file ``arg`` (or the trace file if None).
+    * ``"memreport"``: write a memory report to file ``arg`` (or the trace file if None);
+    * ``"timer"``: a new deadline appeared: recompute when to :meth:`Engine.tick`.
     """
 
     kind: str
@@ -61,11 +63,35 @@ class Effect:
 Handler = Callable[[Connection, Transaction | None, bytes], bytes]
 
 
+class Observer(Protocol):
+    """A feature built on the store (the watchdogs) that follows its changes.
+
+    Observers keep their state in :class:`State`; the engine calls them with itself.
+    """
+
+    def on_change(self, engine: Engine, conn: Connection | None, events: list[ops.Event]) -> None:
+        """Nodes changed (``conn`` did it; None for the daemon itself)."""
+
+    def on_disconnect(self, engine: Engine, conn: Connection) -> None:
+        """A connection is going away."""
+
+    def on_release(self, engine: Engine, domid: int) -> None:
+        """A domain was released."""
+
+    def tick(self, engine: Engine) -> None:
+        """Time passed: act on deadlines at or before ``engine.now``."""
+
+    def next_deadline(self, engine: Engine) -> int | None:
+        """The earliest deadline (monotonic ns) this observer waits for."""
+
+
 class Engine:
     """Applies requests to a :class:`State`."""
 
     def __init__(self, state: State | None = None) -> None:
         self.state = state if state is not None else State()
+        self.now = 0
+        self.observers: list[Observer] = []
         self.dirty: set[int] = set()
         self.effects: list[Effect] = []
         self._after_reply: list[tuple[Connection, bytes]] = []
@@ -90,6 +116,8 @@ class Engine:
             Op.SET_TARGET: self._set_target,
             Op.RESET_WATCHES: self._reset_watches,
             Op.DIRECTORY_PART: self._directory_part,
+            Op.GET_QUOTA: self._get_quota,
+            Op.SET_QUOTA: self._set_quota,
         }
 
     # ------------------------------------------------------------------ connections
@@ -104,9 +132,12 @@ class Engine:
 
     def disconnect(self, conn_id: int) -> None:
         """Forget a connection: its watches and open transactions go with it."""
-        conn = self.state.connections.pop(conn_id, None)
+        conn = self.state.connections.get(conn_id)
         if conn is None:
             return
+        for observer in self.observers:
+            observer.on_disconnect(self, conn)
+        del self.state.connections[conn_id]
         for watch in conn.watches:
             self.state.watches.remove(watch)
         self.dirty.discard(conn_id)
@@ -122,22 +153,73 @@ class Engine:
         """
         conn = self.state.connections[conn_id]
         conn.decoder.receive_data(data)
-        return self._process(conn, now)
+        self.now = now
+        return self._process(conn)
 
     def resume(self, conn_id: int, now: int = 0) -> bool:
         """Answer requests held back by a full output queue (see :meth:`receive`)."""
-        return self._process(self.state.connections[conn_id], now)
+        self.now = now
+        return self._process(self.state.connections[conn_id])
 
-    def _process(self, conn: Connection, now: int) -> bool:
+    def _process(self, conn: Connection) -> bool:
         decoder = conn.decoder
-        while conn.out_bytes < OUT_HIGH_WATER:
+        outstanding = 0 if conn.privileged else self._limits(conn.domid)["outstanding"]
+        connections = self.state.connections
+        while conn.out_bytes < OUT_HIGH_WATER and not (
+            outstanding and conn.replies >= outstanding
+        ):
             packet = decoder.next_packet()
             if packet is None:
+                # Remember since when a request is half-received (it may time out).
+                conn.partial_since = self.now if decoder.pending else None
                 return False
             self.handle(conn, packet)
-            if conn.id not in self.state.connections:
+            if conn.id not in connections:
                 return False
+        conn.partial_since = None
         return decoder.has_packet()
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self, now: int) -> None:
+        """Act on every deadline at or before ``now``."""
+        self.now = now
+        settings = self.state.settings
+        event_cutoff = now - settings.event_timeout_ns
+        request_cutoff = now - settings.request_timeout_ns
+        for conn in list(self.state.connections.values()):
+            if settings.event_timeout_ns and not conn.privileged:
+                oldest = conn.oldest_event()
+                if oldest is not None and oldest <= event_cutoff:
+                    dropped = conn.expire_events(event_cutoff + 1)
+                    self.log(f"conn {conn.id} (dom{conn.domid}): {dropped} watch events timed out")
+            if (
+                settings.request_timeout_ns
+                and conn.partial_since is not None
+                and conn.partial_since <= request_cutoff
+            ):
+                self.log(f"conn {conn.id} (dom{conn.domid}): request not completed in time")
+                self.effects.append(Effect("close", conn.id))
+                self.disconnect(conn.id)
+        for observer in self.observers:
+            observer.tick(self)
+
+    def next_deadline(self) -> int | None:
+        """The earliest time (monotonic ns) :meth:`tick` has something to do, if any."""
+        settings = self.state.settings
+        deadlines = []
+        for conn in self.state.connections.values():
+            if settings.event_timeout_ns and not conn.privileged:
+                oldest = conn.oldest_event()
+                if oldest is not None:
+                    deadlines.append(oldest + settings.event_timeout_ns)
+            if settings.request_timeout_ns and conn.partial_since is not None:
+                deadlines.append(conn.partial_since + settings.request_timeout_ns)
+        for observer in self.observers:
+            deadline = observer.next_deadline(self)
+            if deadline is not None:
+                deadlines.append(deadline)
+        return min(deadlines) if deadlines else None
 
     def take_effects(self) -> list[Effect]:
         """Effects produced since the last call, in order."""
@@ -172,7 +254,7 @@ class Engine:
         except XsError as err:
             frame = encode(_ERROR, packet.req_id, packet.tx_id, err.name.encode() + b"\0")
         if conn.id in self.state.connections:
-            conn.queue(frame)
+            conn.queue(frame, now=self.now)
             self.dirty.add(conn.id)
         if self._after_reply:
             for target, event in self._after_reply:
@@ -181,120 +263,142 @@ class Engine:
 
     # ------------------------------------------------------------------ helpers
 
+    def _limits(self, domid: int) -> Mapping[str, int]:
+        """The hard quotas that apply to ``domid``: its own overrides, else the global ones."""
+        hard = self.state.quotas.hard
+        domain = self.state.domains.get(domid)
+        if domain is None or not domain.quota:
+            return hard
+        return {**hard, **domain.quota}
+
     def _caller(self, conn: Connection) -> Caller:
         if conn.privileged:
+            if self.state.settings.quota_privileged:
+                return Caller(conn.domid, True, None, self._limits(conn.domid))
             return ops.DOM0 if conn.domid == 0 else Caller(conn.domid, True)
         domain = self.state.domains.get(conn.domid)
-        return Caller(conn.domid, False, domain.target if domain else None)
-
-    def _view(self, tx: Transaction | None) -> View:
-        if tx is None:
-            return DirectView(self.state.tree)
-        return TransactionView(self.state.tree, tx)
-
-    def _path(self, conn: Connection, raw: bytes, special: bool = False) -> str:
-        return canonicalize(
-            raw, conn.domid, allow_special=special, path_max=self.state.settings.path_max
+        return Caller(
+            conn.domid, False, domain.target if domain else None, self._limits(conn.domid)
         )
 
-    def _fire(self, events: list[ops.Event], tx: Transaction | None) -> None:
+    def _view(self, conn: Connection, tx: Transaction | None) -> View:
+        if tx is None:
+            return DirectView(self.state.tree)
+        limit = 0 if conn.privileged else self._limits(conn.domid)["transaction-nodes"]
+        return TransactionView(self.state.tree, tx, limit)
+
+    def _path(self, conn: Connection, raw: bytes, special: bool = False) -> str:
+        path_max = self.state.settings.path_max
+        if not conn.privileged:
+            path_max = self._limits(conn.domid)["path-max"]
+        return canonicalize(raw, conn.domid, allow_special=special, path_max=path_max)
+
+    def _fire(self, conn: Connection, events: list[ops.Event], tx: Transaction | None) -> None:
         if tx is not None:
             tx.events.extend(events)
             return
-        for path, exact in events:
-            self.fire(path, exact)
+        for path, exact, old in events:
+            self.fire(path, exact, old)
+        for observer in self.observers:
+            observer.on_change(self, conn, events)
 
-    def fire(self, path: str, exact: bool = False) -> None:
+    def fire(self, path: str, exact: bool = False, old_perms: P.Perms | None = None) -> None:
         """Queue a watch event for ``path`` to every watch it fires."""
         connections = self.state.connections
         for watch in self.state.watches.matching(path, exact):
             conn = connections.get(watch.conn_id)
             if conn is None:
                 continue
-            if not conn.privileged and not self._may_see(conn, path):
+            if not conn.privileged and not self._may_see(conn, path, old_perms):
                 continue
             payload = watch.event_path(path).encode() + b"\0" + watch.token + b"\0"
             if len(payload) > PAYLOAD_MAX:
-                continue
-            self._queue_event(conn, encode(_EVENT, 0, 0, payload))
+                continue  # C drops an event too large to send
+            self._queue_event(conn, encode(_EVENT, 0, 0, payload), path[:1] != "@")
 
-    def _queue_event(self, conn: Connection, frame: bytes) -> None:
-        if frame in conn.event_frames:
+    def _queue_event(self, conn: Connection, frame: bytes, coalesce: bool = True) -> None:
+        if coalesce and frame in conn.event_frames:
             return  # an identical event is still waiting to be sent: coalesce
         if conn.out_bytes > EVENT_QUEUE_LIMIT:
             conn.dropped_events += 1
             return
-        conn.queue(frame)
-        conn.event_frames.add(frame)
+        conn.queue(frame, EVENT, self.now)
         self.dirty.add(conn.id)
 
-    def _may_see(self, conn: Connection, path: str) -> bool:
-        """C's watch_permitted(): the watcher can read the node or its parent."""
+    def _may_see(self, conn: Connection, path: str, old_perms: P.Perms | None) -> bool:
+        """C's watch_permitted(): the watcher could read the node before the change, or
+        can read it now, or can read its parent."""
         caller = self._caller(conn)
         if path[:1] == "@":
             perms = self.state.special_perms.get(path)
             return perms is not None and bool(
                 P.access_for(perms, caller.domid, caller.target) & P.READ
             )
+        if old_perms is not None and P.access_for(old_perms, caller.domid, caller.target) & 1:
+            return True
         tree = self.state.tree
         node = tree.get(path)
         if node is not None and caller.access(node) & P.READ:
             return True
-        parent = tree.get(path.rsplit("/", 1)[0] or "/")
+        parent = tree.get(parent_of(path))
         return parent is not None and bool(caller.access(parent) & P.READ)
 
     # ------------------------------------------------------------------ node requests
 
     def _read(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         path = self._path(conn, _one_arg(payload))
-        return ops.read(self._view(tx), self._caller(conn), path)
+        return ops.read(self._view(conn, tx), self._caller(conn), path)
 
     def _directory(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         path = self._path(conn, _one_arg(payload))
-        return ops.directory(self._view(tx), self._caller(conn), path)
+        return ops.directory(self._view(conn, tx), self._caller(conn), path)
 
     def _directory_part(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         args = split_args(payload)
         if len(args) != 2:
             raise XsError("EINVAL")
         path = self._path(conn, args[0])
-        return ops.directory_part(self._view(tx), self._caller(conn), path, c_atoi(args[1]))
+        return ops.directory_part(self._view(conn, tx), self._caller(conn), path, c_atoi(args[1]))
 
     def _get_perms(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         raw = _one_arg(payload)
         path = self._path(conn, raw)
-        return ops.get_perms(self._view(tx), self._caller(conn), path)
+        return ops.get_perms(self._view(conn, tx), self._caller(conn), path)
 
     def _write(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         raw, sep, value = payload.partition(b"\0")
         if not sep:
             raise XsError("EINVAL")
         path = self._path(conn, raw)
-        self._fire(ops.write(self._view(tx), self._caller(conn), path, value), tx)
+        self._fire(conn, ops.write(self._view(conn, tx), self._caller(conn), path, value), tx)
         return _OK
 
     def _mkdir(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         path = self._path(conn, _one_arg(payload))
-        self._fire(ops.mkdir(self._view(tx), self._caller(conn), path), tx)
+        self._fire(conn, ops.mkdir(self._view(conn, tx), self._caller(conn), path), tx)
         return _OK
 
     def _rm(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         path = self._path(conn, _one_arg(payload))
-        self._fire(ops.rm(self._view(tx), self._caller(conn), path), tx)
+        self._fire(conn, ops.rm(self._view(conn, tx), self._caller(conn), path), tx)
         return _OK
 
     def _set_perms(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         args = split_args(payload)
         if len(args) < 2:
             raise XsError("EINVAL")
-        new = P.parse(args[1:])
         caller = self._caller(conn)
+        if caller.limits is not None:
+            most = caller.limits["permissions"]
+            if most and len(args) - 1 > most:
+                raise XsError("ENOSPC")
+        new = P.parse(args[1:])
         if args[0][:1] == b"@":
             return self._set_special_perms(caller, args[0], new)
         path = self._path(conn, args[0])
         if new[0][1] not in self.state.domains:
             raise XsError("ENOENT")
-        self._fire(ops.set_perms(self._view(tx), caller, path, new), tx)
+        self._fire(conn, ops.set_perms(self._view(conn, tx), caller, path, new), tx)
         return _OK
 
     def _set_special_perms(self, caller: Caller, raw: bytes, new: P.Perms) -> bytes:
@@ -307,8 +411,9 @@ class Engine:
             == P.WRITE | P.OWNER
         ):
             raise XsError("EACCES")
+        old = special[name]
         special[name] = new
-        self.fire(name)
+        self.fire(name, False, old)
         return _OK
 
     # ------------------------------------------------------------------ watches
@@ -330,6 +435,10 @@ class Engine:
         for existing in conn.watches:
             if existing.path == path and existing.token == token:
                 raise XsError("EEXIST")
+        if not conn.privileged:
+            most = self._limits(conn.domid)["watches"]
+            if most and self._domain_count(conn.domid, "watches") >= most:
+                raise XsError("ENOSPC")
         watch = self.state.watches.add(conn.id, path, token, relative_to)
         conn.watches.append(watch)
         event = watch.event_path(path).encode() + b"\0" + token + b"\0"
@@ -365,6 +474,10 @@ class Engine:
     def _transaction_start(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         if tx is not None:
             raise XsError("EBUSY")
+        if not conn.privileged:
+            most = self._limits(conn.domid)["transactions"]
+            if most and self._domain_count(conn.domid, "transactions") >= most:
+                raise XsError("ENOSPC")
         tx_id = conn.next_tx_id
         while tx_id == 0 or tx_id in conn.transactions:
             tx_id = (tx_id + 1) & 0xFFFFFFFF
@@ -387,10 +500,26 @@ class Engine:
         tree = self.state.tree
         if conflicts(tree, tx):
             raise XsError("EAGAIN")
+        if not conn.privileged:
+            most = self._limits(conn.domid)["nodes"]
+            if most and TransactionView(tree, tx).usage(conn.domid)[0] > most:
+                raise XsError("ENOSPC")
+        # Permissions before commit decide, with the new ones, who may see each event.
+        before = {p: tree.nodes[p].perms for p in tx.modified if p in tree.nodes}
         apply(tree, tx)
-        for path, exact in tx.events:
-            self.fire(path, exact)
+        for path, exact, old in tx.events:
+            self.fire(path, exact, old if old is not None else before.get(path))
+        for observer in self.observers:
+            observer.on_change(self, conn, tx.events)
         return _OK
+
+    def _domain_count(self, domid: int, what: str) -> int:
+        """Watches or open transactions of all of a domain's connections."""
+        total = 0
+        for other in self.state.connections.values():
+            if other.domid == domid:
+                total += len(other.watches if what == "watches" else other.transactions)
+        return total
 
     # ------------------------------------------------------------------ domains
 
@@ -437,8 +566,20 @@ class Engine:
         owned = [p for p in tree.walk() if p != "/" and tree.nodes[p].perms[0][1] == domid]
         for path in owned:
             if path in tree.nodes:
-                for event_path, exact in ops.rm(view, ops.DOM0, path):
-                    self.fire(event_path, exact)
+                for event_path, exact, old in ops.rm(view, ops.DOM0, path):
+                    self.fire(event_path, exact, old)
+        # Scrub the domain's ACL entries so a new domain with its id inherits nothing.
+        for path, node in tree.nodes.items():
+            if any(who == domid for _, who in node.perms[1:]):
+                node.perms = P.intern(
+                    (node.perms[0], *(e for e in node.perms[1:] if e[1] != domid))
+                )
+        special = self.state.special_perms
+        for name, perms in special.items():
+            special[name] = P.intern((perms[0], *(e for e in perms[1:] if e[1] != domid)))
+        tree.usage.pop(domid, None)
+        for observer in self.observers:
+            observer.on_release(self, domid)
         self.fire("@releaseDomain")
         self.effects.append(Effect("released", domid))
 
@@ -467,6 +608,39 @@ class Engine:
     def _get_domain_path(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         domid = parse_domid(_one_arg(payload))
         return home_of(domid).encode() + b"\0"
+
+    # ------------------------------------------------------------------ quotas
+
+    def _get_quota(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
+        args = split_args(payload)
+        if not args:
+            return " ".join(quota.WIRE_NAMES).encode() + b"\0"
+        if len(args) > 2:
+            raise XsError("EINVAL")
+        if len(args) == 1:
+            return f"{quota.get_global(self.state.quotas, args[0])}".encode() + b"\0"
+        domain = self.state.domains.get(parse_domid(args[0]))
+        if domain is None:
+            raise XsError("ENOENT")
+        name = quota.internal_name(args[1])
+        value = domain.quota.get(name, self.state.quotas.hard[name])
+        return f"{value}".encode() + b"\0"
+
+    def _set_quota(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
+        args = split_args(payload)
+        if len(args) == 2:
+            quota.set_global(self.state.quotas, args[0], args[1])
+            return _OK
+        if len(args) != 3:
+            raise XsError("EINVAL")
+        domain = self.state.domains.get(parse_domid(args[0]))
+        if domain is None:
+            raise XsError("ENOENT")
+        name = quota.internal_name(args[1])
+        if name == "soft-memory" or not args[2].isdigit():
+            raise XsError("EINVAL")
+        domain.quota[name] = int(args[2])
+        return _OK
 
     # ------------------------------------------------------------------ control
 
@@ -514,6 +688,8 @@ _PRIVILEGED = frozenset(
         Op.IS_DOMAIN_INTRODUCED,
         Op.RESUME,
         Op.SET_TARGET,
+        Op.GET_QUOTA,
+        Op.SET_QUOTA,
     }
 )
 _IGNORES_TX = frozenset({Op.WATCH, Op.UNWATCH})

@@ -1,9 +1,10 @@
 """The node operations, each applied to a :class:`~xsd.core.views.View` for a caller.
 
 Each function checks permissions the way C xenstored does, changes the view, and
-returns the watch events the change causes as ``(path, exact)`` pairs: ``exact`` events
-fire only watches on exactly that path (the descendants of a removed subtree), the
-others fire watches on the path and on its ancestors. Failures raise
+returns the watch events the change causes as ``(path, exact, old_perms)``: ``exact``
+events fire only watches on exactly that path (the descendants of a removed subtree),
+the others fire watches on the path and on its ancestors; ``old_perms`` are the node's
+permissions before the change where they matter for who may see the event. Failures raise
 :class:`~xsd.core.errors.XsError` before anything is changed.
 
 Information hiding (C's ``errno_from_parents``): for a missing node, the caller learns
@@ -12,25 +13,29 @@ ENOENT only if it has the same access to the nearest existing ancestor, else EAC
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from xsd.core import perms as P
 from xsd.core.errors import XsError
 from xsd.core.paths import parent_of
-from xsd.core.tree import Node
+from xsd.core.tree import Node, node_cost, record_size
 from xsd.core.views import View
 from xsd_client.protocol import PAYLOAD_MAX
 
-Event = tuple[str, bool]
+Event = tuple[str, bool, "P.Perms | None"]
+"""A watch event: path, whether it fires exact watches only, permissions before the change."""
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is asking: a domain, whether it is privileged, and its SET_TARGET target."""
+    """Who is asking: a domain, whether it is privileged, its SET_TARGET target, and
+    the quotas that apply to it (None: exempt, as privileged callers are)."""
 
     domid: int
     privileged: bool
     target: int | None = None
+    limits: Mapping[str, int] | None = None
 
     def access(self, node: Node) -> int:
         """The access bits this caller has on ``node``."""
@@ -137,12 +142,39 @@ def _create(view: View, caller: Caller, path: str, value: bytes) -> None:
         if new_nodes:
             new_nodes[-1][1].children.append(p)
         new_nodes.append((p, node))
+    top = new_nodes[0][0]
+    if caller.limits is not None:
+        _check_create_quota(view, caller, caller.limits, parent, top, new_nodes)
     for p, node in reversed(new_nodes):
         view.written(p, node)
-    top = new_nodes[0][0]
     parent = view.for_write(parent_path)
     parent.children = [*parent.children, top]
     view.written(parent_path, parent)
+
+
+def _check_create_quota(
+    view: View,
+    caller: Caller,
+    limits: Mapping[str, int],
+    parent: Node,
+    top: str,
+    new_nodes: list[tuple[str, Node]],
+) -> None:
+    """Refuse, before anything changes, a create that would exceed the caller's quotas."""
+    count, size = view.usage(caller.domid)
+    if limits["nodes"] and count + len(new_nodes) > limits["nodes"]:
+        raise XsError("ENOSPC")
+    node_size = limits["node-size"]
+    if node_size:
+        grown = Node(parent.value, parent.perms, [*parent.children, top], 0)
+        if any(record_size(n) > node_size for _, n in new_nodes) or (
+            record_size(grown) > node_size
+        ):
+            raise XsError("ENOSPC")
+    if limits["memory"]:
+        added = sum(node_cost(p, n) for p, n in new_nodes)
+        if size + added > limits["memory"]:
+            raise XsError("ENOMEM")
 
 
 def write(view: View, caller: Caller, path: str, value: bytes) -> list[Event]:
@@ -153,10 +185,19 @@ def write(view: View, caller: Caller, path: str, value: bytes) -> list[Event]:
     else:
         if caller.access(node) & P.WRITE != P.WRITE:
             raise XsError("EACCES")
+        limits = caller.limits
+        if limits is not None:
+            changed = Node(value, node.perms, node.children, 0)
+            if limits["node-size"] and record_size(changed) > limits["node-size"]:
+                raise XsError("ENOSPC")
+            if limits["memory"] and node.perms[0][1] == caller.domid:
+                size = view.usage(caller.domid)[1] + len(value) - len(node.value)
+                if size > limits["memory"]:
+                    raise XsError("ENOMEM")
         node = view.for_write(path)
         node.value = value
         view.written(path, node)
-    return [(path, False)]
+    return [(path, False, None)]
 
 
 def mkdir(view: View, caller: Caller, path: str) -> list[Event]:
@@ -167,7 +208,7 @@ def mkdir(view: View, caller: Caller, path: str) -> list[Event]:
             raise XsError("EACCES")
         return []
     _create(view, caller, path, b"")
-    return [(path, False)]
+    return [(path, False, None)]
 
 
 def rm(view: View, caller: Caller, path: str) -> list[Event]:
@@ -187,7 +228,7 @@ def rm(view: View, caller: Caller, path: str) -> list[Event]:
         raise XsError("EINVAL")
     events: list[Event] = []
     _remove_subtree(view, path, node, events)
-    events[-1] = (path, False)
+    events[-1] = (path, False, node.perms)
     parent_path = parent_of(path)
     parent = view.for_write(parent_path)
     parent.children = [c for c in parent.children if c != path]
@@ -198,18 +239,20 @@ def rm(view: View, caller: Caller, path: str) -> list[Event]:
 def _remove_subtree(view: View, top: str, top_node: Node, events: list[Event]) -> None:
     # Post-order without recursion: paths can be ~1,500 levels deep. Each entry keeps a
     # snapshot of the child list, since the parent is rewritten as children go.
-    stack: list[tuple[str, tuple[str, ...], int]] = [(top, tuple(top_node.children), 0)]
+    stack: list[tuple[str, tuple[str, ...], int, P.Perms]] = [
+        (top, tuple(top_node.children), 0, top_node.perms)
+    ]
     while stack:
-        path, children, i = stack[-1]
+        path, children, i, perms = stack[-1]
         if i < len(children):
-            stack[-1] = (path, children, i + 1)
+            stack[-1] = (path, children, i + 1, perms)
             child_node = view.get(children[i])
             if child_node is not None:
-                stack.append((children[i], tuple(child_node.children), 0))
+                stack.append((children[i], tuple(child_node.children), 0, child_node.perms))
             continue
         stack.pop()
         view.delete(path)
-        events.append((path, True))
+        events.append((path, True, perms))
         if stack:
             # C rewrites the parent after each child's delete, spending a generation.
             parent_path = stack[-1][0]
@@ -223,7 +266,8 @@ def set_perms(view: View, caller: Caller, path: str, new: P.Perms) -> list[Event
     node = get_checked(view, caller, path, P.WRITE | P.OWNER)
     if not caller.privileged and new[0][1] != node.perms[0][1]:
         raise XsError("EPERM")
+    old = node.perms
     node = view.for_write(path)
     node.perms = new
     view.written(path, node)
-    return [(path, False)]
+    return [(path, False, old)]

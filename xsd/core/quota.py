@@ -31,8 +31,20 @@ SOFT_QUOTAS: dict[str, tuple[int, str]] = {
     "memory": (2097152, "Total Xenstore memory per domain (warning level)"),
 }
 
-NODE_OVERHEAD = 32
-"""Bytes C xenstored charges for a node record besides its path, value and child list."""
+# GET_QUOTA/SET_QUOTA names (C 4.22), in the order GET_QUOTA lists them.
+WIRE_NAMES = (
+    "nodes",
+    "watches",
+    "outstanding",
+    "memory",
+    "soft-memory",
+    "transactions",
+    "transaction-nodes",
+    "node-permissions",
+    "path-max",
+    "node-size",
+)
+_WIRE_TO_INTERNAL = {"node-permissions": "permissions"}
 
 
 def _defaults(table: dict[str, tuple[int, str]]) -> dict[str, int]:
@@ -66,20 +78,36 @@ def set_value(values: dict[str, int], name: bytes, raw: bytes) -> None:
     values[key] = int(raw)
 
 
-def node_cost(path: str, value: bytes, children: list[str], nperms: int) -> int:
-    """Memory charged for one node, after C's accounting of a node record."""
-    child_bytes = sum(len(c) - c.rfind("/") for c in children)
-    return NODE_OVERHEAD + len(path) + len(value) + child_bytes + 8 * (nperms - 1)
+def internal_name(raw: bytes) -> str:
+    """A GET_QUOTA/SET_QUOTA name as this module keys it (EINVAL if unknown)."""
+    name = raw.decode(errors="replace")
+    if name not in WIRE_NAMES:
+        raise XsError("EINVAL")
+    return _WIRE_TO_INTERNAL.get(name, name)
+
+
+def get_global(quotas: Quotas, raw: bytes) -> int:
+    """GET_QUOTA of a global value."""
+    name = internal_name(raw)
+    if name == "soft-memory":
+        return quotas.soft["memory"]
+    return quotas.hard[name]
+
+
+def set_global(quotas: Quotas, raw: bytes, value: bytes) -> None:
+    """SET_QUOTA of a global value (0 disables the check)."""
+    name = internal_name(raw)
+    if not value.isdigit():
+        raise XsError("EINVAL")
+    if name == "soft-memory":
+        quotas.soft["memory"] = int(value)
+    else:
+        quotas.hard[name] = int(value)
 
 
 def usage_report(state: State, domid: int) -> str:
     """``quota <domid>``: what a domain uses now."""
-    nodes = 0
-    memory = 0
-    for path, node in state.tree.nodes.items():
-        if node.perms[0][1] == domid:
-            nodes += 1
-            memory += node_cost(path, node.value, node.children, len(node.perms))
+    nodes, memory = state.tree.usage.get(domid, (0, 0))
     conns = [c for c in state.connections.values() if c.domid == domid]
     watches = sum(len(c.watches) for c in conns)
     transactions = sum(len(c.transactions) for c in conns)

@@ -25,8 +25,15 @@ class Settings:
     """Run-time settings that CONTROL can change."""
 
     path_max: int = 2048
+    """C 4.17 checks the path length of every connection, dom0's included."""
     trace_file: str | None = None
     trace_on: bool = True
+    quota_privileged: bool = False
+    """Apply quotas to privileged connections too (C exempts them)."""
+    event_timeout_ns: int = 20_000_000_000
+    """Unsent watch events of unprivileged connections are dropped after this (C: 20 s)."""
+    request_timeout_ns: int = 60_000_000_000
+    """A connection that leaves a request half-sent this long is closed (0: never)."""
 
 
 @dataclass(slots=True)

@@ -7,7 +7,10 @@ Invariants:
   (C xenstored's order), each child path being the very string used as its key in
   ``Tree.nodes`` (so a child name costs no second string);
 * ``gen`` of a node is the value of the global counter when the node was last
-  written; the counter only grows, so equal ``gen`` means unchanged node.
+  written; the counter only grows, so equal ``gen`` means unchanged node;
+* ``usage[domid]`` is ``[nodes, bytes]`` owned by that domain: the number of nodes
+  whose owner it is and the sum of their :func:`node_cost`. Whoever replaces or
+  removes a node keeps it true through :meth:`Tree.charge`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,25 @@ from xsd.core import perms as P
 from xsd.core.paths import basename
 
 _NO_CHILDREN: list[str] = []
+
+
+def node_cost(path: str, node: Node) -> int:
+    """Memory charged to a node's owner, as C xenstored's accounting adds it up.
+
+    A fixed record overhead, the path, the value, the extra permission entries, and
+    the node's entry in its parent's child list (charged here rather than to the parent,
+    so that the cost of a node depends on the node alone).
+    """
+    cost = 32 + len(path) + len(node.value) + 8 * (len(node.perms) - 1)
+    if path != "/":
+        cost += len(path) - path.rfind("/")
+    return cost
+
+
+def record_size(node: Node) -> int:
+    """The size of C's node record, which the ``node-size`` quota limits."""
+    child_bytes = sum(len(c) - c.rfind("/") for c in node.children)
+    return 16 + 8 * len(node.perms) + len(node.value) + child_bytes
 
 
 class Node:
@@ -44,11 +66,21 @@ class Node:
 class Tree:
     """All nodes by canonical path, and the generation counter they share."""
 
-    __slots__ = ("generation", "nodes")
+    __slots__ = ("generation", "nodes", "usage")
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
         self.generation = 0
+        self.usage: dict[int, list[int]] = {}
+
+    def charge(self, path: str, node: Node, sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) a node's cost from its owner's usage."""
+        owner = node.perms[0][1]
+        usage = self.usage.get(owner)
+        if usage is None:
+            usage = self.usage[owner] = [0, 0]
+        usage[0] += sign
+        usage[1] += sign * node_cost(path, node)
 
     def next_generation(self) -> int:
         """Advance the counter and return the new value."""
@@ -63,6 +95,8 @@ class Tree:
             tree.nodes[path] = Node(b"", P.DEFAULT, [], tree.next_generation())
         tree.nodes["/"].children = ["/tool"]
         tree.nodes["/tool"].children = ["/tool/xenstored"]
+        for path, node in tree.nodes.items():
+            tree.charge(path, node, 1)
         return tree
 
     def get(self, path: str) -> Node | None:

@@ -10,13 +10,22 @@ generation. :class:`TransactionView` works as C xenstored's transactions do:
 * nothing is visible outside until commit; commit succeeds only if every node the
   transaction accessed still has the generation recorded (or still does not exist), and
   then the copies replace the global nodes in first-access order.
+
+Generation numbers are spent as C spends them: one per node write and per delete, in a
+transaction too (its copies are renumbered at commit).
+
+Accounting: a view keeps each owner's ``[nodes, bytes]`` usage true. A node obtained
+with ``for_write`` must be handed back to ``written`` before anything else happens (no
+check may fail in between), since its old cost was already taken off.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from xsd.core.tree import Node, Tree
+from xsd.core.errors import XsError
+from xsd.core.perms import Perms
+from xsd.core.tree import Node, Tree, node_cost
 
 
 class View(Protocol):
@@ -34,29 +43,49 @@ class View(Protocol):
     def delete(self, path: str) -> None:
         """Remove the node at ``path`` (its children must be gone already)."""
 
+    def usage(self, domid: int) -> tuple[int, int]:
+        """``(nodes, bytes)`` owned by ``domid`` as this view sees it."""
+
 
 class DirectView:
     """Operations applied straight to the tree."""
 
-    __slots__ = ("tree",)
+    __slots__ = ("_open", "tree")
 
     def __init__(self, tree: Tree) -> None:
         self.tree = tree
+        self._open: str | None = None
 
     def get(self, path: str) -> Node | None:
         return self.tree.nodes.get(path)
 
     def for_write(self, path: str) -> Node:
-        return self.tree.nodes[path]
+        node = self.tree.nodes[path]
+        self.tree.charge(path, node, -1)
+        self._open = path
+        return node
 
     def written(self, path: str, node: Node) -> None:
-        node.gen = self.tree.next_generation()
-        self.tree.nodes[path] = node
+        tree = self.tree
+        if self._open == path:
+            self._open = None
+        else:
+            old = tree.nodes.get(path)
+            if old is not None:
+                tree.charge(path, old, -1)
+        node.gen = tree.next_generation()
+        tree.nodes[path] = node
+        tree.charge(path, node, 1)
 
     def delete(self, path: str) -> None:
         # C xenstored spends a generation number on every delete too.
-        self.tree.next_generation()
-        del self.tree.nodes[path]
+        tree = self.tree
+        tree.next_generation()
+        tree.charge(path, tree.nodes.pop(path), -1)
+
+    def usage(self, domid: int) -> tuple[int, int]:
+        usage = self.tree.usage.get(domid)
+        return (usage[0], usage[1]) if usage else (0, 0)
 
 
 class Transaction:
@@ -64,7 +93,8 @@ class Transaction:
 
     ``accessed`` maps each path touched, in first-access order, to the generation it had
     then (None: it did not exist). ``nodes`` holds the transaction's own version of each
-    accessed path (None: absent). ``events`` are the watch events to fire at commit.
+    accessed path (None: absent); ``modified`` the paths it wrote or deleted. ``events``
+    are the watch events to fire at commit; ``failed`` dooms the commit (ENOMEM).
     """
 
     __slots__ = ("accessed", "events", "failed", "generation", "id", "modified", "nodes")
@@ -75,23 +105,31 @@ class Transaction:
         self.accessed: dict[str, int | None] = {}
         self.nodes: dict[str, Node | None] = {}
         self.modified: set[str] = set()
-        self.events: list[tuple[str, bool]] = []
+        self.events: list[tuple[str, bool, Perms | None]] = []
         self.failed = False
 
 
 class TransactionView:
-    """Operations applied to a transaction's private copies."""
+    """Operations applied to a transaction's private copies.
 
-    __slots__ = ("tree", "tx")
+    ``max_nodes`` (0: no limit) is the ``transaction-nodes`` quota: touching one node
+    more fails with ENOSPC and dooms the transaction.
+    """
 
-    def __init__(self, tree: Tree, tx: Transaction) -> None:
+    __slots__ = ("max_nodes", "tree", "tx")
+
+    def __init__(self, tree: Tree, tx: Transaction, max_nodes: int = 0) -> None:
         self.tree = tree
         self.tx = tx
+        self.max_nodes = max_nodes
 
     def _access(self, path: str) -> Node | None:
         nodes = self.tx.nodes
         if path in nodes:
             return nodes[path]
+        if self.max_nodes and len(nodes) >= self.max_nodes:
+            self.tx.failed = True
+            raise XsError("ENOSPC")
         node = self.tree.nodes.get(path)
         if node is None:
             self.tx.accessed[path] = None
@@ -106,7 +144,8 @@ class TransactionView:
 
     def for_write(self, path: str) -> Node:
         node = self._access(path)
-        assert node is not None, "for_write of a missing node"
+        if node is None:
+            raise KeyError(path)
         return node
 
     def written(self, path: str, node: Node) -> None:
@@ -123,6 +162,20 @@ class TransactionView:
         self.tree.next_generation()
         self.tx.nodes[path] = None
         self.tx.modified.add(path)
+
+    def usage(self, domid: int) -> tuple[int, int]:
+        base = self.tree.usage.get(domid)
+        count, size = (base[0], base[1]) if base else (0, 0)
+        for path in self.tx.modified:
+            old = self.tree.nodes.get(path)
+            if old is not None and old.perms[0][1] == domid:
+                count -= 1
+                size -= node_cost(path, old)
+            new = self.tx.nodes[path]
+            if new is not None and new.perms[0][1] == domid:
+                count += 1
+                size += node_cost(path, new)
+        return count, size
 
 
 def conflicts(tree: Tree, tx: Transaction) -> bool:
@@ -145,9 +198,13 @@ def apply(tree: Tree, tx: Transaction) -> None:
     for path in tx.accessed:
         if path not in modified:
             continue
+        old = nodes.get(path)
+        if old is not None:
+            tree.charge(path, old, -1)
         node = tx.nodes[path]
         if node is None:
             nodes.pop(path, None)
         else:
             node.gen = tree.next_generation()
             nodes[path] = node
+            tree.charge(path, node, 1)

@@ -67,6 +67,7 @@ class Server:
         self.peers: dict[int, Peer] = {}
         self.listeners: dict[int, socket.socket] = {}  # domid -> listening socket
         self._nursery: trio.Nursery | None = None
+        self._timer_wakeup = trio.Event()
 
     # ------------------------------------------------------------------ listening
 
@@ -97,6 +98,7 @@ class Server:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._accept_loop, main, 0)
+                nursery.start_soon(self._timer_loop)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -224,6 +226,23 @@ class Server:
             if conn.out_bytes:
                 peer.wakeup.set()
 
+    async def _timer_loop(self) -> None:
+        """The one timer task: sleep until the engine's earliest deadline, then tick.
+
+        It wakes at least once a second, and at once when an effect says a new deadline
+        appeared, so deadlines set by requests are never missed.
+        """
+        engine = self.engine
+        while True:
+            deadline = engine.next_deadline()
+            now = time.monotonic_ns()
+            wait = 1.0 if deadline is None else min(1.0, max(0.0, (deadline - now) / 1e9))
+            with trio.move_on_after(wait):
+                await self._timer_wakeup.wait()
+            self._timer_wakeup = trio.Event()
+            engine.tick(time.monotonic_ns())
+            self._flush_dirty()
+
     def _drop(self, conn_id: int) -> None:
         peer = self.peers.pop(conn_id, None)
         self.engine.disconnect(conn_id)
@@ -253,6 +272,8 @@ class Server:
                 log.info("%s", effect.arg)
             elif effect.kind == "memreport":
                 self._memreport(effect.arg if isinstance(effect.arg, str) else None)
+            elif effect.kind == "timer":
+                self._timer_wakeup.set()
             elif effect.kind == "trace":
                 pass  # the trace file arrives with the logging issue
 
