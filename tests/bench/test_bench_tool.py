@@ -1,0 +1,104 @@
+"""The benchmark tool (``python -m tools.bench``) run for real with tiny settings.
+
+Each test starts real daemons through the tool itself, runs every workload in every
+client shape on both the small and the preloaded store, and checks that the table and
+the JSON carry a number in every cell, so that the benchmark cannot rot unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import need_reference
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKLOADS = ["read", "write", "dir", "mix", "txn", "watch"]
+SHAPES = [(1, 1), (1, 4), (2, 1)]
+TINY = [
+    "-t", "0.1",
+    "--grace", "3",
+    "-s", ",".join(f"{c}x{d}" for c, d in SHAPES),
+    "--preload", "500",
+    "--memory", "1000,2000",
+    "--memory-budget", "20",
+    "--watchers", "10",
+]  # fmt: skip
+
+
+def run_tool(tmp_path: Path, daemon: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """Run the tool against one daemon; return the process and its JSON."""
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.bench", "-d", daemon, *TINY, "--json", str(out),
+         "--rundir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    data = json.loads(out.read_text()) if out.exists() else {}
+    return proc, data
+
+
+def check_complete(proc: subprocess.CompletedProcess[str], data: dict, name: str) -> None:
+    """Every cell and memory row of ``name`` has its numbers, in the JSON and the table."""
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert data["skipped"] == {}
+    cells = [c for c in data["cells"] if c["daemon"] == name]
+    want = {(s, w, c, d) for s in ("empty", "500") for w in WORKLOADS for c, d in SHAPES}
+    assert {(c["store"], c["workload"], c["clients"], c["depth"]) for c in cells} == want
+    for c in cells:
+        where = f"{c['store']} {c['workload']} {c['clients']}x{c['depth']}: {c['error']}"
+        assert c["errors"] == 0 and c["lost"] == 0, where
+        for key in ("ops_per_s", "p50_us", "p99_us", "cpu_us_per_op", "rss_bytes"):
+            assert isinstance(c[key], int | float) and c[key] >= 0, (key, where)
+        assert c["ops_per_s"] > 0 and c["rss_bytes"] > 0, where
+    mem = [m for m in data["memory"] if m["daemon"] == name]
+    assert [m["nodes"] for m in mem] == [1000, 2000]
+    assert all(m["bytes_per_node"] is not None and m["errors"] == 0 for m in mem), mem
+    # The printed table: one line per cell, none failed, numbers in the throughput column.
+    lines = [ln.split() for ln in proc.stdout.splitlines() if f" {name} " in f" {ln} "]
+    cell_lines = [ln for ln in lines if ln[1] in WORKLOADS]
+    assert len(cell_lines) == len(want)
+    assert not any("FAILED:" in ln for ln in proc.stdout.splitlines())
+    for ln in cell_lines:
+        assert ln[5] != "-" and ln[5].rstrip("k").replace(".", "").isdigit(), ln
+
+
+@pytest.mark.reference
+def test_bench_tool_against_c_xenstored(tmp_path: Path) -> None:
+    need_reference()
+    proc, data = run_tool(tmp_path, "c")
+    check_complete(proc, data, "cxenstored")
+    assert "ops vs C" in proc.stdout
+
+
+def test_bench_tool_against_xsd(tmp_path: Path) -> None:
+    proc, data = run_tool(tmp_path, "xsd")
+    check_complete(proc, data, "xsd")
+
+
+def test_bench_tool_skips_a_daemon_that_does_not_start(tmp_path: Path) -> None:
+    """A daemon that cannot start is reported and skipped, and the run still ends."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), XSD_SHARED=str(tmp_path / "nowhere"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.bench", "-d", "c", "-w", "read", "-s", "1x1",
+         "-t", "0.1", "--preload", "0", "--memory", ""],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "cxenstored: skipped:" in proc.stdout
+    assert "not found" in proc.stdout

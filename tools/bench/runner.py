@@ -1,0 +1,282 @@
+"""Run the whole benchmark: every selected daemon through every cell, then memory per node.
+
+Per daemon, in order:
+
+1. a fresh daemon: the setup nodes, then every workload x shape on the small store; then
+   ``preload`` bulk nodes under ``/bench/pre`` and every cell again on that store;
+2. another fresh daemon: its resident memory empty, then after loading each of the
+   ``memory`` node counts (deeply pipelined writes), each within a time budget.
+
+A daemon that fails to start is skipped with a message; one that dies mid-run has its
+remaining cells marked failed. Nothing here prints the table: see :mod:`tools.bench.report`.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tools.bench.conn import Conn, load_nodes
+from tools.bench.daemons import KINDS, Daemon, DaemonStartError, ProcSample, start_daemon
+from tools.bench.workloads import make_spec, percentiles, run_cell, setup_paths
+
+Shape = tuple[int, int]
+"""(clients, depth)."""
+
+UNITS = {"txn": "txn", "watch": "event"}
+"""What a workload's throughput counts, where it is not one request."""
+
+
+@dataclass(slots=True)
+class Options:
+    """Everything the command line can set."""
+
+    daemons: list[str] = field(default_factory=lambda: ["xsd", "c", "ocaml"])
+    workloads: list[str] = field(
+        default_factory=lambda: ["read", "write", "dir", "mix", "txn", "watch"]
+    )
+    shapes: list[Shape] = field(default_factory=lambda: [(1, 1), (1, 64), (8, 1)])
+    duration: float = 2.0
+    grace: float = 5.0
+    preload: int = 100_000
+    memory: list[int] = field(default_factory=lambda: [100_000, 1_000_000])
+    memory_budget: float = 120.0
+    watchers: int = 1000
+    watcher_procs: int = 2
+    rundir: Path | None = None
+
+
+@dataclass(slots=True)
+class CellRow:
+    """One line of the throughput table."""
+
+    daemon: str
+    store: str
+    workload: str
+    clients: int
+    depth: int
+    unit: str = "req"
+    ops_per_s: float | None = None
+    p50_us: float | None = None
+    p99_us: float | None = None
+    cpu_us_per_op: float | None = None
+    cpu_us_per_op_fine: float | None = None
+    client_us_per_op: float | None = None
+    rss_bytes: int | None = None
+    pss_bytes: int | None = None
+    units: int = 0
+    seconds: float = 0.0
+    errors: int = 0
+    lost: int = 0
+    error: str = ""
+
+
+@dataclass(slots=True)
+class MemoryRow:
+    """One line of the memory table."""
+
+    daemon: str
+    target_nodes: int
+    nodes: int = 0
+    load_seconds: float = 0.0
+    rss_empty: int = 0
+    rss: int = 0
+    pss_empty: int = 0
+    pss: int = 0
+    bytes_per_node: float | None = None
+    pss_bytes_per_node: float | None = None
+    errors: int = 0
+    error: str = ""
+
+
+@dataclass(slots=True)
+class Results:
+    """All rows of one run plus what produced them."""
+
+    cells: list[CellRow] = field(default_factory=list)
+    memory: list[MemoryRow] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    options: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "options": self.options,
+            "skipped": self.skipped,
+            "cells": [asdict(c) for c in self.cells],
+            "memory": [asdict(m) for m in self.memory],
+        }
+
+
+def log(msg: str) -> None:
+    """Progress to stderr, so that stdout carries only the table."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _store_name(n: int) -> str:
+    if n == 0:
+        return "empty"
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)
+
+
+def setup_store(daemon: Daemon, clients: int) -> None:
+    """Create the nodes every workload expects."""
+    with Conn(daemon.socket) as conn:
+        for path, value in setup_paths(clients):
+            conn.write(path, value)
+
+
+def run_cells(daemon: Daemon, store: str, opts: Options, out: Results) -> bool:
+    """Run every cell against ``daemon``; return False if the daemon died."""
+    for workload in opts.workloads:
+        for clients, depth in opts.shapes:
+            row = CellRow(daemon.name, store, workload, clients, depth, UNITS.get(workload, "req"))
+            out.cells.append(row)
+            if not daemon.alive():
+                row.error = "daemon not running"
+                continue
+            spec = make_spec(
+                daemon.socket,
+                workload,
+                clients,
+                depth,
+                duration=opts.duration,
+                grace=opts.grace,
+                watchers=opts.watchers,
+                watcher_procs=opts.watcher_procs,
+            )
+            before: list[ProcSample] = []
+            res = run_cell(spec, functools.partial(_sample_into, daemon, before))
+            if not before or not daemon.alive():
+                row.error = res.first_error or "daemon died"
+                row.errors = res.errors
+                log(f"  {daemon.name} {store} {workload} {clients}x{depth}: FAILED {row.error}")
+                continue
+            after = daemon.sample()
+            row.units, row.seconds, row.errors = res.units, res.seconds, res.errors
+            row.lost = res.lost
+            row.error = res.first_error + (" (timed out)" if res.timed_out else "")
+            if res.units and res.seconds > 0:
+                row.ops_per_s = res.units / res.seconds
+                row.p50_us, row.p99_us = percentiles(res.latencies_ns)
+                row.cpu_us_per_op = (after.cpu_s - before[0].cpu_s) * 1e6 / res.units
+                row.cpu_us_per_op_fine = (after.cpu_ns - before[0].cpu_ns) / 1e3 / res.units
+                row.client_us_per_op = res.client_cpu_s * 1e6 / res.units
+            row.rss_bytes, row.pss_bytes = after.rss, after.pss
+            log(
+                f"  {daemon.name} {store} {workload} {clients}x{depth}: "
+                f"{row.ops_per_s or 0:,.0f} {row.unit}/s"
+                + (f" errors={row.errors} {row.error}" if row.errors or row.error else "")
+                + (f" lost={row.lost}" if row.lost else "")
+            )
+    return daemon.alive()
+
+
+def _sample_into(daemon: Daemon, into: list[ProcSample]) -> None:
+    into.append(daemon.sample())
+
+
+def run_memory(daemon: Daemon, opts: Options, out: Results) -> None:
+    """Load the memory node counts into a fresh ``daemon`` and record bytes per node."""
+    empty = daemon.sample()
+    loaded = 0
+    spent = 0.0
+    budget_end = time.monotonic() + opts.memory_budget
+    for target in sorted(opts.memory):
+        row = MemoryRow(daemon.name, target, rss_empty=empty.rss, pss_empty=empty.pss)
+        out.memory.append(row)
+        if not daemon.alive():
+            row.error = "daemon not running"
+            continue
+        t0 = time.monotonic()
+        try:
+            done, errors = load_nodes(
+                daemon.socket, "/bench/m", loaded, target - loaded, deadline=budget_end
+            )
+        except Exception as exc:
+            row.error = f"{type(exc).__name__}: {exc}"
+            log(f"  {daemon.name} memory {target}: FAILED {row.error}")
+            break
+        spent += time.monotonic() - t0
+        loaded += done
+        row.errors = errors
+        row.nodes, row.load_seconds = loaded, spent
+        if not daemon.alive():
+            row.error = "daemon died while loading"
+            continue
+        now = daemon.sample()
+        row.rss, row.pss = now.rss, now.pss
+        if loaded:
+            row.bytes_per_node = (now.rss - empty.rss) / loaded
+            row.pss_bytes_per_node = (now.pss - empty.pss) / loaded
+        if loaded < target:
+            row.error = f"budget of {opts.memory_budget:.0f} s spent at {loaded:,} nodes"
+        log(
+            f"  {daemon.name} memory: {loaded:,} nodes in {spent:.1f} s, "
+            f"{row.bytes_per_node or 0:.0f} B/node" + (f" ({row.error})" if row.error else "")
+        )
+        if loaded < target:
+            break
+
+
+def run(opts: Options) -> Results:
+    """Run the benchmark as ``opts`` says."""
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()}
+    out = Results(options=options)
+    base_ctx = tempfile.TemporaryDirectory(prefix="xsd-bench-", dir=opts.rundir)
+    base = Path(base_ctx.name)
+    max_clients = max((c for c, _ in opts.shapes), default=1)
+    try:
+        for kind in opts.daemons:
+            name = KINDS.get(kind, kind)
+            want_cells = bool(opts.workloads and opts.shapes)
+            if want_cells:
+                cells = functools.partial(_cells, opts=opts, out=out, max_clients=max_clients)
+                _with_daemon(kind, base / f"{kind}-cells", out, cells)
+            if opts.memory and name not in out.skipped:
+                memory = functools.partial(run_memory, opts=opts, out=out)
+                _with_daemon(kind, base / f"{kind}-mem", out, memory)
+    finally:
+        base_ctx.cleanup()
+    return out
+
+
+def _cells(daemon: Daemon, opts: Options, out: Results, max_clients: int) -> None:
+    setup_store(daemon, max_clients)
+    if not run_cells(daemon, "empty", opts, out):
+        return
+    if opts.preload:
+        t0 = time.monotonic()
+        done, errors = load_nodes(daemon.socket, "/bench/pre", 0, opts.preload)
+        log(
+            f"  {daemon.name}: preloaded {done:,} nodes in {time.monotonic() - t0:.1f} s"
+            + (f" ({errors} failed)" if errors else "")
+        )
+        run_cells(daemon, _store_name(opts.preload), opts, out)
+
+
+def _with_daemon(kind: str, rundir: Path, out: Results, body: Callable[[Daemon], None]) -> None:
+    name = KINDS.get(kind, kind)
+    log(f"{name}: starting in {rundir}")
+    try:
+        daemon = start_daemon(kind, rundir)
+    except DaemonStartError as exc:
+        out.skipped[name] = str(exc)
+        log(f"{name}: SKIPPED, it did not start: {exc}")
+        return
+    try:
+        body(daemon)
+    except Exception as exc:
+        out.skipped.setdefault(name, f"run aborted: {type(exc).__name__}: {exc}")
+        log(f"{name}: run aborted: {type(exc).__name__}: {exc}")
+    finally:
+        daemon.stop()
