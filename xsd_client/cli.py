@@ -303,13 +303,14 @@ def _errno_text(e: BaseException) -> str:
 
 
 def _usage(mode: str) -> _Exit:
+    # errx() puts the program name first, hence "xsc read: Usage: xsc read ...".
     if mode in _USAGE:
-        sys.stderr.write(f"Usage: {PROG} {mode} {_USAGE[mode]}\n")
+        sys.stderr.write(f"{PROG} {mode}: Usage: {PROG} {mode} {_USAGE[mode]}\n")
     elif mode == "control":
         sys.stderr.write(f"Usage:\n{PROG} control <command> [<arg>...]\n")
         return _Exit(2)
     else:
-        sys.stderr.write(f"Usage: {PROG} <mode> [-h] [...]\n")
+        sys.stderr.write(f"{PROG}: Usage: {PROG} <mode> [-h] [...]\n")
     return _Exit(1)
 
 

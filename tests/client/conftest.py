@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
+from xsc_env import XSC, tool_env
 
 from xsd_client.client import Client
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["cxenstored", "xsd"])
@@ -26,17 +22,6 @@ def daemon_socket(request: pytest.FixtureRequest) -> str:
 def client(daemon_socket: str) -> Iterator[Client]:
     with Client(daemon_socket, timeout=10) as c:
         yield c
-
-
-def tool_env(socket: str) -> dict[str, str]:
-    """An environment pointing xenstore-utils and xsc at ``socket``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XENSTORED_")}
-    env["XENSTORED_PATH"] = socket
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
-XSC = [sys.executable, "-m", "xsd_client.cli"]
 
 
 @pytest.fixture
