@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import errno as _errno
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -756,6 +755,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode, rest = args[1], args[2:]
     if argv is None:
         # A real command line: die quietly on a closed pipe or ^C, as a C tool does.
+        import signal
+
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:

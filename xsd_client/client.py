@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
-import socket
 import threading
+
+# The C halves of socket and queue: the Python wrappers add nothing used here and
+# cost the one-shot CLI milliseconds of imports (selectors, enum conversions, heapq).
+from _queue import Empty, SimpleQueue
+from _socket import AF_UNIX, SHUT_RDWR, SOCK_STREAM
+from _socket import socket as _unix_socket
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 from .errors import (
     E2BIG,
@@ -111,21 +113,39 @@ def _first_string(payload: bytes) -> str:
     return _dec(payload.split(b"\0", 1)[0])
 
 
-@dataclass(frozen=True, slots=True)
 class Perm:
     """One permission entry: an access letter and a domain id.
 
     ``access`` is ``"n"`` (none), ``"r"`` (read), ``"w"`` (write) or ``"b"`` (both). The
     first entry of a node's list names its owner and the default for other domains.
-    ``str(Perm("r", 5)) == "r5"`` is the wire form.
+    ``str(Perm("r", 5)) == "r5"`` is the wire form. Immutable and hashable.
     """
 
+    # A hand-written value class, not a dataclass: importing dataclasses (and inspect)
+    # would cost the one-shot CLI milliseconds.
+    __slots__ = ("access", "domid")
     access: str
     domid: int
 
-    def __post_init__(self) -> None:
-        if self.access not in _ACCESS:
-            raise ValueError(f"access must be one of n, r, w, b; got {self.access!r}")
+    def __init__(self, access: str, domid: int) -> None:
+        if access not in _ACCESS or len(access) != 1:
+            raise ValueError(f"access must be one of n, r, w, b; got {access!r}")
+        object.__setattr__(self, "access", access)
+        object.__setattr__(self, "domid", domid)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Perm):
+            return NotImplemented
+        return (self.access, self.domid) == (other.access, other.domid)
+
+    def __hash__(self) -> int:
+        return hash((self.access, self.domid))
+
+    def __repr__(self) -> str:
+        return f"Perm({self.access!r}, {self.domid!r})"
 
     def __str__(self) -> str:
         return f"{self.access}{self.domid}"
@@ -142,13 +162,34 @@ class Perm:
         return cls(text[0], int(text[1:]))
 
 
-@dataclass(frozen=True, slots=True)
 class WatchEvent:
     """A watch fired: ``path`` is the node that changed (or the watched path itself for
     the event every watch gets when it is set); ``token`` is the watch's token."""
 
+    __slots__ = ("path", "token")
     path: str
     token: str
+
+    def __init__(self, path: str, token: str) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "token", token)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WatchEvent):
+            return NotImplemented
+        return (self.path, self.token) == (other.path, other.token)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.token))
+
+    def __repr__(self) -> str:
+        return f"WatchEvent(path={self.path!r}, token={self.token!r})"
+
+
+_Callback = tuple[Callable[[WatchEvent], object], WatchEvent]
 
 
 class _Slot:
@@ -171,9 +212,6 @@ class _Slot:
         return self._done.acquire(timeout=-1 if timeout is None else timeout)
 
 
-_END = object()  # queued to a Watch when it ends
-
-
 class Watch:
     """A registered watch. Iterate it (blocking) for :class:`WatchEvent` objects, or
     give :meth:`Client.watch` a callback instead.
@@ -193,7 +231,7 @@ class Watch:
         self.path = path
         self.token = token
         self.callback = callback
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queue: SimpleQueue[WatchEvent | None] = SimpleQueue()
         self._active = True
 
     def __repr__(self) -> str:
@@ -213,7 +251,7 @@ class Watch:
     def _end(self) -> None:
         if self._active:
             self._active = False
-            self._queue.put(_END)
+            self._queue.put(None)
 
     def get(self, timeout: float | None = None) -> WatchEvent | None:
         """The next event, waiting up to ``timeout`` seconds (None: forever).
@@ -226,13 +264,11 @@ class Watch:
         """
         try:
             item = self._queue.get(timeout=timeout)
-        except queue.Empty:
+        except Empty:
             raise TimeoutError(f"no event on {self.path!r} within {timeout} s") from None
-        if item is _END:
-            self._queue.put(_END)  # every later get() sees the end too
-            return None
-        event: WatchEvent = item
-        return event
+        if item is None:  # the end
+            self._queue.put(None)  # every later get() sees the end too
+        return item
 
     def __iter__(self) -> Iterator[WatchEvent]:
         while (event := self.get()) is not None:
@@ -432,9 +468,9 @@ class Client(_Operations):
         self._next_req_id = 0
         self._next_token = 0
         self._closed: ConnectionClosedError | None = None
-        self._callbacks: queue.SimpleQueue[Any] | None = None
+        self._callbacks: SimpleQueue[_Callback | None] | None = None
         self._callback_thread: threading.Thread | None = None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _unix_socket(AF_UNIX, SOCK_STREAM)
         try:
             sock.connect(self.path)
         except OSError as e:
@@ -484,7 +520,7 @@ class Client(_Operations):
             watches = [w for ws in self._watches.values() for w in ws]
             self._watches = {}
         with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader
+            self._sock.shutdown(SHUT_RDWR)  # wakes the reader
         for slot in pending.values():
             slot.set(None, self._closed)
         for watch in watches:
@@ -661,7 +697,7 @@ class Client(_Operations):
     def _run_callback(self, fn: Callable[[WatchEvent], object], event: WatchEvent) -> None:
         with self._lock:
             if self._callback_thread is None:
-                self._callbacks = queue.SimpleQueue()
+                self._callbacks = SimpleQueue()
                 self._callback_thread = threading.Thread(
                     target=self._callback_loop, name="xsd_client-callbacks", daemon=True
                 )
