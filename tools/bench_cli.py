@@ -1,0 +1,132 @@
+"""Benchmark: wall time of a one-shot ``xsc read`` against ``xenstore-read``.
+
+Both read the same node of the same daemon (Xen's C xenstored 4.17 by default, or
+``--xsd`` for ours, or an already running one with ``--socket``), alternating, and the
+median of ``--runs`` fresh processes is printed for each, with the interpreter floors
+measured in the same run so the share that is ours can be told apart:
+
+    python tools/bench_cli.py [--runs 50] [--xsd | --socket PATH]
+
+This is a measurement, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "peers" / "reference-xenstored"
+
+
+@contextmanager
+def daemon(kind: str) -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        if kind == "c":
+            subprocess.run(["bash", str(REFERENCE), "start", tmp, "c"], check=True,
+                           stdout=subprocess.DEVNULL)  # fmt: skip
+            try:
+                yield f"{tmp}/socket"
+            finally:
+                subprocess.run(["bash", str(REFERENCE), "stop", tmp], check=False)
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "xsd", "--rundir", tmp],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                for _ in range(300):
+                    if os.path.exists(f"{tmp}/socket"):
+                        break
+                    time.sleep(0.02)
+                yield f"{tmp}/socket"
+            finally:
+                proc.terminate()
+                proc.wait()
+
+
+def median_ms(argv: list[str], env: dict[str, str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--xsd", action="store_true", help="start our daemon instead of C's")
+    group.add_argument("--socket", help="use a daemon already listening here")
+    args = parser.parse_args()
+    # An installed package has its bytecode compiled; this environment may forbid
+    # writing it (PYTHONDONTWRITEBYTECODE), so compile once here as pip would.
+    compile_all = [sys.executable, "-m", "compileall", "-q", str(ROOT / "xsd_client")]
+    subprocess.run(compile_all, check=True)
+
+    py = os.path.realpath(sys.executable)  # not a pyenv shim: that is a shell script
+    xsc = shutil.which("xsc")
+    commands = {
+        "xenstore-read": ["xenstore-read", "/bench/key"],
+        "xsc read (python -m xsd_client.cli)": [py, "-m", "xsd_client.cli", "read", "/bench/key"],
+        "xsc read, python -S (no site.py)": [
+            py,
+            "-S",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv[0] = 'xsc';"
+            " from xsd_client.cli import main; sys.exit(main())",
+            "read",
+            "/bench/key",
+        ],
+        "floor: python -c pass": [py, "-c", "pass"],
+        "floor: python -S -c pass": [py, "-S", "-c", "pass"],
+        "python -S -c 'import dataclasses' (protocol.py needs it)": [
+            py,
+            "-S",
+            "-c",
+            "import dataclasses",
+        ],
+    }
+    if xsc:
+        commands["xsc read (console script)"] = [xsc, "read", "/bench/key"]
+
+    @contextmanager
+    def given(path: str) -> Iterator[str]:
+        yield path
+
+    source = given(args.socket) if args.socket else daemon("xsd" if args.xsd else "c")
+    with source as sock:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XENSTORED_")}
+        env["XENSTORED_PATH"] = sock
+        env["PYTHONPATH"] = str(ROOT)
+        subprocess.run(["xenstore-write", "/bench/key", "value"], env=env, check=True)
+        for argv in commands.values():  # warm the page cache
+            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+        # Interleave the commands so load from other processes hits them all alike.
+        results: dict[str, list[float]] = {name: [] for name in commands}
+        rounds = 5
+        for _ in range(rounds):
+            for name, argv in commands.items():
+                results[name].append(median_ms(argv, env, max(1, args.runs // rounds)))
+    where = f"socket {args.socket}" if args.socket else "xsd" if args.xsd else "C xenstored 4.17"
+    print(f"daemon: {where}")
+    print(f"runs: {args.runs} per command; python {sys.version.split()[0]} ({py})")
+    for name, values in results.items():
+        print(f"{statistics.median(values):8.1f} ms  {name}")
+
+
+if __name__ == "__main__":
+    main()
