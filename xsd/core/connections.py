@@ -56,6 +56,9 @@ class Connection:
     next_tx_id: int = 1
     partial_since: int | None = None
     dropped_events: int = 0
+    deferred: tuple[int, int] | None = None
+    """(req_id, tx_id) of a request whose reply the shell gives later (live update);
+    no further request of this connection is processed until then."""
 
     def queue(self, frame: bytes, kind: int = REPLY, now: int = 0) -> None:
         """Append one encoded message to the output queue."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from xsd.core import quota
 from xsd.core.domains import parse_domid
-from xsd.core.errors import XsError
+from xsd.core.errors import Deferred, XsError
 
 if TYPE_CHECKING:
     from xsd.core.engine import Engine
@@ -120,9 +120,8 @@ def _quota_soft(engine: Engine, args: list[bytes]) -> str:
 
 
 def _live_update(engine: Engine, args: list[bytes]) -> str:
-    # The live-update issue implements the protocol; until then the command is refused
-    # the way a C daemon built without live-update support refuses it.
-    raise XsError("EINVAL")
+    # The session, the dry run and the exec are the shell's: it answers later.
+    raise Deferred("live-update", args)
 
 
 _COMMANDS: dict[bytes, Command] = {

@@ -24,8 +24,8 @@ from typing import Protocol
 from xsd.core import control, ops, quota
 from xsd.core import perms as P
 from xsd.core.connections import EVENT, Connection, Credentials
-from xsd.core.domains import Domain, c_atoi, parse_domid
-from xsd.core.errors import XsError
+from xsd.core.domains import DOMID_FIRST_RESERVED, DOMID_SELF, Domain, c_atoi, parse_domid
+from xsd.core.errors import Deferred, XsError
 from xsd.core.ops import Caller
 from xsd.core.paths import canonicalize, home_of, parent_of
 from xsd.core.state import State
@@ -53,7 +53,9 @@ class Effect:
     * ``"trace"``: the trace settings changed (``arg``: a description);
     * ``"log"``: write ``arg`` (str) to the daemon's log;
     * ``"memreport"``: write a memory report to file ``arg`` (or the trace file if None);
-    * ``"timer"``: a new deadline appeared: recompute when to :meth:`Engine.tick`.
+    * ``"timer"``: a new deadline appeared: recompute when to :meth:`Engine.tick`;
+    * ``"deferred"``: ``(conn_id, command, args)``: a request the shell answers, through
+      :meth:`Engine.complete_deferred` (live update).
     """
 
     kind: str
@@ -95,6 +97,7 @@ class Engine:
         self.dirty: set[int] = set()
         self.effects: list[Effect] = []
         self._after_reply: list[tuple[Connection, bytes]] = []
+        self._release_after_reply: int | None = None
         self._handlers: dict[int, Handler] = {
             Op.CONTROL: self._control,
             Op.DIRECTORY: self._directory,
@@ -165,8 +168,10 @@ class Engine:
         decoder = conn.decoder
         outstanding = 0 if conn.privileged else self._limits(conn.domid)["outstanding"]
         connections = self.state.connections
-        while conn.out_bytes < OUT_HIGH_WATER and not (
-            outstanding and conn.replies >= outstanding
+        while (
+            conn.out_bytes < OUT_HIGH_WATER
+            and not (outstanding and conn.replies >= outstanding)
+            and conn.deferred is None
         ):
             packet = decoder.next_packet()
             if packet is None:
@@ -178,6 +183,23 @@ class Engine:
                 return False
         conn.partial_since = None
         return decoder.has_packet()
+
+    def complete_deferred(self, conn_id: int, payload: bytes, error: str | None = None) -> None:
+        """Give the reply of a deferred request (a CONTROL reply, or ERROR ``error``).
+
+        The connection's later requests are answered from the next :meth:`resume`.
+        """
+        conn = self.state.connections.get(conn_id)
+        if conn is None or conn.deferred is None:
+            return
+        req_id, tx_id = conn.deferred
+        conn.deferred = None
+        if error is not None:
+            frame = encode(_ERROR, req_id, tx_id, error.encode() + b"\0")
+        else:
+            frame = encode(Op.CONTROL, req_id, tx_id, payload)
+        conn.queue(frame, now=self.now)
+        self.dirty.add(conn_id)
 
     # ------------------------------------------------------------------ time
 
@@ -251,6 +273,10 @@ class Engine:
             if len(payload) > PAYLOAD_MAX:
                 raise XsError("E2BIG")
             frame = encode(op, packet.req_id, packet.tx_id, payload)
+        except Deferred as deferred:
+            conn.deferred = (packet.req_id, packet.tx_id)
+            self.effects.append(Effect("deferred", (conn.id, deferred.command, deferred.arguments)))
+            return
         except XsError as err:
             frame = encode(_ERROR, packet.req_id, packet.tx_id, err.name.encode() + b"\0")
         if conn.id in self.state.connections:
@@ -260,6 +286,9 @@ class Engine:
             for target, event in self._after_reply:
                 self._queue_event(target, event)
             self._after_reply.clear()
+        if self._release_after_reply is not None:
+            domid, self._release_after_reply = self._release_after_reply, None
+            self.release_domain(domid)
 
     # ------------------------------------------------------------------ helpers
 
@@ -393,11 +422,11 @@ class Engine:
             if most and len(args) - 1 > most:
                 raise XsError("ENOSPC")
         new = P.parse(args[1:])
+        if new[0][1] not in self.state.domains:
+            raise XsError("ENOENT")  # C: an owner that is no domain
         if args[0][:1] == b"@":
             return self._set_special_perms(caller, args[0], new)
         path = self._path(conn, args[0])
-        if new[0][1] not in self.state.domains:
-            raise XsError("ENOENT")
         self._fire(conn, ops.set_perms(self._view(conn, tx), caller, path, new), tx)
         return _OK
 
@@ -411,9 +440,7 @@ class Engine:
             == P.WRITE | P.OWNER
         ):
             raise XsError("EACCES")
-        old = special[name]
-        special[name] = new
-        self.fire(name, False, old)
+        special[name] = new  # C 4.17 fires no event for the special nodes' permissions
         return _OK
 
     # ------------------------------------------------------------------ watches
@@ -504,13 +531,22 @@ class Engine:
             most = self._limits(conn.domid)["nodes"]
             if most and TransactionView(tree, tx).usage(conn.domid)[0] > most:
                 raise XsError("ENOSPC")
+        # As C: one event per changed node, in first-access order, exact only if every
+        # change to it was; none for a node created and deleted within the transaction.
         # Permissions before commit decide, with the new ones, who may see each event.
-        before = {p: tree.nodes[p].perms for p in tx.modified if p in tree.nodes}
+        exact_of: dict[str, bool] = {}
+        for path, exact, _ in tx.events:
+            exact_of[path] = exact_of.get(path, True) and exact
+        before = {p: tree.nodes[p].perms for p in exact_of if p in tree.nodes}
         apply(tree, tx)
-        for path, exact, old in tx.events:
-            self.fire(path, exact, old if old is not None else before.get(path))
+        events: list[ops.Event] = []
+        for path in tx.accessed:
+            if path in exact_of and (path in before or path in tree.nodes):
+                events.append((path, exact_of[path], before.get(path)))
+        for path, exact, old in events:
+            self.fire(path, exact, old)
         for observer in self.observers:
-            observer.on_change(self, conn, tx.events)
+            observer.on_change(self, conn, events)
         return _OK
 
     def _domain_count(self, domid: int, what: str) -> int:
@@ -528,9 +564,11 @@ class Engine:
         if len(args) < 3:
             raise XsError("EINVAL")
         domid = parse_domid(args[0])
-        evtchn = c_atoi(args[2])
-        if evtchn <= 0:
+        evtchn = c_atoi(args[2]) & 0xFFFFFFFF
+        if evtchn == 0:
             raise XsError("EINVAL")
+        if domid >= DOMID_FIRST_RESERVED:
+            raise XsError("EINVAL")  # deliberate: no socket for a reserved domid
         domains = self.state.domains
         if domid not in domains:
             domains[domid] = Domain(domid, c_atoi(args[1]), evtchn)
@@ -551,7 +589,7 @@ class Engine:
 
     def _release(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         domid = self._known_domain(payload)
-        self.release_domain(domid)
+        self._release_after_reply = domid  # C answers first, then tears the domain down
         return _OK
 
     def release_domain(self, domid: int) -> None:
@@ -569,7 +607,7 @@ class Engine:
                 for event_path, exact, old in ops.rm(view, ops.DOM0, path):
                     self.fire(event_path, exact, old)
         # Scrub the domain's ACL entries so a new domain with its id inherits nothing.
-        for path, node in tree.nodes.items():
+        for node in tree.nodes.values():
             if any(who == domid for _, who in node.perms[1:]):
                 node.perms = P.intern(
                     (node.perms[0], *(e for e in node.perms[1:] if e[1] != domid))
@@ -603,7 +641,7 @@ class Engine:
         self, conn: Connection, tx: Transaction | None, payload: bytes
     ) -> bytes:
         domid = parse_domid(_one_arg(payload))
-        return b"T\0" if domid in self.state.domains else b"F\0"
+        return b"T\0" if domid in self.state.domains or domid == DOMID_SELF else b"F\0"
 
     def _get_domain_path(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         domid = parse_domid(_one_arg(payload))

@@ -226,6 +226,7 @@ def rm(view: View, caller: Caller, path: str) -> list[Event]:
         raise XsError("EACCES")
     if path == "/":
         raise XsError("EINVAL")
+    view.get(parent_of(path))  # C touches the parent next (transaction access order)
     events: list[Event] = []
     _remove_subtree(view, path, node, events)
     events[-1] = (path, False, node.perms)

@@ -36,7 +36,8 @@ def relative_length(path: str) -> int:
     """The length the ``path-max`` quota counts: below ``/local/domain/<N>/`` if there."""
     if path.startswith("/local/domain/"):
         slash = path.find("/", 14)
-        if slash != -1:
+        # C 4.17 strips the prefix only for a domid of at most 5 characters.
+        if 14 < slash <= 19 and path[14:slash].isdigit():
             return len(path) - slash - 1
     return len(path)
 

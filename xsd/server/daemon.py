@@ -22,14 +22,17 @@ import logging
 import os
 import socket
 import stat
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from xsd.core.connections import Credentials
 from xsd.core.engine import Effect, Engine
+from xsd.server.liveupdate import LiveUpdate
 from xsd_client.protocol import ProtocolError
 
 log = logging.getLogger("xsd")
@@ -61,13 +64,59 @@ class ServerConfig:
 class Server:
     """Listens on the store socket (and per-domain sockets) and serves the engine."""
 
-    def __init__(self, config: ServerConfig, engine: Engine | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, engine: Engine | None = None, argv: list[str] | None = None
+    ) -> None:
         self.config = config
         self.engine = engine if engine is not None else Engine()
+        self.argv = list(sys.argv[1:] if argv is None else argv)
         self.peers: dict[int, Peer] = {}
         self.listeners: dict[int, socket.socket] = {}  # domid -> listening socket
-        self._nursery: trio.Nursery | None = None
+        self.nursery: trio.Nursery | None = None
         self._timer_wakeup = trio.Event()
+        self.live_update = LiveUpdate(self)
+        self._restored_reply: int | None = None
+
+    # ------------------------------------------------------------------ live update
+
+    def handover_extra(self) -> dict[str, Any]:
+        """What the shell must find again after a live update: its descriptors."""
+        return {
+            "listeners": {domid: sock.fileno() for domid, sock in self.listeners.items()},
+            "conns": {conn_id: peer.sock.fileno() for conn_id, peer in self.peers.items()},
+        }
+
+    def adopt_handover(self, extra: dict[str, Any]) -> None:
+        """Take over the descriptors a previous process left us (before :meth:`serve`)."""
+        for domid, fd in extra["listeners"].items():
+            sock = socket.socket(fileno=fd)
+            sock.set_inheritable(False)
+            sock.setblocking(False)
+            self.listeners[int(domid)] = sock
+        for conn_id, fd in extra["conns"].items():
+            sock = socket.socket(fileno=fd)
+            sock.set_inheritable(False)
+            sock.setblocking(False)
+            self.peers[int(conn_id)] = Peer(sock)
+        for conn_id in list(self.engine.state.connections):
+            if conn_id not in self.peers:
+                self.engine.disconnect(conn_id)  # no descriptor came with it
+        self._restored_reply = extra.get("live_update_reply")
+
+    def before_exec(self) -> None:
+        """Last words before this process becomes the new program."""
+        logging.shutdown()
+
+    def wake(self, conn_id: int) -> None:
+        """A connection's held-back requests may go on (its deferred reply was given)."""
+        peer = self.peers.get(conn_id)
+        if peer is not None:
+            peer.drained.set()
+            peer.wakeup.set()
+
+    def flush(self) -> None:
+        """Send what can be sent now and apply pending effects."""
+        self._flush_dirty()
 
     # ------------------------------------------------------------------ listening
 
@@ -92,17 +141,27 @@ class Server:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled."""
-        main = self.bind(self.config.socket_path, self.config.socket_mode)
-        self.listeners[0] = main
+        if 0 not in self.listeners:
+            self.listeners[0] = self.bind(self.config.socket_path, self.config.socket_mode)
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                nursery.start_soon(self._accept_loop, main, 0)
+                self.nursery = nursery
+                for domid, sock in self.listeners.items():
+                    nursery.start_soon(self._accept_loop, sock, domid)
+                for conn_id, peer in self.peers.items():
+                    nursery.start_soon(self._serve_connection, conn_id, peer)
                 nursery.start_soon(self._timer_loop)
+                if self._restored_reply is not None:
+                    # The live update that started us is complete: answer its -s.
+                    self.engine.complete_deferred(self._restored_reply, b"OK\0")
+                    self._restored_reply = None
+                for conn_id in list(self.engine.state.connections):
+                    self.engine.resume(conn_id, time.monotonic_ns())
+                self._flush_dirty()
                 task_status.started()
                 await trio.sleep_forever()
         finally:
-            self._nursery = None
+            self.nursery = None
             for domid, sock in list(self.listeners.items()):
                 self._close_listener(domid, sock)
             for peer in self.peers.values():
@@ -140,8 +199,8 @@ class Server:
         conn_id = self.engine.connect(domid, creds)
         peer = Peer(sock)
         self.peers[conn_id] = peer
-        assert self._nursery is not None
-        self._nursery.start_soon(self._serve_connection, conn_id, peer)
+        assert self.nursery is not None
+        self.nursery.start_soon(self._serve_connection, conn_id, peer)
         return conn_id
 
     # ------------------------------------------------------------------ connections
@@ -177,8 +236,12 @@ class Server:
             held_back = engine.receive(conn_id, data, time.monotonic_ns())
             self._flush_dirty()
             while held_back:
+                conn = conns.get(conn_id)
+                if conn is None:
+                    return
                 peer.drained = trio.Event()
-                peer.wakeup.set()
+                if conn.deferred is None:
+                    peer.wakeup.set()  # the writer sets drained once the output is out
                 await peer.drained.wait()
                 held_back = engine.resume(conn_id, time.monotonic_ns())
                 self._flush_dirty()
@@ -244,6 +307,7 @@ class Server:
             self._flush_dirty()
 
     def _drop(self, conn_id: int) -> None:
+        self.live_update.connection_closed(conn_id)
         peer = self.peers.pop(conn_id, None)
         self.engine.disconnect(conn_id)
         if peer is not None:
@@ -272,6 +336,13 @@ class Server:
                 log.info("%s", effect.arg)
             elif effect.kind == "memreport":
                 self._memreport(effect.arg if isinstance(effect.arg, str) else None)
+            elif effect.kind == "deferred":
+                assert isinstance(effect.arg, tuple)
+                deferred_conn: int = effect.arg[0]
+                if effect.arg[1] == "live-update":
+                    self.live_update.command(deferred_conn, effect.arg[2])
+                else:
+                    self.engine.complete_deferred(deferred_conn, b"", "EINVAL")
             elif effect.kind == "timer":
                 self._timer_wakeup.set()
             elif effect.kind == "trace":
@@ -286,8 +357,8 @@ class Server:
             log.error("domain %d: cannot listen on %s: %s", domid, path, exc)
             return
         self.listeners[domid] = sock
-        if self._nursery is not None:
-            self._nursery.start_soon(self._accept_loop, sock, domid)
+        if self.nursery is not None:
+            self.nursery.start_soon(self._accept_loop, sock, domid)
         log.info("domain %d: listening on %s", domid, path)
 
     def _memreport(self, target: str | None) -> None:

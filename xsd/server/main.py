@@ -11,8 +11,12 @@ from pathlib import Path
 
 import trio
 
+from handover.records import StateError
 from xsd import __version__
+from xsd.core.engine import Engine
+from xsd.server import sdnotify
 from xsd.server.daemon import Server, ServerConfig
+from xsd.server.liveupdate import check_state, restore
 
 log = logging.getLogger("xsd")
 
@@ -65,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more (repeat for debug output)"
     )
+    parser.add_argument(
+        "--live-update",
+        metavar="STATE",
+        help="start from the state a live update handed over (fd:N for a memfd, "
+        "lmdb:PATH for an LMDB file) and adopt its sockets; the daemon passes this to the "
+        "new program itself",
+    )
+    parser.add_argument(
+        "--check-state",
+        metavar="STATE",
+        help="load a handed-over state completely, print what it holds and exit: 0 if it "
+        "loads, 1 if not (the dry run before a live update)",
+    )
     parser.add_argument("--version", action="version", version=f"xsd {__version__}")
     return parser
 
@@ -83,10 +100,22 @@ def prepare_rundir(rundir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``xsd`` console script."""
     args = build_parser().parse_args(argv)
+    if args.check_state:
+        return check_state(args.check_state)
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="xsd: %(message)s", stream=sys.stderr)
     rundir = args.rundir or default_rundir()
-    prepare_rundir(rundir)
+    engine = None
+    extra = None
+    if args.live_update:
+        try:
+            state, extra = restore(args.live_update)
+        except StateError as exc:
+            print(f"xsd: live update: cannot load the state: {exc}", file=sys.stderr)
+            return 1
+        engine = Engine(state)
+    else:
+        prepare_rundir(rundir)
     socket_path = (
         args.socket
         or (Path(os.environ["XENSTORED_PATH"]) if os.environ.get("XENSTORED_PATH") else None)
@@ -100,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.pid_file:
         args.pid_file.write_text(f"{os.getpid()}\n")
+    server = Server(config, engine)
+    if extra is not None:
+        server.adopt_handover(extra)
+        log.info("live update: state restored, %d nodes", len(server.engine.state.tree.nodes))
     try:
-        trio.run(_run, Server(config))
+        trio.run(_run, server)
     except KeyboardInterrupt:
         pass
     finally:
@@ -116,9 +149,12 @@ async def _run(server: Server) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve)
             print(f"xsd: listening on {server.config.socket_path}", file=sys.stderr, flush=True)
+            sdnotify.notify("READY=1")
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     continue  # reopening the log file comes with the logging issue
                 log.info("%s received, stopping", signal.Signals(signum).name)
+                sdnotify.notify("STOPPING=1")
+                server.live_update.abort()
                 nursery.cancel_scope.cancel()
                 break

@@ -1,0 +1,428 @@
+"""The daemon's state as a flat list of records, and back.
+
+Every record is a msgpack-able list whose first item names its kind. Records are flat
+on purpose: the tree goes as columns (paths, values, permission ids, generations) in
+chunks, parents before children, so a path 1,500 levels deep costs no nesting and no
+recursion, and a million nodes pack as a few large arrays. Invariants of a stream:
+
+* ``meta`` comes first and ``end`` last, ``end`` carrying the number of records before it;
+* every node's parent appears before it; child order is the order of appearance, which
+  is the stored (insertion) order;
+* connections come before their watches and transactions;
+* a kind this version does not know is refused, never skipped.
+
+``dump`` reads the state without changing it; ``load`` builds a fresh state and raises
+:class:`StateError` at the first inconsistency, so nothing is ever half-loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from xsd.core import perms as P
+from xsd.core.connections import Connection, Credentials
+from xsd.core.domains import DOMID_MAX, Domain
+from xsd.core.paths import is_valid, parent_of
+from xsd.core.quota import Quotas
+from xsd.core.state import Settings, State
+from xsd.core.tree import Node, Tree
+from xsd.core.views import Transaction
+from xsd.core.watches import Watch, WatchIndex
+from xsd_client.protocol import Decoder
+
+CHUNK = 65536
+"""Nodes per ``nodes`` record."""
+
+_CORE_FIELDS = frozenset(
+    {
+        "tree",
+        "special_perms",
+        "watches",
+        "connections",
+        "next_conn_id",
+        "domains",
+        "settings",
+        "quotas",
+    }
+)
+
+
+class StateError(Exception):
+    """The records do not describe a state this version can load."""
+
+
+Record = list[Any]
+
+
+# ---------------------------------------------------------------------------- dump
+
+
+def dump(state: State, extra: dict[str, Any] | None = None) -> Iterator[Record]:
+    """The records of ``state``; ``extra`` is opaque data for the shell (descriptors)."""
+    yield [
+        "meta",
+        {
+            "generation": state.tree.generation,
+            "next_conn_id": state.next_conn_id,
+            "next_watch_seq": state.watches.next_seq,
+            "settings": dataclasses.asdict(state.settings),
+            "quotas": {"hard": state.quotas.hard, "soft": state.quotas.soft},
+            "special_perms": {k: _perms(v) for k, v in state.special_perms.items()},
+            "extra": extra or {},
+        },
+    ]
+    count = 1
+    perm_ids: dict[P.Perms, int] = {}
+    nodes = state.tree.nodes
+    paths: list[str] = []
+    for path in state.tree.walk():
+        paths.append(path)
+        if len(paths) == CHUNK:
+            yield _node_chunk(paths, nodes, perm_ids)
+            count += 1
+            paths = []
+    if paths:
+        yield _node_chunk(paths, nodes, perm_ids)
+        count += 1
+    yield ["perms", [_perms(p) for p in perm_ids]]
+    count += 1
+    for domain in state.domains.values():
+        yield ["domain", domain.domid, domain.gfn, domain.evtchn, domain.target, domain.quota]
+        count += 1
+    for conn in state.connections.values():
+        yield _connection(conn)
+        count += 1
+    watches = sorted(
+        (w for bucket in state.watches.by_path.values() for w in bucket), key=lambda w: w.seq
+    )
+    for w in watches:
+        yield ["watch", w.conn_id, w.seq, w.path, w.token, w.relative_to]
+        count += 1
+    for conn in state.connections.values():
+        for tx in conn.transactions.values():
+            yield _transaction(conn.id, tx)
+            count += 1
+    for field in dataclasses.fields(state):
+        if field.name not in _CORE_FIELDS:
+            yield ["ext", field.name, to_plain(getattr(state, field.name))]
+            count += 1
+    yield ["end", count]
+
+
+def _perms(perms: P.Perms) -> list[list[int]]:
+    return [[a, d] for a, d in perms]
+
+
+def _node_chunk(paths: list[str], nodes: dict[str, Node], perm_ids: dict[P.Perms, int]) -> Record:
+    values = []
+    perm_col = []
+    gens = []
+    for path in paths:
+        node = nodes[path]
+        values.append(node.value)
+        pid = perm_ids.get(node.perms)
+        if pid is None:
+            pid = perm_ids[node.perms] = len(perm_ids)
+        perm_col.append(pid)
+        gens.append(node.gen)
+    return ["nodes", paths, values, perm_col, gens]
+
+
+def _connection(conn: Connection) -> Record:
+    creds = None if conn.creds is None else [conn.creds.pid, conn.creds.uid, conn.creds.gid]
+    return [
+        "conn",
+        conn.id,
+        conn.domid,
+        conn.privileged,
+        creds,
+        conn.decoder.pending,
+        [[frame, kind, queued] for frame, kind, queued in conn.out],
+        conn.out_offset,
+        sorted(conn.event_frames),
+        conn.next_tx_id,
+        conn.partial_since,
+        conn.dropped_events,
+        conn.deferred,
+    ]
+
+
+def _transaction(conn_id: int, tx: Transaction) -> Record:
+    copies: list[list[Any]] = []
+    for path, node in tx.nodes.items():
+        if node is None:
+            copies.append([path, None])
+        else:
+            copies.append([path, [node.value, _perms(node.perms), node.children, node.gen]])
+    return [
+        "tx",
+        conn_id,
+        tx.id,
+        tx.generation,
+        tx.failed,
+        [[p, g] for p, g in tx.accessed.items()],
+        copies,
+        sorted(tx.modified),
+        [[p, exact, None if old is None else _perms(old)] for p, exact, old in tx.events],
+    ]
+
+
+# ---------------------------------------------------------------------------- load
+
+
+def load(records: Iterable[Record]) -> tuple[State, dict[str, Any]]:
+    """Build a new state from records.
+
+    Raises:
+        StateError: the records are inconsistent, incomplete, or of an unknown kind.
+    """
+    try:
+        return _Loader().run(records)
+    except StateError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise StateError(f"malformed record: {exc!r}") from exc
+
+
+class _Loader:
+    def __init__(self) -> None:
+        self.state = State()
+        self.state.tree = Tree()
+        self.state.domains = {}
+        self.extra: dict[str, Any] = {}
+        self.pending_nodes: list[Record] = []
+        self.perm_table: list[P.Perms] | None = None
+        self.count = 0
+        self.ended = False
+
+    def run(self, records: Iterable[Record]) -> tuple[State, dict[str, Any]]:
+        for record in records:
+            if self.ended:
+                raise StateError("data after the end record")
+            if not isinstance(record, list) or not record or not isinstance(record[0], str):
+                raise StateError("a record is not a list headed by its kind")
+            kind = record[0]
+            if self.count == 0 and kind != "meta":
+                raise StateError("the stream does not start with a meta record")
+            handler = getattr(self, "_" + kind, None)
+            if handler is None or kind.startswith("_"):
+                raise StateError(f"unknown record kind {kind!r}")
+            handler(record)
+            self.count += 1
+        if not self.ended:
+            raise StateError("the stream ends without an end record")
+        if "/" not in self.state.tree.nodes:
+            raise StateError("the tree has no root")
+        return self.state, self.extra
+
+    def _meta(self, r: Record) -> None:
+        if self.count:
+            raise StateError("a second meta record")
+        meta = r[1]
+        state = self.state
+        state.tree.generation = int(meta["generation"])
+        state.next_conn_id = int(meta["next_conn_id"])
+        state.watches = WatchIndex()
+        state.watches.next_seq = int(meta["next_watch_seq"])
+        state.settings = Settings(**meta["settings"])
+        state.quotas = Quotas(hard=dict(meta["quotas"]["hard"]), soft=dict(meta["quotas"]["soft"]))
+        state.special_perms = {k: _to_perms(v) for k, v in meta["special_perms"].items()}
+        self.extra = dict(meta["extra"])
+
+    def _nodes(self, r: Record) -> None:
+        # Permission ids are resolved when the table arrives (it follows the nodes).
+        if self.perm_table is not None:
+            raise StateError("node records after the permission table")
+        _, paths, values, perm_col, gens = r
+        if not (len(paths) == len(values) == len(perm_col) == len(gens)):
+            raise StateError("a nodes record has columns of different lengths")
+        self.pending_nodes.append(r)
+
+    def _perms(self, r: Record) -> None:
+        table = [_to_perms(p) for p in r[1]]
+        self.perm_table = table
+        tree = self.state.tree
+        nodes = tree.nodes
+        for _, paths, values, perm_col, gens in self.pending_nodes:
+            for path, value, pid, gen in zip(paths, values, perm_col, gens, strict=True):
+                if not isinstance(path, str) or not isinstance(value, bytes):
+                    raise StateError("a node path or value has the wrong type")
+                if path in nodes:
+                    raise StateError(f"node {path} appears twice")
+                node = Node(value, table[pid], [], gen)
+                if path != "/":
+                    if not is_valid(path.encode()) or path[0] != "/":
+                        raise StateError(f"invalid node path {path!r}")
+                    parent = nodes.get(parent_of(path))
+                    if parent is None:
+                        raise StateError(f"node {path} comes before its parent")
+                    parent.children.append(path)
+                elif nodes:
+                    raise StateError("the root is not the first node")
+                nodes[path] = node
+                tree.charge(path, node, 1)
+        self.pending_nodes = []
+
+    def _domain(self, r: Record) -> None:
+        _, domid, gfn, evtchn, target, quota = r
+        if not 0 <= domid <= DOMID_MAX:
+            raise StateError(f"domain id {domid} out of range")
+        self.state.domains[domid] = Domain(domid, gfn, evtchn, target, dict(quota))
+
+    def _conn(self, r: Record) -> None:
+        (
+            _,
+            cid,
+            domid,
+            privileged,
+            creds,
+            pending,
+            out,
+            offset,
+            event_frames,
+            next_tx,
+            partial_since,
+            dropped,
+            deferred,
+        ) = r
+        if cid in self.state.connections:
+            raise StateError(f"connection {cid} appears twice")
+        conn = Connection(cid, domid, bool(privileged))
+        conn.creds = None if creds is None else Credentials(*creds)
+        conn.decoder = Decoder(bytes(pending))
+        for frame, kind, queued in out:
+            conn.queue(bytes(frame), kind, queued)
+        conn.event_frames = set(event_frames)
+        if offset:
+            conn.out_offset = offset
+            conn.out_bytes -= offset
+        conn.next_tx_id = next_tx
+        conn.partial_since = partial_since
+        conn.dropped_events = dropped
+        conn.deferred = None if deferred is None else tuple(deferred)
+        self.state.connections[cid] = conn
+
+    def _watch(self, r: Record) -> None:
+        _, cid, seq, path, token, relative_to = r
+        conn = self.state.connections.get(cid)
+        if conn is None:
+            raise StateError(f"watch of unknown connection {cid}")
+        watch = Watch(cid, seq, path, bytes(token), relative_to)
+        self.state.watches.by_path.setdefault(path, []).append(watch)
+        conn.watches.append(watch)
+
+    def _tx(self, r: Record) -> None:
+        _, cid, tx_id, generation, failed, accessed, copies, modified, events = r
+        conn = self.state.connections.get(cid)
+        if conn is None:
+            raise StateError(f"transaction of unknown connection {cid}")
+        tx = Transaction(tx_id, generation)
+        tx.failed = bool(failed)
+        tx.accessed = {p: g for p, g in accessed}
+        for path, copy in copies:
+            if copy is None:
+                tx.nodes[path] = None
+            else:
+                value, perms, children, gen = copy
+                tx.nodes[path] = Node(bytes(value), _to_perms(perms), list(children), gen)
+        tx.modified = set(modified)
+        tx.events = [(p, bool(e), None if o is None else _to_perms(o)) for p, e, o in events]
+        if not set(tx.nodes) <= set(tx.accessed) or not tx.modified <= set(tx.nodes):
+            raise StateError(f"transaction {tx_id} of connection {cid} is inconsistent")
+        conn.transactions[tx_id] = tx
+
+    def _ext(self, r: Record) -> None:
+        _, name, plain = r
+        hints = typing.get_type_hints(State)
+        if name not in hints or name in _CORE_FIELDS:
+            raise StateError(f"unknown state part {name!r}")
+        setattr(self.state, name, from_plain(hints[name], plain))
+
+    def _end(self, r: Record) -> None:
+        if self.pending_nodes or self.perm_table is None:
+            raise StateError("the stream ends before the permission table")
+        if r[1] != self.count:
+            raise StateError(f"end record counts {r[1]} records, the stream had {self.count}")
+        for conn in self.state.connections.values():
+            if conn.domid not in self.state.domains:
+                raise StateError(f"connection {conn.id} of unknown domain {conn.domid}")
+        self.ended = True
+
+
+def _to_perms(raw: list[list[int]]) -> P.Perms:
+    if not raw:
+        raise StateError("an empty permission list")
+    out = []
+    for access, domid in raw:
+        if access not in (P.NONE, P.READ, P.WRITE, P.BOTH) or not -(2**31) <= domid < 2**31:
+            raise StateError(f"invalid permission entry {[access, domid]}")
+        out.append((access, domid))
+    return P.intern(tuple(out))
+
+
+# ---------------------------------------------------------------------------- plain data
+
+
+def to_plain(value: Any) -> Any:
+    """Dataclasses, deques, sets and tuples as msgpack-able lists and maps."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return [[to_plain(k), to_plain(v)] for k, v in value.items()]
+    if isinstance(value, list | tuple | deque):
+        return [to_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(to_plain(v) for v in value)
+    return value
+
+
+def from_plain(hint: Any, plain: Any) -> Any:
+    """Rebuild a value of type ``hint`` from :func:`to_plain`'s output."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if plain is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return from_plain(arg, plain)
+            except (TypeError, ValueError, KeyError, StateError):
+                continue
+        raise StateError(f"{plain!r} matches no type of {hint}")
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(plain, dict):
+            raise StateError(f"{hint.__name__} expected a map")
+        hints = typing.get_type_hints(hint)
+        kwargs = {}
+        for f in dataclasses.fields(hint):
+            if f.name in plain:
+                kwargs[f.name] = from_plain(hints[f.name], plain[f.name])
+        return hint(**kwargs)
+    if origin is dict:
+        return {from_plain(args[0], k): from_plain(args[1], v) for k, v in plain}
+    if origin is list:
+        return [from_plain(args[0], v) for v in plain]
+    if origin is deque:
+        return deque(from_plain(args[0], v) for v in plain)
+    if origin in (set, frozenset):
+        return origin(from_plain(args[0], v) for v in plain)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_plain(args[0], v) for v in plain)
+        return tuple(from_plain(a, v) for a, v in zip(args, plain, strict=True))
+    if hint in (int, str, bytes, bool, float):
+        if hint is float and isinstance(plain, int):
+            return float(plain)
+        if not isinstance(plain, hint):
+            raise StateError(f"expected {hint.__name__}, got {type(plain).__name__}")
+        return plain
+    if hint is Any or hint is object:
+        return plain
+    raise StateError(f"cannot rebuild a value of type {hint}")

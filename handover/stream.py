@@ -1,0 +1,98 @@
+"""The framed byte stream that carries the records: versioned and checksummed.
+
+Layout: ``MAGIC`` (8 bytes), format version (u32), body length (u64), the body (msgpack
+records back to back), then the SHA-256 of the body (32 bytes). The loader checks all of
+it before it unpacks a single record, and refuses, with a message naming the problem,
+a stream that is not ours, from a newer format, truncated, padded or altered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import msgpack
+
+from handover.records import Record, StateError
+
+MAGIC = b"XSDSTATE"
+FORMAT_VERSION = 1
+_HEAD = struct.Struct("<8sIQ")
+_DIGEST = 32
+
+
+def pack_records(records: Iterable[Record]) -> bytes:
+    """The body: records packed back to back."""
+    packer = msgpack.Packer(use_bin_type=True)
+    return b"".join(packer.pack(r) for r in records)
+
+
+def frame(body: bytes) -> bytes:
+    """A whole stream around a body."""
+    return _HEAD.pack(MAGIC, FORMAT_VERSION, len(body)) + body + hashlib.sha256(body).digest()
+
+
+def check_header(blob: bytes | memoryview) -> tuple[int, int]:
+    """``(version, body_length)`` from the start of a stream.
+
+    Raises:
+        StateError: not a state stream, or one of a format this version cannot read.
+    """
+    if len(blob) < _HEAD.size:
+        raise StateError(f"state is {len(blob)} bytes: too short to be an xsd state")
+    magic, version, length = _HEAD.unpack_from(blob)
+    if magic != MAGIC:
+        raise StateError("not an xsd state (bad magic)")
+    if version > FORMAT_VERSION:
+        raise StateError(
+            f"state format version {version} is newer than this xsd reads ({FORMAT_VERSION})"
+        )
+    if version < 1:
+        raise StateError(f"state format version {version} is not a valid version")
+    return version, length
+
+
+def unframe(blob: bytes | memoryview) -> memoryview:
+    """The body of a stream, after checking magic, version, length and checksum.
+
+    Raises:
+        StateError: the stream is not whole and exactly ours.
+    """
+    _, length = check_header(blob)
+    expected = _HEAD.size + length + _DIGEST
+    if len(blob) < expected:
+        raise StateError(f"state truncated: {len(blob)} bytes of {expected}")
+    if len(blob) > expected:
+        raise StateError(f"state has {len(blob) - expected} bytes of trailing data")
+    view = memoryview(blob)
+    body = view[_HEAD.size : _HEAD.size + length]
+    if hashlib.sha256(body).digest() != bytes(view[_HEAD.size + length :]):
+        raise StateError("state checksum mismatch: the state was altered or damaged")
+    return body
+
+
+def unpack_records(body: bytes | memoryview) -> Iterator[Record]:
+    """The records of a checked body."""
+    unpacker = msgpack.Unpacker(
+        raw=False,
+        use_list=True,
+        strict_map_key=False,
+        max_buffer_size=max(len(body), 1),
+    )
+    unpacker.feed(body)
+    try:
+        yield from unpacker
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
+        raise StateError(f"state body does not decode: {exc}") from exc
+
+
+def encode_state(records: Iterable[Record]) -> bytes:
+    """Records to a whole framed stream."""
+    return frame(pack_records(records))
+
+
+def decode_state(blob: bytes | memoryview) -> list[Any]:
+    """A whole framed stream to its records (checked first)."""
+    return list(unpack_records(unframe(blob)))

@@ -1,0 +1,114 @@
+"""Where the framed state travels: a memfd (default) or an LMDB file.
+
+Both carry the same bytes: the memfd holds the framed stream; the LMDB file holds the
+stream header, each record (packed) under its index, and the digest, so that reading
+it back reassembles exactly the stream a memfd would hold, checked the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import lmdb
+import msgpack
+
+from handover.records import Record, StateError
+from handover.stream import check_header, frame, unframe
+
+_KEY = struct.Struct(">Q")
+
+
+def write_memfd(blob: bytes) -> int:
+    """A new inheritable memfd holding ``blob``, positioned at its start."""
+    fd = os.memfd_create("xsd-state", 0)
+    try:
+        view = memoryview(blob)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_fd(fd: int) -> bytes:
+    """Everything an fd holds from its start."""
+    size = os.fstat(fd).st_size
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, min(size, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def write_lmdb(path: Path, records: list[Record]) -> None:
+    """Write the records to an LMDB file at ``path`` (replaced if it exists)."""
+    packer = msgpack.Packer(use_bin_type=True)
+    packed = [packer.pack(r) for r in records]
+    blob = frame(b"".join(packed))
+    head, digest = blob[:20], blob[-32:]
+    for suffix in ("", "-lock"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    size = max(1 << 20, 2 * len(blob) + (len(packed) * 64))
+    env = lmdb.open(str(path), subdir=False, map_size=size, max_dbs=0, mode=0o600)
+    try:
+        with env.begin(write=True) as txn:
+            txn.put(b"head", head)
+            txn.put(b"digest", digest)
+            for i, item in enumerate(packed):
+                txn.put(b"r" + _KEY.pack(i), item)
+        env.sync(True)
+    finally:
+        env.close()
+
+
+def read_lmdb(path: Path) -> bytes:
+    """The framed stream kept in an LMDB file (checked by the caller with ``unframe``).
+
+    Raises:
+        StateError: the file is missing or not an xsd state.
+    """
+    if not path.exists():
+        raise StateError(f"no state file at {path}")
+    try:
+        env = lmdb.open(str(path), subdir=False, readonly=True, lock=False)
+    except lmdb.Error as exc:
+        raise StateError(f"{path} is not an LMDB file: {exc}") from exc
+    try:
+        with env.begin() as txn:
+            head = txn.get(b"head")
+            digest = txn.get(b"digest")
+            if head is None or digest is None:
+                raise StateError(f"{path} holds no xsd state")
+            check_header(head)
+            parts = [bytes(v) for k, v in txn.cursor() if k.startswith(b"r")]
+    finally:
+        env.close()
+    return head + b"".join(parts) + digest
+
+
+def load_blob(spec: str) -> bytes:
+    """The framed stream named by ``fd:N`` (a memfd) or ``lmdb:PATH``.
+
+    Raises:
+        StateError: the source cannot be read, or the stream is not whole.
+    """
+    if spec.startswith("fd:"):
+        try:
+            blob = read_fd(int(spec[3:]))
+        except (ValueError, OSError) as exc:
+            raise StateError(f"cannot read state from {spec}: {exc}") from exc
+    elif spec.startswith("lmdb:"):
+        blob = read_lmdb(Path(spec[5:]))
+    else:
+        raise StateError(f"unknown state source {spec!r} (use fd:N or lmdb:PATH)")
+    unframe(blob)
+    return blob

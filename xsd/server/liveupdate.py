@@ -1,0 +1,288 @@
+"""Live update, the daemon side of ``xenstore-control live-update``.
+
+A session is owned by the connection that named the new program (``-f``); ``-c``
+replaces its command line; ``-s`` starts the update; ``-a`` aborts. The sequence of
+``-s``, each step reversible until the exec:
+
+1. dump the state and let the new program load it in a child (``--check-state``): the
+   dry run; other clients are served meanwhile;
+2. with the dry run passed, stop everything (we are in one synchronous step from
+   here), dump the state again with the ``-s`` request's reply still owed, put it in a
+   memfd (or an LMDB file), make exactly the sockets and the memfd inheritable, tell
+   systemd RELOADING, and exec the new program in this process;
+3. the new process loads the state, adopts the descriptors, answers ``OK`` to the
+   waiting ``-s`` and serves on.
+
+If anything fails before the exec, the session ends with an error text as the reply
+and the daemon carries on untouched. Unlike Xen's daemons, open transactions do not
+block the update: they travel with the state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from handover import records, stream, transports
+from xsd.server import sdnotify
+
+if TYPE_CHECKING:
+    from xsd.server.daemon import Server
+
+log = logging.getLogger("xsd")
+
+LIVE_UPDATE_OPTION = "--live-update"
+CHECK_OPTION = "--check-state"
+
+
+@dataclass
+class Session:
+    """A live update in preparation."""
+
+    owner: int
+    program: str
+    cmdline: str | None = None
+    starting: bool = False
+    cancel: trio.CancelScope | None = None
+    aborted: bool = False
+
+
+class LiveUpdate:
+    """Runs the ``live-update`` control command for a server."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.session: Session | None = None
+
+    # ------------------------------------------------------------------ commands
+
+    def command(self, conn_id: int, args: list[bytes]) -> None:
+        """Answer ``live-update ARGS`` from connection ``conn_id`` (now or later)."""
+        engine = self.server.engine
+        try:
+            text = self._command(conn_id, [a.decode(errors="surrogateescape") for a in args])
+        except ValueError:
+            engine.complete_deferred(conn_id, b"", "EINVAL")
+            return
+        if text is not None:
+            engine.complete_deferred(conn_id, text.encode() + b"\0")
+
+    def _command(self, conn_id: int, args: list[str]) -> str | None:
+        if not args:
+            raise ValueError
+        flag, rest = args[0], args[1:]
+        session = self.session
+        if flag == "-f":
+            if len(rest) != 1:
+                raise ValueError
+            if session is not None:
+                return "live-update session already active."
+            program = rest[0]
+            try:
+                info = os.stat(program)
+            except OSError:
+                return "File not accessible."
+            if not info.st_mode & 0o111:
+                return "File not executable."
+            self.session = Session(conn_id, program)
+            log.info("live-update: binary %s", program)
+            return "OK"
+        if flag == "-c":
+            if len(rest) != 1:
+                raise ValueError
+            if session is None or session.owner != conn_id:
+                return "Not in live-update session."
+            session.cmdline = rest[0]
+            log.info("live-update: cmdline %s", rest[0])
+            return "OK"
+        if flag == "-a":
+            if rest:
+                raise ValueError
+            if session is None:
+                return "No live-update session active."
+            self.abort()
+            return "OK"
+        if flag == "-s":
+            state_spec = _parse_start(rest)
+            if session is None or session.owner != conn_id:
+                return "Not in live-update session."
+            if session.starting:
+                return "live-update already started."
+            session.starting = True
+            assert self.server.nursery is not None
+            self.server.nursery.start_soon(self._start, session, conn_id, state_spec)
+            return None
+        raise ValueError
+
+    def abort(self) -> None:
+        """End the session; a waiting ``-s`` is answered "Cancellation was requested"."""
+        session = self.session
+        self.session = None
+        if session is None:
+            return
+        session.aborted = True
+        if session.cancel is not None:
+            session.cancel.cancel()
+        log.info("live-update: abort")
+
+    def connection_closed(self, conn_id: int) -> None:
+        """The owner of a session went away: the session ends."""
+        if self.session is not None and self.session.owner == conn_id:
+            self.abort()
+
+    # ------------------------------------------------------------------ the update
+
+    async def _start(self, session: Session, conn_id: int, state_spec: str) -> None:
+        engine = self.server.engine
+        error: str | None = None
+        with trio.CancelScope() as scope:
+            session.cancel = scope
+            error = await self._dry_run(session)
+            if error is None and not session.aborted:
+                error = self._exec(session, conn_id, state_spec)
+        if session.aborted:
+            error = "Cancellation was requested"
+        if self.session is session:
+            self.session = None
+        engine.complete_deferred(conn_id, (error or "OK").encode() + b"\0")
+        self.server.flush()
+        self.server.wake(conn_id)
+
+    def _argv(self, session: Session, extra: list[str]) -> list[str]:
+        if session.cmdline is not None:
+            args = shlex.split(session.cmdline)
+        else:
+            args = _strip_state_options(self.server.argv)
+        return [session.program, *args, *extra]
+
+    async def _dry_run(self, session: Session) -> str | None:
+        """Let the new program load the current state in a child; None if it can."""
+        blob = stream.encode_state(
+            records.dump(self.server.engine.state, self.server.handover_extra())
+        )
+        fd = transports.write_memfd(blob)
+        try:
+            argv = self._argv(session, [CHECK_OPTION, f"fd:{fd}"])
+            try:
+                result = await trio.run_process(
+                    argv, pass_fds=(fd,), capture_stdout=True, capture_stderr=True, check=False
+                )
+            except OSError as exc:
+                return f"New program cannot be run: {exc}"
+        finally:
+            os.close(fd)
+        if result.returncode != 0:
+            reason = result.stderr.decode(errors="replace").strip().splitlines()
+            detail = reason[-1] if reason else f"exit status {result.returncode}"
+            log.error("live-update: dry run failed: %s", detail)
+            return f"New program failed to load the state: {detail}"
+        return None
+
+    def _exec(self, session: Session, conn_id: int, state_spec: str) -> str:
+        """Dump, hand over and exec; returns an error text only if the exec failed."""
+        server = self.server
+        state = server.engine.state
+        extra = server.handover_extra()
+        extra["live_update_reply"] = conn_id
+        # The -s request's reply is owed by the new process: it is in the state.
+        recs = list(records.dump(state, extra))
+        fds = [*server.listeners.values(), *(p.sock for p in server.peers.values())]
+        memfd: int | None = None
+        if state_spec.startswith("lmdb:"):
+            try:
+                transports.write_lmdb(Path(state_spec[5:]), recs)
+            except Exception as exc:
+                return f"Dump write error: {exc}"
+            source = state_spec
+        else:
+            memfd = transports.write_memfd(stream.encode_state(recs))
+            source = f"fd:{memfd}"
+        argv = self._argv(session, [LIVE_UPDATE_OPTION, source])
+        log.info("live-update: exec %s", " ".join(argv))
+        server.before_exec()
+        sdnotify.notify_reloading()
+        for sock in fds:
+            sock.set_inheritable(True)
+        try:
+            os.execv(argv[0], argv)
+        except OSError as exc:
+            for sock in fds:
+                sock.set_inheritable(False)
+            if memfd is not None:
+                os.close(memfd)
+            sdnotify.notify("READY=1")
+            log.error("live-update: exec failed: %s", exc)
+            return "Error activating new binary."
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _parse_start(args: list[str]) -> str:
+    """``-s`` options: ``-F``, ``-t SECS``, ``-v VER`` (accepted for Xen's CLI) and ours,
+    ``--state memfd|lmdb:PATH``. Returns the state transport."""
+    spec = "memfd"
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-F":
+            i += 1
+        elif arg in ("-t", "-v", "--state") and i + 1 < len(args):
+            if arg == "-t" and not args[i + 1].isdigit():
+                raise ValueError
+            if arg == "--state":
+                spec = args[i + 1]
+                if spec != "memfd" and not spec.startswith("lmdb:"):
+                    raise ValueError
+            i += 2
+        else:
+            raise ValueError
+    return spec
+
+
+def _strip_state_options(argv: list[str]) -> list[str]:
+    out = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in (LIVE_UPDATE_OPTION, CHECK_OPTION):
+            skip = True
+            continue
+        out.append(arg)
+    return out
+
+
+def restore(spec: str) -> tuple[Any, dict[str, Any]]:
+    """Load the state a live update handed over (``fd:N`` or ``lmdb:PATH``).
+
+    Raises:
+        StateError: the state cannot be loaded; nothing was loaded.
+    """
+    blob = transports.load_blob(spec)
+    if spec.startswith("fd:"):
+        os.close(int(spec[3:]))
+    return records.load(stream.decode_state(blob))
+
+
+def check_state(spec: str) -> int:
+    """``xsd --check-state SPEC``: load the state completely, serve nothing."""
+    try:
+        state, _ = restore(spec)
+    except records.StateError as exc:
+        print(f"xsd: cannot load state: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"xsd: state loads: {len(state.tree.nodes)} nodes, {len(state.connections)} connections",
+        file=sys.stderr,
+    )
+    return 0
+
+
+__all__ = ["CHECK_OPTION", "LIVE_UPDATE_OPTION", "LiveUpdate", "check_state", "restore"]
