@@ -34,7 +34,10 @@ def parse_domid(raw: bytes) -> int:
 
 
 def c_atoi(raw: bytes) -> int:
-    """C's lenient ``atoi``: leading white space, a sign, digits; anything else stops it."""
+    """C's lenient ``atoi``: leading white space, a sign, digits; anything else stops it.
+
+    The result wraps to a 32-bit ``int`` as it does in C (``4294967296`` reads as 0).
+    """
     s = raw.lstrip(b" \t\n\v\f\r")
     sign = 1
     if s[:1] in (b"+", b"-"):
@@ -46,4 +49,5 @@ def c_atoi(raw: bytes) -> int:
             digits += bytes((ch,))
         else:
             break
-    return sign * int(digits) if digits else 0
+    value = (sign * int(digits) if digits else 0) & 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
