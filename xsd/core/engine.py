@@ -30,6 +30,7 @@ from xsd.core.ops import Caller
 from xsd.core.paths import canonicalize, home_of, parent_of
 from xsd.core.state import State
 from xsd.core.views import DirectView, Transaction, TransactionView, View, apply, conflicts
+from xsd.core.watchdogs import Watchdogs
 from xsd_client.protocol import PAYLOAD_MAX, Op, Packet, encode, split_args
 
 OUT_HIGH_WATER = 1 << 20
@@ -80,6 +81,9 @@ class Observer(Protocol):
     def on_release(self, engine: Engine, domid: int) -> None:
         """A domain was released."""
 
+    def on_introduce(self, engine: Engine, domid: int) -> None:
+        """A domain was introduced."""
+
     def tick(self, engine: Engine) -> None:
         """Time passed: act on deadlines at or before ``engine.now``."""
 
@@ -94,6 +98,11 @@ class Engine:
         self.state = state if state is not None else State()
         self.now = 0
         self.observers: list[Observer] = []
+        # Hooks that may refuse a WRITE (value) or RM (None) before it happens (watchdogs).
+        self.checks: list[Callable[[Connection, str, bytes | None], None]] = []
+        watchdogs = Watchdogs()
+        self.observers.append(watchdogs)
+        self.checks.append(lambda conn, path, value: watchdogs.check(self, conn, path, value))
         self.dirty: set[int] = set()
         self.effects: list[Effect] = []
         self._after_reply: list[tuple[Connection, bytes]] = []
@@ -399,6 +408,8 @@ class Engine:
         if not sep:
             raise XsError("EINVAL")
         path = self._path(conn, raw)
+        for check in self.checks:
+            check(conn, path, value)
         self._fire(conn, ops.write(self._view(conn, tx), self._caller(conn), path, value), tx)
         return _OK
 
@@ -409,6 +420,8 @@ class Engine:
 
     def _rm(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         path = self._path(conn, _one_arg(payload))
+        for check in self.checks:
+            check(conn, path, None)
         self._fire(conn, ops.rm(self._view(conn, tx), self._caller(conn), path), tx)
         return _OK
 
@@ -573,6 +586,8 @@ class Engine:
         if domid not in domains:
             domains[domid] = Domain(domid, c_atoi(args[1]), evtchn)
             if domid != 0:
+                for observer in self.observers:
+                    observer.on_introduce(self, domid)
                 self.fire("@introduceDomain")
                 self.effects.append(Effect("introduced", domid))
         else:

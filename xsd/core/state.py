@@ -15,6 +15,7 @@ from xsd.core.connections import Connection
 from xsd.core.domains import Domain
 from xsd.core.quota import Quotas
 from xsd.core.tree import Tree
+from xsd.core.watchdogs import WatchdogState
 from xsd.core.watches import WatchIndex
 
 SPECIAL_NODES = ("@introduceDomain", "@releaseDomain")
@@ -50,3 +51,5 @@ class State:
     domains: dict[int, Domain] = field(default_factory=lambda: {0: Domain(0)})
     settings: Settings = field(default_factory=Settings)
     quotas: Quotas = field(default_factory=Quotas)
+    watchdogs: WatchdogState = field(default_factory=WatchdogState)
+    """Per-domain watchdog timers and their settings (``xsd.core.watchdogs``)."""
