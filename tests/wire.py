@@ -75,6 +75,12 @@ class RawConn:
         kind = "ERROR" if reply.op == Op.ERROR else "OK"
         return kind, reply.payload
 
+    def write(self, path: str, value: bytes | str, tx_id: int = 0) -> tuple[str, bytes]:
+        """WRITE with the value as exact bytes (``call`` would NUL-terminate it)."""
+        data = value.encode() if isinstance(value, str) else value
+        reply = self.request(Op.WRITE, path.encode() + b"\0" + data, tx_id)
+        return ("ERROR" if reply.op == Op.ERROR else "OK"), reply.payload
+
     def drain_events(self, settle: float = 0.05) -> list[Packet]:
         """Collect watch events that arrive within ``settle`` seconds."""
         end = time.monotonic() + settle
@@ -84,7 +90,7 @@ class RawConn:
                 break
             try:
                 packet = self.recv_packet(left)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 break
             self.events.append(packet)
         out, self.events = self.events, []
@@ -98,7 +104,7 @@ def is_closed(conn: RawConn, timeout: float = 2.0) -> bool:
         return conn.sock.recv(1) == b""
     except (ConnectionResetError, BrokenPipeError):
         return True
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return False
 
 

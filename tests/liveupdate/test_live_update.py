@@ -1,0 +1,262 @@
+"""Live update of a running xsd: Xen's xenstore-control and raw control requests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import XEN_BIN, XsdDaemon, need_reference
+from wire import RawConn
+
+from xsd_client.protocol import Op
+
+XSD_PROGRAM = shutil.which("xsd") or ""
+
+
+def control(sock: Path, *args: str, timeout: float = 60) -> tuple[str, bytes]:
+    with RawConn(str(sock), timeout=timeout) as conn:
+        return conn.call(Op.CONTROL, *args)
+
+
+def live_update(sock: Path, program: str = XSD_PROGRAM, *start: str) -> tuple[str, bytes]:
+    with RawConn(str(sock), timeout=60) as conn:
+        reply = conn.call(Op.CONTROL, "live-update", "-f", program)
+        if reply != ("OK", b"OK\0"):
+            return reply
+        return conn.call(Op.CONTROL, "live-update", "-s", "-t", "10", *start)
+
+
+@pytest.fixture
+def program() -> str:
+    if not XSD_PROGRAM:
+        pytest.fail("the xsd console script is not installed (pip install -e .)")
+    return XSD_PROGRAM
+
+
+class Writer(threading.Thread):
+    """Writes /load/<n> = n as fast as it can; remembers every acknowledged write."""
+
+    def __init__(self, sock: Path) -> None:
+        super().__init__(daemon=True)
+        self.conn = RawConn(str(sock), timeout=30)
+        self.acked: list[int] = []
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            n = 0
+            while not self.stop.is_set():
+                assert self.conn.write(f"/load/{n}", str(n)) == ("OK", b"OK\0")
+                self.acked.append(n)
+                n += 1
+        except BaseException as exc:
+            self.error = exc
+
+
+def test_xenstore_control_live_update_keeps_everything(xsd: XsdDaemon, program: str) -> None:
+    need_reference()
+    sock = xsd.socket
+    pid = xsd.pid
+    watcher = RawConn(str(sock), timeout=30)
+    assert watcher.call(Op.WATCH, "/load", "w") == ("OK", b"OK\0")
+    assert watcher.recv_packet().payload == b"/load\0w\0"
+    # A transaction open across the update, and one that will conflict.
+    holder = RawConn(str(sock), timeout=30)
+    holder.write("/tx/base", "0")
+    holder.write("/tx/own", "1")
+    tx = int(holder.call(Op.TRANSACTION_START, "")[1][:-1])
+    assert holder.call(Op.READ, "/tx/own", tx_id=tx) == ("OK", b"1")
+    assert holder.write("/tx/mine", "from-tx", tx_id=tx) == ("OK", b"OK\0")
+    loser = RawConn(str(sock), timeout=30)
+    tx2 = int(loser.call(Op.TRANSACTION_START, "")[1][:-1])
+    assert loser.call(Op.READ, "/tx/base", tx_id=tx2) == ("OK", b"0")
+    # A half-sent request that completes after the update.
+    half = RawConn(str(sock), timeout=30)
+    request = b"\x02\0\0\0\x07\0\0\0\0\0\0\0\x09\0\0\0/tx/base\0"
+    half.send_raw(request[:20])
+
+    writer = Writer(sock)
+    writer.start()
+    time.sleep(0.2)
+    env = dict(os.environ, XENSTORED_PATH=str(sock))
+    for _ in range(3):
+        result = subprocess.run(
+            [str(XEN_BIN / "xenstore-control"), "live-update", program],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    loser.write("/tx/base", "changed-outside", tx_id=0)
+    time.sleep(0.2)
+    writer.stop.set()
+    writer.join(30)
+    assert writer.error is None
+
+    assert xsd.pid == pid and xsd.proc.poll() is None
+    with RawConn(str(sock)) as check:
+        for n in writer.acked:
+            assert check.call(Op.READ, f"/load/{n}") == ("OK", str(n).encode())
+    # Every acknowledged write fired exactly one event on /load, none twice, none lost.
+    half.send_raw(request[20:])
+    assert half.recv_reply().payload == b"changed-outside"
+    events = [p.payload for p in watcher.drain_events(settle=1.0)]
+    written = [f"/load/{n}\0w\0".encode() for n in writer.acked]
+    assert events[: len(written)] == written[: len(events)]
+    assert set(written) <= set(events)
+    assert len(events) == len(set(events))
+    # The transaction carried across commits; the other now conflicts.
+    assert holder.call(Op.TRANSACTION_END, "T", tx_id=tx) == ("OK", b"OK\0")
+    assert holder.call(Op.READ, "/tx/mine") == ("OK", b"from-tx")
+    assert loser.write("/tx/late", "x", tx_id=tx2) == ("OK", b"OK\0")
+    assert loser.call(Op.TRANSACTION_END, "T", tx_id=tx2) == ("ERROR", b"EAGAIN\0")
+    assert xsd.output().count("live update: state restored") == 3
+
+
+def test_twenty_updates_in_a_row(xsd: XsdDaemon, program: str) -> None:
+    pid = xsd.pid
+    with RawConn(str(xsd.socket)) as conn:
+        for i in range(20):
+            conn.write(f"/round/{i}", "x")
+            assert live_update(xsd.socket, program) == ("OK", b"OK\0")
+        assert conn.call(Op.DIRECTORY, "/round")[1].count(b"\0") == 20
+    assert xsd.pid == pid
+
+
+def test_lmdb_transport_keeps_the_file(xsd: XsdDaemon, program: str, tmp_path: Path) -> None:
+    state = tmp_path / "state.lmdb"
+    with RawConn(str(xsd.socket)) as conn:
+        conn.write("/kept", "in lmdb")
+        assert live_update(xsd.socket, program, "--state", f"lmdb:{state}") == ("OK", b"OK\0")
+        assert conn.call(Op.READ, "/kept") == ("OK", b"in lmdb")
+    assert state.exists()
+    check = subprocess.run(
+        [sys.executable, "-m", "xsd", "--check-state", f"lmdb:{state}"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def _script(tmp_path: Path, name: str, body: str, mode: int = 0o755) -> str:
+    path = tmp_path / name
+    path.write_text(body)
+    path.chmod(mode)
+    return str(path)
+
+
+def test_failures_leave_the_daemon_serving(xsd: XsdDaemon, program: str, tmp_path: Path) -> None:
+    sock = xsd.socket
+    with RawConn(str(sock)) as conn:
+        conn.write("/survivor", "yes")
+    missing = str(tmp_path / "nope")
+    assert live_update(sock, missing) == ("OK", b"File not accessible.\0")
+    plain = _script(tmp_path, "plain", "#!/bin/sh\nexit 0\n", mode=0o644)
+    assert live_update(sock, plain) == ("OK", b"File not executable.\0")
+    failing = _script(tmp_path, "failing", "#!/bin/sh\necho 'broken build' >&2\nexit 1\n")
+    kind, text = live_update(sock, failing)
+    assert kind == "OK" and text.startswith(b"New program failed to load the state: broken build")
+    # Passes the dry run, then vanishes before the exec: the exec itself fails.
+    vanishing = _script(tmp_path, "vanishing", '#!/bin/sh\nrm -f "$0"\nexit 0\n')
+    assert live_update(sock, vanishing) == ("OK", b"Error activating new binary.\0")
+    # Session rules.
+    with RawConn(str(sock)) as a, RawConn(str(sock)) as b:
+        assert a.call(Op.CONTROL, "live-update", "-s") == ("OK", b"Not in live-update session.\0")
+        assert a.call(Op.CONTROL, "live-update", "-a") == (
+            "OK",
+            b"No live-update session active.\0",
+        )
+        assert a.call(Op.CONTROL, "live-update", "-f", program) == ("OK", b"OK\0")
+        assert b.call(Op.CONTROL, "live-update", "-f", program) == (
+            "OK",
+            b"live-update session already active.\0",
+        )
+        assert b.call(Op.CONTROL, "live-update", "-c", "x") == (
+            "OK",
+            b"Not in live-update session.\0",
+        )
+        assert b.call(Op.CONTROL, "live-update", "-a") == ("OK", b"OK\0")
+        assert a.call(Op.CONTROL, "live-update", "-x") == ("ERROR", b"EINVAL\0")
+    with RawConn(str(sock)) as conn:
+        assert conn.call(Op.READ, "/survivor") == ("OK", b"yes")
+    assert xsd.proc.poll() is None
+
+
+def test_broken_state_is_refused_whole(tmp_path: Path) -> None:
+    from handover import records, stream, transports
+    from xsd.core.engine import Engine
+
+    engine = Engine()
+    conn = engine.connect()
+    engine.receive(conn, b"\x0b\0\0\0\x01\0\0\0\0\0\0\0\x05\0\0\0/a\0va")
+    good = stream.encode_state(records.dump(engine.state))
+    newer = bytearray(good)
+    newer[8] = 99
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF
+    cases = {
+        "truncated": (good[:-1], "truncated"),
+        "trailing": (good + b"x", "trailing data"),
+        "flipped": (bytes(flipped), "checksum mismatch"),
+        "newer": (bytes(newer), "newer than this xsd"),
+        "foreign": (b"NOTXSD!!" + good[8:], "not an xsd state"),
+    }
+    for name, (blob, message) in cases.items():
+        fd = transports.write_memfd(blob)
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "xsd", "--check-state", f"fd:{fd}"],
+                pass_fds=(fd,),
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            os.close(fd)
+        assert result.returncode == 1, name
+        assert message in result.stderr, (name, result.stderr)
+    fd = transports.write_memfd(good)
+    try:
+        ok = subprocess.run(
+            [sys.executable, "-m", "xsd", "--check-state", f"fd:{fd}"], pass_fds=(fd,)
+        )
+    finally:
+        os.close(fd)
+    assert ok.returncode == 0
+
+
+def test_records_refuse_inconsistent_streams() -> None:
+    from handover import records
+    from xsd.core.engine import Engine
+
+    recs = list(records.dump(Engine().state))
+    nodes = next(r for r in recs if r[0] == "nodes")
+    child_first = [
+        r if r is not nodes else ["nodes", *[list(reversed(c)) for c in r[1:]]] for r in recs
+    ]
+    with pytest.raises(records.StateError, match="before its parent|root"):
+        records.load(child_first)
+    with pytest.raises(records.StateError, match="unknown record kind"):
+        records.load([*recs[:-1], ["mystery"], recs[-1]])
+    with pytest.raises(records.StateError, match="end record"):
+        records.load(recs[:-1])
+    duplicate = [r if r is not nodes else ["nodes", *[c + c[-1:] for c in r[1:]]] for r in recs]
+    with pytest.raises(records.StateError, match="twice"):
+        records.load(duplicate)
+
+
+def test_state_file_mode_is_private(tmp_path: Path) -> None:
+    from handover import records, transports
+    from xsd.core.engine import Engine
+
+    path = tmp_path / "s.lmdb"
+    transports.write_lmdb(path, list(records.dump(Engine().state)))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
