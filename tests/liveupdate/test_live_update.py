@@ -249,7 +249,7 @@ def test_records_refuse_inconsistent_streams() -> None:
     with pytest.raises(records.StateError, match="end record"):
         records.load(recs[:-1])
     duplicate = [r if r is not nodes else ["nodes", *[c + c[-1:] for c in r[1:]]] for r in recs]
-    with pytest.raises(records.StateError, match="twice"):
+    with pytest.raises(records.StateError, match=r"twice"):
         records.load(duplicate)
 
 
