@@ -242,7 +242,7 @@ def test_records_refuse_inconsistent_streams() -> None:
     child_first = [
         r if r is not nodes else ["nodes", *[list(reversed(c)) for c in r[1:]]] for r in recs
     ]
-    with pytest.raises(records.StateError, match="before its parent|root"):
+    with pytest.raises(records.StateError, match=r"before its parent|root"):
         records.load(child_first)
     with pytest.raises(records.StateError, match="unknown record kind"):
         records.load([*recs[:-1], ["mystery"], recs[-1]])
