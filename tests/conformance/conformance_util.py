@@ -229,6 +229,46 @@ def sut_fixture(tmp_path: Path) -> Iterator[XsdDaemon | ReferenceDaemon]:
     daemon.stop()
 
 
+class PairPool:
+    """One daemon pair shared by many cases, restarted after a failure.
+
+    Sharing keeps the suites fast (starting xsd costs a few hundred ms). It is sound as
+    long as every case leaves both daemons in the same state, which the comparison itself
+    checks; a failed case discards the pair so the next one starts fresh.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.n = 0
+        self.current: tuple[ReferenceDaemon, XsdDaemon | ReferenceDaemon] | None = None
+
+    def get(self) -> tuple[ReferenceDaemon, XsdDaemon | ReferenceDaemon]:
+        if self.current is None:
+            self.n += 1
+            ref = ReferenceDaemon(self.base / f"ref{self.n}", "c")
+            self.current = (ref, start_sut(self.base / f"sut{self.n}"))
+        return self.current
+
+    def get_pair(self) -> Pair:
+        ref, sut = self.get()
+        return Pair(ref, sut, sut_label())
+
+    def discard(self) -> None:
+        if self.current is not None:
+            ref, sut = self.current
+            sut.stop()
+            ref.stop()
+            self.current = None
+
+
+@pytest.fixture(scope="module", name="pool")
+def pool_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PairPool]:
+    need_reference()
+    pool = PairPool(tmp_path_factory.mktemp("generated"))
+    yield pool
+    pool.discard()
+
+
 # ---------------------------------------------------------------------------
 # Running a script
 
@@ -453,6 +493,7 @@ def compare(ref_sock: Path | str, got_sock: Path | str, steps: Sequence[Step], n
 __all__ = [
     "TX",
     "Pair",
+    "PairPool",
     "Rule",
     "Step",
     "assert_same",
@@ -462,6 +503,7 @@ __all__ = [
     "load_rules",
     "p",
     "pair_fixture",
+    "pool_fixture",
     "run_script",
     "s",
     "sut_fixture",

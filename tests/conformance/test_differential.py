@@ -9,24 +9,22 @@ child order) must be identical. Deliberate differences are listed, with their re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from conformance_util import (  # noqa: F401
     TX,
     Pair,
+    PairPool,
     Step,
     compare,
     p,
     pair_fixture,
+    pool_fixture,
     run_script,
     s,
     start_sut,
     sut_label,
     w,
 )
-from conftest import ReferenceDaemon, XsdDaemon, need_reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -582,42 +580,6 @@ def gen_step(draw: st.DrawFn) -> Step:
     if kind == "reset":
         return p(conn, O.RESET_WATCHES, b"")
     return p(conn, O.TRANSACTION_END, b"T\0" if kind == "commit" else b"F\0", tx=TX)
-
-
-class PairPool:
-    """One daemon pair shared by the generated examples, restarted after a failure.
-
-    Each example opens fresh connections (closing them drops their watches and
-    transactions) and starts from the same tree on both daemons: the previous example
-    left identical trees (it was compared), and the paths it used are removed first.
-    """
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.n = 0
-        self.current: tuple[ReferenceDaemon, XsdDaemon | ReferenceDaemon] | None = None
-
-    def get(self) -> tuple[ReferenceDaemon, XsdDaemon | ReferenceDaemon]:
-        if self.current is None:
-            self.n += 1
-            ref = ReferenceDaemon(self.base / f"ref{self.n}", "c")
-            self.current = (ref, start_sut(self.base / f"sut{self.n}"))
-        return self.current
-
-    def discard(self) -> None:
-        if self.current is not None:
-            ref, sut = self.current
-            sut.stop()
-            ref.stop()
-            self.current = None
-
-
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PairPool]:
-    need_reference()
-    pool = PairPool(tmp_path_factory.mktemp("generated"))
-    yield pool
-    pool.discard()
 
 
 CLEANUP = [s(0, O.RM, top) for top in ("/a", "/b", "/local")]
