@@ -32,6 +32,8 @@ import trio
 
 from xsd.core.connections import Credentials
 from xsd.core.engine import Effect, Engine
+from xsd.core.watchdogs import ActionRequest
+from xsd.server import kickers, watchdog_actions
 from xsd.server.liveupdate import LiveUpdate
 from xsd_client.protocol import ProtocolError
 
@@ -59,6 +61,9 @@ class ServerConfig:
     rundir: Path
     socket_mode: int = 0o600
     domain_socket_mode: int = 0o600
+    # Watchdogs (xsd.server.watchdog_actions, xsd.server.kickers):
+    watchdog_hook: str | None = None
+    watchdog_kickers: list[kickers.KickerSpec] = field(default_factory=list)
 
 
 class Server:
@@ -151,6 +156,7 @@ class Server:
                 for conn_id, peer in self.peers.items():
                     nursery.start_soon(self._serve_connection, conn_id, peer)
                 nursery.start_soon(self._timer_loop)
+                await nursery.start(kickers.serve_all, self)  # watchdog kick sockets
                 if self._restored_reply is not None:
                     # The live update that started us is complete: answer its -s.
                     self.engine.complete_deferred(self._restored_reply, b"OK\0")
@@ -345,6 +351,9 @@ class Server:
                     self.engine.complete_deferred(deferred_conn, b"", "EINVAL")
             elif effect.kind == "timer":
                 self._timer_wakeup.set()
+            elif effect.kind == "watchdog" and self.nursery is not None:
+                assert isinstance(effect.arg, ActionRequest)
+                self.nursery.start_soon(watchdog_actions.perform_effect, self, effect.arg)
             elif effect.kind == "trace":
                 pass  # the trace file arrives with the logging issue
 

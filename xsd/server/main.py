@@ -14,7 +14,7 @@ import trio
 from handover.records import StateError
 from xsd import __version__
 from xsd.core.engine import Engine
-from xsd.server import sdnotify
+from xsd.server import sdnotify, watchdog_actions
 from xsd.server.daemon import Server, ServerConfig
 from xsd.server.liveupdate import check_state, restore
 
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         "loads, 1 if not (the dry run before a live update)",
     )
     parser.add_argument("--version", action="version", version=f"xsd {__version__}")
+    watchdog_actions.add_options(parser)
     return parser
 
 
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.pid_file:
         args.pid_file.write_text(f"{os.getpid()}\n")
     server = Server(config, engine)
+    watchdog_actions.configure(server, args)
     if extra is not None:
         server.adopt_handover(extra)
         log.info("live update: state restored, %d nodes", len(server.engine.state.tree.nodes))

@@ -1,0 +1,248 @@
+"""Kicks from outside the store: sd_notify datagrams and heartbeat streams.
+
+Two kinds of sockets feed one watchdog each (``DOMID:N``), so that software that already
+speaks either protocol needs no change:
+
+* an sd_notify-compatible datagram socket (``--watchdog-notify``): each datagram holds
+  newline-separated ``KEY=VALUE`` lines as ``sd_notify(3)`` sends them; ``WATCHDOG=1``
+  kicks, ``WATCHDOG_USEC=N`` sets the timeout (rounded up to ms) and restarts it,
+  ``WATCHDOG=trigger`` fires the watchdog now; other keys are ignored;
+* a heartbeat stream listener (``--watchdog-heartbeat``), loopback TCP or Unix, where
+  every message received on any connection is a kick (the Advanced Watch Dog between
+  hosts); optionally the daemon sends its own heartbeats to a peer every pulse.
+
+Invariants: a kick arms a stopped watchdog (as the Advanced Watch Dog is armed by its
+first message); a kick for a domain that is not introduced is ignored; the engine changes
+only inside :func:`_apply`, which sets ``engine.now`` and flushes output and effects right
+after, as a request does; every socket is bound before the daemon says it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import socket
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from xsd.core import watchdogs
+from xsd.core.engine import Engine
+
+if TYPE_CHECKING:
+    from xsd.server.daemon import Server
+
+log = logging.getLogger("xsd")
+
+HEARTBEAT = b"heartbeat\n"
+"""What the daemon sends its peer at every pulse (any bytes kick a listener)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySpec:
+    """An sd_notify socket feeding watchdog ``slot`` of ``domid``."""
+
+    domid: int
+    slot: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatSpec:
+    """A heartbeat listener feeding watchdog ``slot`` of ``domid``, and an optional peer."""
+
+    domid: int
+    slot: int
+    listen: str
+    peer: str | None = None
+    pulse_ms: int = 1000
+
+
+KickerSpec = NotifySpec | HeartbeatSpec
+
+
+def _target(text: str) -> tuple[int, int, str]:
+    parts = text.split(":", 2)
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or not parts[2]:
+        raise argparse.ArgumentTypeError(f"expected DOMID:N:..., got {text!r}")
+    return int(parts[0]), int(parts[1]), parts[2]
+
+
+def parse_notify(text: str) -> NotifySpec:
+    """``DOMID:N:PATH`` to a :class:`NotifySpec`."""
+    domid, slot, path = _target(text)
+    return NotifySpec(domid, slot, path)
+
+
+def parse_heartbeat(text: str) -> HeartbeatSpec:
+    """``DOMID:N:LISTEN[,peer=ADDR][,pulse=MS]`` to a :class:`HeartbeatSpec`."""
+    domid, slot, rest = _target(text)
+    listen, *options = rest.split(",")
+    peer = None
+    pulse = 1000
+    for option in options:
+        key, _, value = option.partition("=")
+        if key == "peer" and value:
+            peer = value
+        elif key == "pulse" and value.isdigit() and int(value) > 0:
+            pulse = int(value)
+        else:
+            raise argparse.ArgumentTypeError(f"bad heartbeat option {option!r}")
+    _address(listen)
+    if peer is not None:
+        _address(peer)
+    return HeartbeatSpec(domid, slot, listen, peer, pulse)
+
+
+def _address(text: str) -> tuple[str, int] | str:
+    """``unix:PATH`` to PATH, ``HOST:PORT`` to ``(HOST, PORT)``."""
+    if text.startswith("unix:"):
+        return text[5:]
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT or unix:PATH, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _apply(server: Server, what: Callable[[Engine], None]) -> None:
+    engine = server.engine
+    engine.now = time.monotonic_ns()
+    what(engine)
+    server.flush()
+
+
+def kick(server: Server, domid: int, slot: int, source: str) -> None:
+    """Kick (or arm) watchdog ``slot`` of ``domid`` from ``source``."""
+
+    def run(engine: Engine) -> None:
+        if not watchdogs.of(engine).external_kick(engine, domid, slot, source):
+            log.debug("%s: domain %d has no watchdog %d", source, domid, slot)
+
+    _apply(server, run)
+
+
+def handle_notify(server: Server, spec: NotifySpec, datagram: bytes) -> None:
+    """Apply one sd_notify datagram."""
+    source = f"sd_notify {spec.path}"
+
+    def run(engine: Engine) -> None:
+        wd = watchdogs.of(engine)
+        if not wd.exists(engine, spec.domid, spec.slot):
+            log.debug("%s: domain %d has no watchdog %d", source, spec.domid, spec.slot)
+            return
+        for line in datagram.decode("utf-8", "replace").split("\n"):
+            key, _, value = line.partition("=")
+            if key == "WATCHDOG_USEC" and value.isdigit() and int(value) > 0:
+                wd.set_timeout(engine, spec.domid, spec.slot, -(-int(value) // 1000))
+                wd.external_kick(engine, spec.domid, spec.slot, source)
+            elif key == "WATCHDOG" and value == "1":
+                wd.external_kick(engine, spec.domid, spec.slot, source)
+            elif key == "WATCHDOG" and value == "trigger":
+                wd.expire(engine, spec.domid, spec.slot, f"triggered by {source}")
+
+    _apply(server, run)
+
+
+def _bind_notify(path: str) -> socket.socket:
+    target = Path(path)
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(target.lstat().st_mode):
+            target.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    os.chmod(path, 0o600)
+    sock.setblocking(False)
+    return sock
+
+
+async def _serve_notify(server: Server, spec: NotifySpec, sock: socket.socket) -> None:
+    tsock = trio.socket.from_stdlib_socket(sock)
+    with tsock:
+        while True:
+            datagram = await tsock.recv(4096)
+            handle_notify(server, spec, datagram)
+
+
+async def _open_listener(listen: str) -> trio.SocketListener:
+    address = _address(listen)
+    if isinstance(address, str):
+        target = Path(address)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(target.lstat().st_mode):
+                target.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(address)
+        os.chmod(address, 0o600)
+        sock.listen(16)
+        return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+    host, port = address
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    return listeners[0]
+
+
+async def _connect(address: str) -> trio.SocketStream:
+    target = _address(address)
+    if isinstance(target, str):
+        return await trio.open_unix_socket(target)
+    return await trio.open_tcp_stream(*target)
+
+
+async def _serve_heartbeat(
+    server: Server, spec: HeartbeatSpec, listener: trio.SocketListener
+) -> None:
+    source = f"heartbeat {spec.listen}"
+
+    async def handle(stream: trio.SocketStream) -> None:
+        async with stream:
+            with contextlib.suppress(trio.BrokenResourceError):
+                while await stream.receive_some(4096):
+                    kick(server, spec.domid, spec.slot, source)
+
+    await trio.serve_listeners(handle, [listener])
+
+
+async def _pulse(spec: HeartbeatSpec) -> None:
+    """Send heartbeats to the peer every pulse, reconnecting whenever it is not there."""
+    assert spec.peer is not None
+    period = spec.pulse_ms / 1000
+    while True:
+        try:
+            stream = await _connect(spec.peer)
+        except OSError:
+            await trio.sleep(period)
+            continue
+        async with stream:
+            with contextlib.suppress(trio.BrokenResourceError, OSError):
+                while True:
+                    await stream.send_all(HEARTBEAT)
+                    await trio.sleep(period)
+        await trio.sleep(period)
+
+
+async def serve_all(
+    server: Server, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Bind every configured kicker socket, report started, then serve them all."""
+    async with trio.open_nursery() as nursery:
+        for spec in server.config.watchdog_kickers:
+            if isinstance(spec, NotifySpec):
+                nursery.start_soon(_serve_notify, server, spec, _bind_notify(spec.path))
+                log.info(
+                    "watchdog %d of domain %d: sd_notify at %s", spec.slot, spec.domid, spec.path
+                )
+            else:
+                listener = await _open_listener(spec.listen)
+                nursery.start_soon(_serve_heartbeat, server, spec, listener)
+                if spec.peer is not None:
+                    nursery.start_soon(_pulse, spec)
+                log.info(
+                    "watchdog %d of domain %d: heartbeats on %s", spec.slot, spec.domid, spec.listen
+                )
+        task_status.started()
