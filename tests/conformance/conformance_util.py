@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ReferenceDaemon, XsdDaemon, need_reference
+from daemons import ReferenceDaemon, XsdDaemon, need_reference
 from wire import RawConn, is_closed
 
 from xsd_client.protocol import HEADER, Op, Packet, encode, join_args

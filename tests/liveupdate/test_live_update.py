@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import XEN_BIN, XsdDaemon, need_reference
+from daemons import XEN_BIN, XsdDaemon, need_reference
 from wire import RawConn
 
 from xsd_client.protocol import Op

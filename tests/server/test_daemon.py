@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import XsdDaemon
+from daemons import XsdDaemon
 from wire import HEADER, RawConn, is_closed
 
 from xsd_client.protocol import Op
@@ -103,3 +103,16 @@ def test_many_concurrent_clients_are_answered_in_order(xsd: XsdDaemon) -> None:
         assert check.call(Op.READ, "/c49/k19") == ("OK", b"19")
     for conn in conns:
         conn.close()
+
+
+def test_a_second_daemon_on_the_same_socket_refuses_and_harms_nothing(xsd: XsdDaemon) -> None:
+    second = subprocess.run(
+        [sys.executable, "-m", "xsd", "--rundir", str(xsd.rundir)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert second.returncode == 1
+    assert "another daemon serves" in second.stderr
+    with RawConn(str(xsd.socket)) as conn:
+        assert conn.call(Op.DIRECTORY, "/") == ("OK", b"tool\0")

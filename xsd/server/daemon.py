@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import socket
@@ -81,6 +82,23 @@ class Server:
         self._timer_wakeup = trio.Event()
         self.live_update = LiveUpdate(self)
         self._restored_reply: int | None = None
+        self.lock_fd: int | None = None
+
+    def lock(self) -> None:
+        """Hold the lock beside the socket, so that a second daemon cannot take it over.
+
+        Raises:
+            OSError: another daemon holds it (EWOULDBLOCK).
+        """
+        path = self.config.socket_path.with_name(self.config.socket_path.name + ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise
+        self.lock_fd = fd
 
     # ------------------------------------------------------------------ live update
 
@@ -89,6 +107,7 @@ class Server:
         return {
             "listeners": {domid: sock.fileno() for domid, sock in self.listeners.items()},
             "conns": {conn_id: peer.sock.fileno() for conn_id, peer in self.peers.items()},
+            "lock": self.lock_fd,
         }
 
     def adopt_handover(self, extra: dict[str, Any]) -> None:
@@ -107,6 +126,9 @@ class Server:
             if conn_id not in self.peers:
                 self.engine.disconnect(conn_id)  # no descriptor came with it
         self._restored_reply = extra.get("live_update_reply")
+        self.lock_fd = extra.get("lock")
+        if self.lock_fd is not None:
+            os.set_inheritable(self.lock_fd, False)
 
     def before_exec(self) -> None:
         """Last words before this process becomes the new program."""
@@ -126,17 +148,29 @@ class Server:
     # ------------------------------------------------------------------ listening
 
     def bind(self, path: Path, mode: int) -> socket.socket:
-        """A listening Unix socket at ``path`` (a stale socket file is replaced)."""
+        """A listening Unix socket at ``path`` (a stale socket file is replaced).
+
+        The socket is bound under a temporary name, given its mode, set listening and
+        only then renamed into place, so a client that sees the path can connect.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            if stat.S_ISSOCK(path.lstat().st_mode):
-                path.unlink()
+            if not stat.S_ISSOCK(path.lstat().st_mode):
+                raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
         except FileNotFoundError:
             pass
+        staging = path.with_name(f".{path.name}.{os.getpid()}")
+        staging.unlink(missing_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(path))
-        os.chmod(path, mode)
-        sock.listen(128)
+        try:
+            sock.bind(str(staging))
+            os.chmod(staging, mode)
+            sock.listen(128)
+            os.rename(staging, path)
+        except BaseException:
+            sock.close()
+            staging.unlink(missing_ok=True)
+            raise
         sock.setblocking(False)
         return sock
 

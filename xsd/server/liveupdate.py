@@ -208,13 +208,18 @@ class LiveUpdate:
         log.info("live-update: exec %s", " ".join(argv))
         server.before_exec()
         sdnotify.notify_reloading()
+        lock = server.lock_fd
         for sock in fds:
             sock.set_inheritable(True)
+        if lock is not None:
+            os.set_inheritable(lock, True)
         try:
             os.execv(argv[0], argv)
         except OSError as exc:
             for sock in fds:
                 sock.set_inheritable(False)
+            if lock is not None:
+                os.set_inheritable(lock, False)
             if memfd is not None:
                 os.close(memfd)
             sdnotify.notify("READY=1")

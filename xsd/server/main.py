@@ -135,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     if extra is not None:
         server.adopt_handover(extra)
         log.info("live update: state restored, %d nodes", len(server.engine.state.tree.nodes))
+    else:
+        try:
+            server.lock()
+        except OSError:
+            print(f"xsd: another daemon serves {socket_path}; not starting", file=sys.stderr)
+            return 1
     try:
         trio.run(_run, server)
     except KeyboardInterrupt:
