@@ -765,6 +765,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if mode == "control":
             return _control(rest)
+        if mode == "watchdog":  # the watchdog commands (issue 5) live in cli_watchdog
+            from .cli_watchdog import main as watchdog_main
+
+            return watchdog_main(rest)
         if mode not in _MODES:
             _warn("", f"unknown mode {mode}\n")
             return 1
