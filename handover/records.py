@@ -18,6 +18,7 @@ recursion, and a million nodes pack as a few large arrays. Invariants of a strea
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections import deque
@@ -27,7 +28,6 @@ from typing import Any
 from xsd.core import perms as P
 from xsd.core.connections import Connection, Credentials
 from xsd.core.domains import DOMID_MAX, Domain
-from xsd.core.paths import is_valid, parent_of
 from xsd.core.quota import Quotas
 from xsd.core.state import Settings, State
 from xsd.core.tree import Node, Tree
@@ -248,24 +248,38 @@ class _Loader:
         self.perm_table = table
         tree = self.state.tree
         nodes = tree.nodes
+        usage = tree.usage
         for _, paths, values, perm_col, gens in self.pending_nodes:
+            _check_paths(paths, values)
+            # The hot loop of a restore: one iteration per node, nothing it can skip.
             for path, value, pid, gen in zip(paths, values, perm_col, gens, strict=True):
-                if not isinstance(path, str) or not isinstance(value, bytes):
-                    raise StateError("a node path or value has the wrong type")
-                if path in nodes:
-                    raise StateError(f"node {path} appears twice")
-                node = Node(value, table[pid], [], gen)
-                if path != "/":
-                    if not is_valid(path.encode()) or path[0] != "/":
-                        raise StateError(f"invalid node path {path!r}")
-                    parent = nodes.get(parent_of(path))
-                    if parent is None:
-                        raise StateError(f"node {path} comes before its parent")
+                perms = table[pid]
+                node = Node(value, perms, [], gen)
+                cut = path.rfind("/")
+                if cut > 0:
+                    parent = nodes.get(path[:cut])
+                elif path != "/":
+                    parent = nodes.get("/")
+                else:
+                    if nodes:
+                        raise StateError("the root is not the first node")
+                    parent = None
+                if parent is not None:
                     parent.children.append(path)
-                elif nodes:
-                    raise StateError("the root is not the first node")
-                nodes[path] = node
-                tree.charge(path, node, 1)
+                elif path != "/":
+                    raise StateError(f"node {path} comes before its parent")
+                if nodes.setdefault(path, node) is not node:
+                    raise StateError(f"node {path} appears twice")
+                owner = perms[0][1]
+                cost = 32 + len(path) + len(value) + 8 * (len(perms) - 1)
+                if cut >= 0 and path != "/":
+                    cost += len(path) - cut
+                entry = usage.get(owner)
+                if entry is None:
+                    usage[owner] = [1, cost]
+                else:
+                    entry[0] += 1
+                    entry[1] += cost
         self.pending_nodes = []
 
     def _domain(self, r: Record) -> None:
@@ -352,6 +366,18 @@ class _Loader:
             if conn.domid not in self.state.domains:
                 raise StateError(f"connection {conn.id} of unknown domain {conn.domid}")
         self.ended = True
+
+
+_PATHS_OK = re.compile(r"(?:/[A-Za-z0-9_@-]+)+|/")
+
+
+def _check_paths(paths: list[Any], values: list[Any]) -> None:
+    """Every path canonical and every value bytes, checked in bulk."""
+    for path in paths:
+        if type(path) is not str or not _PATHS_OK.fullmatch(path):
+            raise StateError(f"invalid node path {path!r}")
+    if not all(type(v) is bytes for v in values):
+        raise StateError("a node value is not a byte string")
 
 
 def _to_perms(raw: list[list[int]]) -> P.Perms:
