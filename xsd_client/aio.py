@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
@@ -474,12 +475,19 @@ async def open_client(path: str | os.PathLike[str] | None = None) -> AsyncIterat
         ConnectionClosedError: the socket cannot be connected.
     """
     where = os.fspath(path) if path is not None else default_socket_path()
+    # Not trio.open_unix_socket: a non-blocking AF_UNIX connect meeting a full backlog
+    # (C xenstored listens with a backlog of 1) fails with EAGAIN without connecting,
+    # and trio then takes the socket for connected. A blocking connect in a thread
+    # waits for room instead.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        stream = await trio.open_unix_socket(where)
+        await trio.to_thread.run_sync(sock.connect, where)
     except OSError as e:
+        sock.close()
         raise ConnectionClosedError(
             e.errno, f"cannot connect to xenstored: {e.strerror}", where
         ) from e
+    stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
     client = AsyncClient(stream, where)
     try:
         async with trio.open_nursery() as nursery:

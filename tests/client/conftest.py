@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,7 +17,21 @@ from xsd_client.client import Client
 def daemon_socket(request: pytest.FixtureRequest) -> str:
     """The socket of a fresh daemon: the reference C xenstored, then ours."""
     daemon = request.getfixturevalue(request.param)
-    return str(daemon.socket)
+    path = str(daemon.socket)
+    # The shared fixtures return once the socket file exists, which is between the
+    # daemon's bind() and listen(): wait until it really accepts.
+    deadline = time.monotonic() + 10
+    while True:
+        probe = socket.socket(socket.AF_UNIX)
+        try:
+            probe.connect(path)
+            return path
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+        finally:
+            probe.close()
 
 
 @pytest.fixture
