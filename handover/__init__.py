@@ -1,1 +1,30 @@
-"""handover: the daemon's state to a flat stream of records and back, for live update."""
+"""handover: the daemon's state to a flat stream of records and back, for live update.
+
+``records`` turns a State into records and back; ``stream`` frames them (version,
+length, checksum); ``transports`` carries the frame in a memfd or an LMDB file.
+:func:`load` is the whole restore path, used by the new program and by its dry run.
+Nothing here imports trio.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from handover import records, stream, transports
+from handover.records import StateError
+from xsd.core.state import State
+
+__all__ = ["StateError", "load"]
+
+
+def load(spec: str) -> tuple[State, dict[str, Any]]:
+    """Load the state named by ``fd:N`` (a memfd, closed here) or ``lmdb:PATH``.
+
+    Raises:
+        StateError: the state cannot be loaded; nothing was loaded.
+    """
+    blob = transports.load_blob(spec)
+    if spec.startswith("fd:"):
+        os.close(int(spec[3:]))
+    return records.load(stream.decode_state(blob))

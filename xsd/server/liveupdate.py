@@ -4,12 +4,14 @@ A session is owned by the connection that named the new program (``-f``); ``-c``
 replaces its command line; ``-s`` starts the update; ``-a`` aborts. The sequence of
 ``-s``, each step reversible until the exec:
 
-1. dump the state and let the new program load it in a child (``--check-state``): the
-   dry run; other clients are served meanwhile;
-2. with the dry run passed, stop everything (we are in one synchronous step from
-   here), dump the state again with the ``-s`` request's reply still owed, put it in a
-   memfd (or an LMDB file), make exactly the sockets and the memfd inheritable, tell
-   systemd RELOADING, and exec the new program in this process;
+1. at ``-f`` (and again at ``-s`` if ``-c`` changed the command line since), dump the
+   state and let the new program load it in a child (``--check-state``): the dry run;
+   other clients are served meanwhile, and ``-f`` answers only once it passed, so that
+   ``-s`` has nothing left to wait for;
+2. at ``-s``, stop everything (we are in one synchronous step from here), dump the
+   state with the ``-s`` request's reply still owed, put it in a memfd (or an LMDB
+   file), make exactly the sockets, the lock and the memfd inheritable, tell systemd
+   RELOADING, and exec the new program in this process;
 3. the new process loads the state, adopts the descriptors, answers ``OK`` to the
    waiting ``-s`` and serves on.
 
@@ -23,10 +25,9 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -49,6 +50,8 @@ class Session:
     owner: int
     program: str
     cmdline: str | None = None
+    checked_cmdline: str | None = None
+    checked: bool = False
     starting: bool = False
     cancel: trio.CancelScope | None = None
     aborted: bool = False
@@ -91,9 +94,11 @@ class LiveUpdate:
                 return "File not accessible."
             if not info.st_mode & 0o111:
                 return "File not executable."
-            self.session = Session(conn_id, program)
+            session = self.session = Session(conn_id, program, starting=True)
             log.info("live-update: binary %s", program)
-            return "OK"
+            assert self.server.nursery is not None
+            self.server.nursery.start_soon(self._check, session, conn_id)
+            return None
         if flag == "-c":
             if len(rest) != 1:
                 raise ValueError
@@ -139,21 +144,41 @@ class LiveUpdate:
 
     # ------------------------------------------------------------------ the update
 
-    async def _start(self, session: Session, conn_id: int, state_spec: str) -> None:
-        engine = self.server.engine
-        error: str | None = None
+    async def _check(self, session: Session, conn_id: int) -> None:
+        """``-f``: the dry run, answered when it is over."""
+        error = None
         with trio.CancelScope() as scope:
             session.cancel = scope
             error = await self._dry_run(session)
+        session.cancel = None
+        session.starting = False
+        if session.aborted:
+            error = "Cancellation was requested"
+        elif error is None:
+            session.checked = True
+            session.checked_cmdline = session.cmdline
+        elif self.session is session:
+            self.session = None
+        self._answer(conn_id, error)
+
+    def _answer(self, conn_id: int, error: str | None) -> None:
+        self.server.engine.complete_deferred(conn_id, (error or "OK").encode() + b"\0")
+        self.server.flush()
+        self.server.wake(conn_id)
+
+    async def _start(self, session: Session, conn_id: int, state_spec: str) -> None:
+        error: str | None = None
+        with trio.CancelScope() as scope:
+            session.cancel = scope
+            if not session.checked or session.cmdline != session.checked_cmdline:
+                error = await self._dry_run(session)
             if error is None and not session.aborted:
                 error = self._exec(session, conn_id, state_spec)
         if session.aborted:
             error = "Cancellation was requested"
         if self.session is session:
             self.session = None
-        engine.complete_deferred(conn_id, (error or "OK").encode() + b"\0")
-        self.server.flush()
-        self.server.wake(conn_id)
+        self._answer(conn_id, error)
 
     def _argv(self, session: Session, extra: list[str]) -> list[str]:
         if session.cmdline is not None:
@@ -264,30 +289,4 @@ def _strip_state_options(argv: list[str]) -> list[str]:
     return out
 
 
-def restore(spec: str) -> tuple[Any, dict[str, Any]]:
-    """Load the state a live update handed over (``fd:N`` or ``lmdb:PATH``).
-
-    Raises:
-        StateError: the state cannot be loaded; nothing was loaded.
-    """
-    blob = transports.load_blob(spec)
-    if spec.startswith("fd:"):
-        os.close(int(spec[3:]))
-    return records.load(stream.decode_state(blob))
-
-
-def check_state(spec: str) -> int:
-    """``xsd --check-state SPEC``: load the state completely, serve nothing."""
-    try:
-        state, _ = restore(spec)
-    except records.StateError as exc:
-        print(f"xsd: cannot load state: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"xsd: state loads: {len(state.tree.nodes)} nodes, {len(state.connections)} connections",
-        file=sys.stderr,
-    )
-    return 0
-
-
-__all__ = ["CHECK_OPTION", "LIVE_UPDATE_OPTION", "LiveUpdate", "check_state", "restore"]
+__all__ = ["CHECK_OPTION", "LIVE_UPDATE_OPTION", "LiveUpdate"]

@@ -8,15 +8,14 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import trio
-
-from handover.records import StateError
 from xsd import __version__
-from xsd.core.engine import Engine
-from xsd.server import sdnotify, watchdog_actions
-from xsd.server.daemon import Server, ServerConfig
-from xsd.server.liveupdate import check_state, restore
+
+# The daemon's heavy imports (trio, the server) wait until they are needed, so that the
+# live-update dry run (--check-state) starts fast.
+if TYPE_CHECKING:
+    from xsd.server.daemon import Server
 
 log = logging.getLogger("xsd")
 
@@ -83,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         "loads, 1 if not (the dry run before a live update)",
     )
     parser.add_argument("--version", action="version", version=f"xsd {__version__}")
+    from xsd.server import watchdog_actions  # its options live with the feature
+
     watchdog_actions.add_options(parser)
     return parser
 
@@ -100,9 +101,43 @@ def prepare_rundir(rundir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``xsd`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "--check-state" in argv:
+        # The dry run of a live update: no need for the daemon's parser or imports; the
+        # other options are the daemon's own and are ignored here.
+        quick = argparse.ArgumentParser(prog="xsd", add_help=False)
+        quick.add_argument("--check-state", metavar="STATE", required=True)
+        known, _ = quick.parse_known_args(argv)
+        return check_state(known.check_state)
     args = build_parser().parse_args(argv)
-    if args.check_state:
-        return check_state(args.check_state)
+    return serve(args)
+
+
+def check_state(spec: str) -> int:
+    """``xsd --check-state SPEC``: load a handed-over state completely, serve nothing."""
+    import handover
+
+    try:
+        state, _ = handover.load(spec)
+    except handover.StateError as exc:
+        print(f"xsd: cannot load state: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"xsd: state loads: {len(state.tree.nodes)} nodes, {len(state.connections)} connections",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the daemon as the options say (fresh, or restored by a live update)."""
+    import trio
+
+    import handover
+    from xsd.core.engine import Engine
+    from xsd.server import watchdog_actions
+    from xsd.server.daemon import Server, ServerConfig
+
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="xsd: %(message)s", stream=sys.stderr)
     rundir = args.rundir or default_rundir()
@@ -110,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = None
     if args.live_update:
         try:
-            state, extra = restore(args.live_update)
-        except StateError as exc:
+            state, extra = handover.load(args.live_update)
+        except handover.StateError as exc:
             print(f"xsd: live update: cannot load the state: {exc}", file=sys.stderr)
             return 1
         engine = Engine(state)
@@ -153,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _run(server: Server) -> None:
+    import trio
+
+    from xsd.server import sdnotify
+
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve)
