@@ -99,10 +99,14 @@ class ReferenceDaemon:
     def __init__(self, rundir: Path, kind: str = "c") -> None:
         self.rundir = rundir
         self.kind = kind
+        # Only dom0 exists for the shim, as in xsd's world where a domain exists once it
+        # is introduced (docs/differences.md, "Which domains exist").
+        env = dict(os.environ, XS_SHIM_DOMAINS="0")
         subprocess.run(
             ["bash", str(REFERENCE_SCRIPT), "start", str(rundir), kind],
             check=True,
             stdout=subprocess.DEVNULL,
+            env=env,
         )
         self.socket = rundir / "socket"
         _wait_for_socket(self.socket, None, f"{kind} xenstored")
