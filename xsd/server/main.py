@@ -15,6 +15,8 @@ from xsd import __version__
 # The daemon's heavy imports (trio, the server) wait until they are needed, so that the
 # live-update dry run (--check-state) starts fast.
 if TYPE_CHECKING:
+    from xsd.core.quota import Quotas
+    from xsd.core.state import Settings
     from xsd.server.daemon import Server
 
 log = logging.getLogger("xsd")
@@ -81,6 +83,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="load a handed-over state completely, print what it holds and exit: 0 if it "
         "loads, 1 if not (the dry run before a live update)",
     )
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help="read options from this TOML file first (keys are the long option names; "
+        "tables [quota] and [quota-soft]); command-line options override it",
+    )
+    parser.add_argument(
+        "--quota",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a hard quota for unprivileged domains, as `xenstore-control quota` names "
+        "them (nodes, watches, transactions, outstanding, transaction-nodes, memory, "
+        "node-size, path-max, permissions); 0 disables it; repeat for several",
+    )
+    parser.add_argument(
+        "--quota-soft",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a soft quota (memory): crossing it is logged, not refused",
+    )
+    parser.add_argument(
+        "--quota-privileged",
+        action="store_true",
+        help="apply quotas to privileged connections too (C xenstored exempts them)",
+    )
+    parser.add_argument(
+        "--event-timeout",
+        type=float,
+        default=20.0,
+        metavar="SECS",
+        help="drop watch events an unprivileged domain has not started to read after this "
+        "long (default: 20, as C xenstored; 0: never)",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECS",
+        help="close a connection that leaves a request half-sent this long (default: 60; 0: never)",
+    )
+    parser.add_argument(
+        "--path-max",
+        type=int,
+        default=2048,
+        metavar="N",
+        help="longest path below /local/domain/N/ (or whole path elsewhere) for privileged "
+        "clients, as C 4.17 checks it (default: 2048; unprivileged domains use their quota)",
+    )
     parser.add_argument("--version", action="version", version=f"xsd {__version__}")
     from xsd.server import watchdog_actions  # its options live with the feature
 
@@ -109,8 +162,51 @@ def main(argv: list[str] | None = None) -> int:
         quick.add_argument("--check-state", metavar="STATE", required=True)
         known, _ = quick.parse_known_args(argv)
         return check_state(known.check_state)
-    args = build_parser().parse_args(argv)
-    return serve(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config is not None:
+        from xsd.server.config import ConfigError, apply_file
+
+        try:
+            apply_file(parser, args.config)
+        except ConfigError as exc:
+            print(f"xsd: {exc}", file=sys.stderr)
+            return 2
+        args = parser.parse_args(argv)
+    try:
+        settings, quotas = initial_settings(args)
+    except ValueError as exc:
+        print(f"xsd: {exc}", file=sys.stderr)
+        return 2
+    return serve(args, settings, quotas)
+
+
+def initial_settings(args: argparse.Namespace) -> tuple[Settings, Quotas]:
+    """The core's settings and quotas for a fresh start, from the options.
+
+    Raises:
+        ValueError: a quota option names no quota or has no number.
+    """
+    from xsd.core.quota import Quotas
+    from xsd.core.state import Settings
+
+    settings = Settings(
+        path_max=args.path_max,
+        quota_privileged=args.quota_privileged,
+        event_timeout_ns=int(args.event_timeout * 1e9),
+        request_timeout_ns=int(args.request_timeout * 1e9),
+    )
+    quotas = Quotas()
+    for values, specs in ((quotas.hard, args.quota), (quotas.soft, args.quota_soft)):
+        for spec in specs:
+            name, sep, number = spec.partition("=")
+            name = {"node-permissions": "permissions"}.get(name, name)
+            if not sep or name not in values or not number.strip().isdigit():
+                raise ValueError(
+                    f"bad quota {spec!r}: use NAME=NUMBER with one of {', '.join(values)}"
+                )
+            values[name] = int(number)
+    return settings, quotas
 
 
 def check_state(spec: str) -> int:
@@ -129,12 +225,14 @@ def check_state(spec: str) -> int:
     return 0
 
 
-def serve(args: argparse.Namespace) -> int:
-    """Run the daemon as the options say (fresh, or restored by a live update)."""
+def serve(args: argparse.Namespace, settings: Settings, quotas: Quotas) -> int:
+    """Run the daemon as the options say (fresh, or restored by a live update, whose
+    state keeps its own settings and quotas, run-time changes included)."""
     import trio
 
     import handover
     from xsd.core.engine import Engine
+    from xsd.core.state import State
     from xsd.server import watchdog_actions
     from xsd.server.daemon import Server, ServerConfig
 
@@ -152,6 +250,7 @@ def serve(args: argparse.Namespace) -> int:
         engine = Engine(state)
     else:
         prepare_rundir(rundir)
+        engine = Engine(State(settings=settings, quotas=quotas))
     socket_path = (
         args.socket
         or (Path(os.environ["XENSTORED_PATH"]) if os.environ.get("XENSTORED_PATH") else None)
