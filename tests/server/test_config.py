@@ -8,6 +8,7 @@ from pathlib import Path
 
 from daemons import ROOT, XsdDaemon
 from wire import RawConn
+
 from xsd_client.protocol import Op
 
 
