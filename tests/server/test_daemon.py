@@ -116,3 +116,13 @@ def test_a_second_daemon_on_the_same_socket_refuses_and_harms_nothing(xsd: XsdDa
     assert "another daemon serves" in second.stderr
     with RawConn(str(xsd.socket)) as conn:
         assert conn.call(Op.DIRECTORY, "/") == ("OK", b"tool\0")
+
+
+def test_control_connections_shows_peer_credentials(xsd: XsdDaemon) -> None:
+    with RawConn(str(xsd.socket)) as conn:
+        conn.call(Op.WATCH, "/x", "t")
+        kind, text = conn.call(Op.CONTROL, "connections")
+    assert kind == "OK"
+    line = next(row for row in text.decode().splitlines() if "watches=1" in row)
+    assert f"pid={os.getpid()} uid={os.getuid()} gid={os.getgid()}" in line
+    assert " dom0 priv " in line

@@ -32,6 +32,7 @@ _HELP = [
     ("print", "<string>"),
     ("quota", "[set <name> <val>|<domid>]"),
     ("quota-soft", "[set <name> <val>]"),
+    ("connections", ""),
     ("help", ""),
 ]
 
@@ -119,6 +120,24 @@ def _quota_soft(engine: Engine, args: list[bytes]) -> str:
     raise XsError("EINVAL")
 
 
+def _connections(engine: Engine, args: list[bytes]) -> str:
+    """xsd's own: every connection, who is at the other end (SO_PEERCRED) and its load."""
+    if args:
+        raise XsError("EINVAL")
+    lines = []
+    for conn in engine.state.connections.values():
+        creds = conn.creds
+        peer = "pid=? uid=? gid=?" if creds is None else (
+            f"pid={creds.pid} uid={creds.uid} gid={creds.gid}"
+        )
+        lines.append(
+            f"conn {conn.id} dom{conn.domid} {'priv' if conn.privileged else 'unpriv'} {peer} "
+            f"watches={len(conn.watches)} transactions={len(conn.transactions)} "
+            f"queued={conn.out_bytes}\n"
+        )
+    return "".join(lines)
+
+
 def _live_update(engine: Engine, args: list[bytes]) -> str:
     # The session, the dry run and the exec are the shell's: it answers later.
     raise Deferred("live-update", args)
@@ -133,5 +152,6 @@ _COMMANDS: dict[bytes, Command] = {
     b"print": _print,
     b"quota": _quota,
     b"quota-soft": _quota_soft,
+    b"connections": _connections,
     b"help": _help,
 }
