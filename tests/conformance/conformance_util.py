@@ -20,6 +20,7 @@ import contextlib
 import difflib
 import os
 import re
+import time
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -104,6 +105,22 @@ def w(conn: int, path: str, value: bytes | str, tx: int | _Current = 0) -> Step:
 def p(conn: int, op: Op | int, payload: bytes, tx: int | _Current = 0, note: str = "") -> Step:
     """A step with an exact payload."""
     return Step(conn, int(op), payload, tx=tx, note=note)
+
+
+def open_conn(path: Path | str, timeout: float = 5.0) -> RawConn:
+    """A RawConn, retrying while the daemon's listen backlog is full.
+
+    C xenstored listens with a backlog of 1; a second connect() issued before it accepted
+    the first fails at once with EAGAIN on a socket that has a timeout set.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return RawConn(str(path))
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 # ---------------------------------------------------------------------------
@@ -284,7 +301,7 @@ class Session:
     def __init__(self, sock: Path | str, nconns: int, rules: Sequence[Rule]) -> None:
         self.path = str(sock)
         self.rules = rules
-        self.conns: list[RawConn | None] = [RawConn(self.path) for _ in range(nconns)]
+        self.conns: list[RawConn | None] = [open_conn(self.path) for _ in range(nconns)]
         self.txids: list[int] = [0] * nconns
         self.lines: list[str] = []
         self.pending: set[int] = set()  # connections holding half a packet
@@ -429,7 +446,7 @@ def dump_tree(sock: Path | str, rules: Sequence[Rule] | None = None,
     rules = load_rules() if rules is None else rules
     masked = mask_generations(rules)
     out: list[str] = []
-    with RawConn(str(sock)) as conn:
+    with open_conn(sock) as conn:
         stack = [root]
         while stack:
             path = stack.pop()
@@ -501,6 +518,7 @@ __all__ = [
     "dump_tree",
     "encode",
     "load_rules",
+    "open_conn",
     "p",
     "pair_fixture",
     "pool_fixture",

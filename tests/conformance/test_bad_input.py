@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conformance_util import PairPool, pool_fixture  # noqa: F401
+from conformance_util import PairPool, open_conn, pool_fixture  # noqa: F401
 from wire import RawConn, is_closed
 
 from xsd_client.protocol import HEADER, Op, encode, join_args
@@ -54,7 +54,7 @@ def check_second(second: RawConn, tag: str) -> None:
 
 def one_request(payload: bytes, op: int = Op.READ, tx: int = 0) -> Case:
     def case(sock: Path) -> str:
-        with RawConn(str(sock)) as c:
+        with open_conn(sock) as c:
             c.send(op, payload, tx, req_id=42)
             out = reply_of(c)
             return out + ("" if out == "closed" else ", then " + silent_then_open(c, 0.05))
@@ -63,7 +63,7 @@ def one_request(payload: bytes, op: int = Op.READ, tx: int = 0) -> Case:
 
 def raw_bytes(data: bytes, then_close: bool = False, wait: float = 1.0) -> Case:
     def case(sock: Path) -> str:
-        c = RawConn(str(sock))
+        c = open_conn(sock)
         try:
             c.send_raw(data)
             if then_close:
@@ -77,7 +77,7 @@ def raw_bytes(data: bytes, then_close: bool = False, wait: float = 1.0) -> Case:
 def announce(length: int, op: int = Op.READ) -> Case:
     """A header announcing ``length`` payload bytes, then (maybe) some bytes."""
     def case(sock: Path) -> str:
-        with RawConn(str(sock)) as c:
+        with open_conn(sock) as c:
             try:
                 c.send_raw(HEADER.pack(op, 1, 0, length) + b"/tool\0")
             except OSError:
@@ -88,7 +88,7 @@ def announce(length: int, op: int = Op.READ) -> Case:
 
 def trickled(sock: Path) -> str:
     """A request sent one byte at a time is answered normally."""
-    with RawConn(str(sock)) as c:
+    with open_conn(sock) as c:
         data = encode(Op.READ, 9, 0, b"/tool/xenstored\0")
         for b in data:
             c.send_raw(bytes([b]))
@@ -98,7 +98,7 @@ def trickled(sock: Path) -> str:
 
 def half_header_then_rest(sock: Path) -> str:
     """8 header bytes, a pause, then the rest: still one well-formed request."""
-    with RawConn(str(sock)) as c:
+    with open_conn(sock) as c:
         data = encode(Op.READ, 5, 0, b"/tool\0")
         c.send_raw(data[:8])
         first = silent_then_open(c)
@@ -108,14 +108,14 @@ def half_header_then_rest(sock: Path) -> str:
 
 def pipelined_then_oversized(sock: Path) -> str:
     """A good request and an oversized header in one write: the first is answered."""
-    with RawConn(str(sock)) as c:
+    with open_conn(sock) as c:
         c.send_raw(encode(Op.READ, 1, 0, b"/tool\0") + HEADER.pack(Op.READ, 2, 0, 5000))
         first = reply_of(c)
         return f"{first}; {'closed' if is_closed(c, 2.0) else 'open'}"
 
 
 def vanish_mid_request(sock: Path) -> str:
-    c = RawConn(str(sock))
+    c = open_conn(sock)
     c.send_raw(encode(Op.WRITE, 1, 0, b"/vanish/a\0value")[:20])
     c.close()
     return "client gone"
@@ -123,7 +123,7 @@ def vanish_mid_request(sock: Path) -> str:
 
 def vanish_with_transaction(sock: Path) -> str:
     """A client with an open transaction, a watch and half a request disappears."""
-    c = RawConn(str(sock))
+    c = open_conn(sock)
     c.send(Op.TRANSACTION_START, b"\0")
     txid = int(c.recv_reply().payload.rstrip(b"\0"))
     c.send(Op.WRITE, b"/vanish/tx\0in-tx", txid)
@@ -133,7 +133,7 @@ def vanish_with_transaction(sock: Path) -> str:
     c.send_raw(HEADER.pack(Op.WRITE, 7, txid, 100) + b"/vanish/x\0")
     c.close()
     time.sleep(0.1)
-    with RawConn(str(sock)) as d:
+    with open_conn(sock) as d:
         d.send(Op.READ, b"/vanish/tx\0")
         after = reply_of(d)
         d.send(Op.WRITE, b"/vanish/y\0v")
@@ -143,7 +143,7 @@ def vanish_with_transaction(sock: Path) -> str:
 
 def vanish_with_unread_replies(sock: Path) -> str:
     """200 pipelined requests whose replies are never read, then the client leaves."""
-    c = RawConn(str(sock))
+    c = open_conn(sock)
     c.send_raw(b"".join(encode(Op.READ, i, 0, b"/tool\0") for i in range(200)))
     c.close()
     return "client gone"
@@ -151,9 +151,9 @@ def vanish_with_unread_replies(sock: Path) -> str:
 
 def watcher_vanishes(sock: Path) -> str:
     """A watcher that never reads its events disappears while events are produced."""
-    c = RawConn(str(sock))
+    c = open_conn(sock)
     c.send(Op.WATCH, b"/\0all\0")
-    with RawConn(str(sock)) as d:
+    with open_conn(sock) as d:
         for i in range(100):
             d.send(Op.WRITE, f"/noise/{i}\0x".encode())
             d.recv_reply()
@@ -167,7 +167,7 @@ def watcher_vanishes(sock: Path) -> str:
 
 def reply_too_big(sock: Path) -> str:
     """A READ whose reply would be 4096 bytes is fine; DIRECTORY over 4096 is E2BIG."""
-    with RawConn(str(sock)) as c:
+    with open_conn(sock) as c:
         c.send(Op.WRITE, b"/big\0" + b"v" * (4096 - 5))
         out = [reply_of(c)]
         c.send(Op.READ, b"/big\0")
@@ -268,12 +268,12 @@ def _run_case(pool: PairPool, name: str) -> None:
     case, allowed = CASES[name]
     outcomes = {}
     for label, daemon in (("C xenstored", pair.ref), (pair.sut_name, pair.sut)):
-        with RawConn(str(daemon.socket)) as second:
+        with open_conn(daemon.socket) as second:
             check_second(second, "before")
             outcomes[label] = case(daemon.socket)
             time.sleep(0.02)
             check_second(second, "after")
-        with RawConn(str(daemon.socket)) as third:  # and new clients are accepted
+        with open_conn(daemon.socket) as third:  # and new clients are accepted
             check_second(third, "new")
     ref, got = outcomes["C xenstored"], outcomes[pair.sut_name]
     if allowed is not None:

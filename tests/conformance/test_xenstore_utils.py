@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conformance_util import Pair, assert_same, pair_fixture  # noqa: F401
-from wire import RawConn
+from conformance_util import Pair, assert_same, open_conn, pair_fixture  # noqa: F401
 
 from xsd_client.protocol import Op
 
@@ -81,7 +80,7 @@ def run(actions: list[Action], sock: Path, env: dict[str, str]) -> list[str]:
             out.append(f"  watch stderr={err!r}")
             watch = None
         else:
-            with RawConn(str(sock)) as c:
+            with open_conn(sock) as c:
                 reply = c.request(act.op, act.payload)
                 out.append(f"(raw {Op(act.op).name} {act.payload!r} -> {reply})")
     if watch is not None:
