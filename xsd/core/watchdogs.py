@@ -432,6 +432,7 @@ class Watchdogs:
         st = engine.state.watchdogs
         dd = st.domains[domid]
         dog = dd.dogs[slot]
+        late_us = (engine.now - dog.deadline) // 1000 if dog.running else 0
         dog.state = EXPIRED
         dog.deadline = 0
         dog.owner = 0
@@ -470,7 +471,7 @@ class Watchdogs:
             dd.last_result = "ok: logged" if action == "debug" else "ok: none"
         engine.log(
             f"watchdog: domain {domid} watchdog {slot} {why} "
-            f"(timeout {dog.timeout_ms} ms): action {action}"
+            f"(timeout {dog.timeout_ms} ms, {late_us} us late): action {action}"
         )
         self._set_dog(engine, domid, slot, "state", "timeleft", "fired")
         self._set(engine, f"{base}/bootstatus", b"1")
