@@ -9,6 +9,8 @@ child order) must be identical. Deliberate differences are listed, with their re
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from conformance_util import (  # noqa: F401
     TX,
@@ -335,6 +337,74 @@ SCRIPTS["watch_two_conns"] = [
     w(0, "/other", b"5"),
 ]
 
+SCRIPTS["watch_rm_subtree"] = [
+    w(0, "/s/a/b/c", b"1"),
+    w(0, "/s/a/d", b"2"),
+    w(0, "/s/e", b"3"),
+    s(0, O.WATCH, "/s/a/b/c", "exact-c"),
+    s(0, O.WATCH, "/s/a/b/c/missing", "below-c"),
+    s(0, O.WATCH, "/s/a", "a"),
+    s(1, O.WATCH, "/s/a/d", "exact-d"),
+    s(1, O.WATCH, "/", "root"),
+    s(1, O.WATCH, "/s/a/b", "b"),
+    s(0, O.RM, "/s/a", note="post-order: c, b, d, a; exact watches for descendants"),
+    w(0, "/s/a/b/c", b"again"),
+    s(1, O.RM, "/s"),
+    s(0, O.RM, "/s", note="gone"),
+]
+
+SCRIPTS["relative_watches"] = [
+    s(0, O.WATCH, "rw", "rel"),
+    s(0, O.WATCH, "rw/sub", "relsub"),
+    s(1, O.WATCH, "/local/domain/0/rw", "abs"),
+    w(1, "/local/domain/0/rw/sub/x", b"1"),
+    w(0, "rw", b"2"),
+    s(0, O.SET_PERMS, "rw/sub", "n0", "r1"),
+    p(0, O.TRANSACTION_START, b"\0"),
+    w(0, "rw/t", b"in tx", tx=TX),
+    s(0, O.RM, "rw/sub", tx=TX),
+    p(0, O.TRANSACTION_END, b"T\0", tx=TX),
+    s(1, O.RM, "/local/domain/0/rw"),
+    s(0, O.UNWATCH, "/local/domain/0/rw", "rel", note="same canonical path"),
+    w(1, "/local/domain/0/rw", b"3"),
+]
+
+SCRIPTS["watch_and_tx_across_conns"] = [
+    s(1, O.WATCH, "/x", "w1"),
+    p(0, O.TRANSACTION_START, b"\0"),
+    w(0, "/x/a", b"1", tx=TX),
+    w(0, "/x/b", b"2", tx=TX),
+    s(0, O.MKDIR, "/x/c", tx=TX),
+    s(0, O.RM, "/x/b", tx=TX),
+    p(0, O.TRANSACTION_END, b"F\0", tx=TX, note="abort: no events"),
+    p(0, O.TRANSACTION_START, b"\0"),
+    w(0, "/x/a", b"1", tx=TX),
+    w(0, "/x/b", b"2", tx=TX),
+    s(0, O.MKDIR, "/x/c", tx=TX),
+    s(0, O.DIRECTORY_PART, "/x", 0, tx=TX),
+    p(0, O.TRANSACTION_END, b"T\0", tx=TX, note="commit: events in first-access order"),
+    s(0, O.DIRECTORY_PART, "/x", 0),
+    p(1, O.TRANSACTION_START, b"\0"),
+    s(1, O.DIRECTORY, "/x", tx=TX),
+    s(0, O.RM, "/x/c"),
+    w(1, "/x/d", b"4", tx=TX),
+    p(1, O.TRANSACTION_END, b"T\0", tx=TX, note="EAGAIN: nothing fires"),
+    s(1, O.DIRECTORY, "/x"),
+]
+
+SCRIPTS["directory_part_in_tx"] = [
+    *[w(0, f"/dp/{n}", b"") for n in BIG[:100]],
+    p(0, O.TRANSACTION_START, b"\0"),
+    s(0, O.DIRECTORY_PART, "/dp", 0, tx=TX),
+    w(0, "/dp/zz-new", b"", tx=TX),
+    s(0, O.DIRECTORY_PART, "/dp", 0, tx=TX),
+    s(0, O.DIRECTORY_PART, "/dp", 4018, tx=TX),
+    s(0, O.DIRECTORY, "/dp", tx=TX),
+    s(0, O.DIRECTORY_PART, "/dp", 4018),
+    p(0, O.TRANSACTION_END, b"T\0", tx=TX),
+    s(0, O.DIRECTORY_PART, "/dp", 4018),
+]
+
 # --- Transactions ------------------------------------------------------------------
 SCRIPTS["transactions"] = [
     w(0, "/t/a", b"a"),
@@ -539,6 +609,14 @@ SCRIPTS["header_echo"] = [
 ]
 
 
+def test_every_type_is_scripted() -> None:
+    """Every message type number, and 0..30, appears in some hand-written script."""
+    used = {st.op for script in SCRIPTS.values() for st in script}
+    missing = [op.name for op in Op if op not in used]
+    assert not missing, f"no script sends {missing}"
+    assert set(range(28)) <= used
+
+
 @pytest.mark.reference
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_script(pair: Pair, name: str) -> None:
@@ -558,7 +636,7 @@ def gen_step(draw: st.DrawFn) -> Step:
     conn = draw(st.integers(0, 1))
     kind = draw(st.sampled_from(
         ["write", "write", "read", "read", "mkdir", "rm", "dir", "dirpart", "getperms",
-         "setperms", "watch", "unwatch", "start", "commit", "abort", "reset"]))
+         "setperms", "watch", "unwatch", "start", "commit", "abort", "reset", "odd"]))
     path = draw(st.sampled_from(PATHS))
     intx = draw(st.booleans())
     tx = TX if intx else 0
@@ -579,14 +657,26 @@ def gen_step(draw: st.DrawFn) -> Step:
         return p(conn, O.TRANSACTION_START, b"\0")
     if kind == "reset":
         return p(conn, O.RESET_WATCHES, b"")
+    if kind == "odd":  # malformed or unusual requests in the middle of the rest
+        return draw(st.sampled_from([
+            p(conn, O.READ, draw(st.sampled_from(BAD_PATHS)) + b"\0", tx=tx),
+            p(conn, O.WRITE, draw(st.sampled_from(BAD_PATHS)) + b"\0v", tx=tx),
+            p(conn, O.TRANSACTION_START, b"\0", tx=TX),
+            p(conn, O.TRANSACTION_END, b"T\0", tx=77),
+            p(conn, O.READ, path.encode() + b"\0", tx=77),
+            p(conn, 27, b"\0", tx=tx),
+            s(conn, O.GET_DOMAIN_PATH, 0, tx=tx),
+            s(conn, O.WATCH, "@introduceDomain", "i"),
+        ]))
     return p(conn, O.TRANSACTION_END, b"T\0" if kind == "commit" else b"F\0", tx=TX)
 
 
+EXAMPLES = int(os.environ.get("XSD_HYPOTHESIS_EXAMPLES", "60"))
 CLEANUP = [s(0, O.RM, top) for top in ("/a", "/b", "/local")]
 
 
 @pytest.mark.reference
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(steps=st.lists(gen_step(), min_size=1, max_size=25))
 def test_generated(pool: PairPool, steps: list[Step]) -> None:
     ref, sut = pool.get()
