@@ -46,12 +46,18 @@ _YIELD_EVERY = 16  # let other connections run after this many back-to-back read
 
 @dataclass
 class Peer:
-    """The shell's side of one connection: its socket and its wake-up."""
+    """The shell's side of one connection: its socket, its task's cancel scope, and
+    while a write is pending, the writer task's state.
+
+    An idle connection costs one task waiting for its socket to be readable; a writer
+    task exists only while the kernel will not take all the output (``writing``), and
+    ``drained`` (made on demand) wakes a reader waiting for the output to drain.
+    """
 
     sock: socket.socket
-    wakeup: trio.Event = field(default_factory=trio.Event)
-    drained: trio.Event = field(default_factory=trio.Event)
     cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
+    writing: bool = False
+    drained: trio.Event | None = None
 
 
 @dataclass
@@ -137,9 +143,8 @@ class Server:
     def wake(self, conn_id: int) -> None:
         """A connection's held-back requests may go on (its deferred reply was given)."""
         peer = self.peers.get(conn_id)
-        if peer is not None:
+        if peer is not None and peer.drained is not None:
             peer.drained.set()
-            peer.wakeup.set()
 
     def flush(self) -> None:
         """Send what can be sent now and apply pending effects."""
@@ -205,12 +210,12 @@ class Server:
             for domid, sock in list(self.listeners.items()):
                 self._close_listener(domid, sock)
             for peer in self.peers.values():
-                peer.sock.close()
+                _close_socket(peer.sock)
             self.peers.clear()
 
     def _close_listener(self, domid: int, sock: socket.socket) -> None:
         path = self.config.socket_path if domid == 0 else self.domain_socket_path(domid)
-        sock.close()
+        _close_socket(sock)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         self.listeners.pop(domid, None)
@@ -222,6 +227,8 @@ class Server:
                 sock, _ = listener.accept()
             except BlockingIOError:
                 continue
+            except trio.ClosedResourceError:
+                return  # the listener was closed (domain released)
             except OSError as exc:
                 if exc.errno in (errno.EBADF, errno.EINVAL):
                     return  # the listener was closed (domain released)
@@ -248,14 +255,11 @@ class Server:
     async def _serve_connection(self, conn_id: int, peer: Peer) -> None:
         with peer.cancel:
             try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._writer, conn_id, peer)
-                    await self._reader(conn_id, peer)
-                    nursery.cancel_scope.cancel()
-            except* ProtocolError as group:
-                log.warning("connection %d: %s; disconnecting", conn_id, group.exceptions[0])
-            except* OSError as group:
-                log.debug("connection %d: %s", conn_id, group.exceptions[0])
+                await self._reader(conn_id, peer)
+            except ProtocolError as exc:
+                log.warning("connection %d: %s; disconnecting", conn_id, exc)
+            except (OSError, trio.ClosedResourceError) as exc:
+                log.debug("connection %d: %s", conn_id, exc)
         self._drop(conn_id)
 
     async def _reader(self, conn_id: int, peer: Peer) -> None:
@@ -276,13 +280,15 @@ class Server:
             held_back = engine.receive(conn_id, data, time.monotonic_ns())
             self._flush_dirty()
             while held_back:
+                # The client is not reading (or a reply is deferred): wait for the output
+                # to drain (the writer), or for the deferred reply (wake()).
                 conn = conns.get(conn_id)
                 if conn is None:
                     return
-                peer.drained = trio.Event()
+                drained = peer.drained = trio.Event()
                 if conn.deferred is None:
-                    peer.wakeup.set()  # the writer sets drained once the output is out
-                await peer.drained.wait()
+                    self._start_writer(conn_id, peer)
+                await drained.wait()
                 held_back = engine.resume(conn_id, time.monotonic_ns())
                 self._flush_dirty()
             reads += 1
@@ -290,24 +296,40 @@ class Server:
                 reads = 0
                 await trio.lowlevel.checkpoint()
 
+    def _start_writer(self, conn_id: int, peer: Peer) -> None:
+        conn = self.engine.state.connections.get(conn_id)
+        if conn is None or not conn.out_bytes:
+            if peer.drained is not None:
+                peer.drained.set()
+            return
+        if not peer.writing and self.nursery is not None:
+            peer.writing = True
+            self.nursery.start_soon(self._writer, conn_id, peer)
+
     async def _writer(self, conn_id: int, peer: Peer) -> None:
-        """Finish writes the socket could not take at once."""
+        """Finish writes the socket could not take at once; ends when all is out."""
         conns = self.engine.state.connections
-        while True:
-            await peer.wakeup.wait()
-            peer.wakeup = trio.Event()
-            conn = conns.get(conn_id)
-            while conn is not None and conn.out_bytes:
+        try:
+            while True:
+                conn = conns.get(conn_id)
+                if conn is None or not conn.out_bytes or self.peers.get(conn_id) is not peer:
+                    break
                 try:
                     n = peer.sock.send(conn.output())
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(peer.sock)
                     continue
                 conn.consume(n)
-            peer.drained.set()
+        except (OSError, trio.ClosedResourceError):
+            pass  # the reader sees the broken connection and drops it
+        finally:
+            peer.writing = False
+            if peer.drained is not None:
+                peer.drained.set()
 
     def _flush_dirty(self) -> None:
-        """Write what each connection with new output can take now; wake the rest."""
+        """Write what each connection with new output can take now; start writers for
+        the rest."""
         engine = self.engine
         effects = engine.take_effects()
         if effects:
@@ -317,7 +339,7 @@ class Server:
         for conn_id in engine.take_dirty():
             conn = conns.get(conn_id)
             peer = self.peers.get(conn_id)
-            if conn is None or peer is None:
+            if conn is None or peer is None or peer.writing:
                 continue
             try:
                 n = peer.sock.send(conn.output())
@@ -327,7 +349,7 @@ class Server:
                 n = 0  # the connection's own reader sees the error on its next read
             conn.consume(n)
             if conn.out_bytes:
-                peer.wakeup.set()
+                self._start_writer(conn_id, peer)
 
     async def _timer_loop(self) -> None:
         """The one timer task: sleep until the engine's earliest deadline, then tick.
@@ -351,7 +373,7 @@ class Server:
         peer = self.peers.pop(conn_id, None)
         self.engine.disconnect(conn_id)
         if peer is not None:
-            peer.sock.close()
+            _close_socket(peer.sock)
         self._apply_effects(self.engine.take_effects())
 
     # ------------------------------------------------------------------ effects
@@ -363,7 +385,7 @@ class Server:
                 peer = self.peers.pop(effect.arg, None)
                 if peer is not None:
                     peer.cancel.cancel()
-                    peer.sock.close()
+                    _close_socket(peer.sock)
             elif effect.kind == "introduced":
                 assert isinstance(effect.arg, int)
                 self._open_domain_socket(effect.arg)
@@ -420,6 +442,14 @@ class Server:
                 f.write("\n".join(lines) + "\n")
         except OSError as exc:
             log.error("memreport to %s failed: %s", target, exc)
+
+
+def _close_socket(sock: socket.socket) -> None:
+    """Close a socket a task may be waiting on: the waiter wakes with ClosedResourceError
+    instead of waiting forever on a descriptor the kernel forgot."""
+    if sock.fileno() >= 0:
+        trio.lowlevel.notify_closing(sock)
+    sock.close()
 
 
 def _peer_credentials(sock: socket.socket) -> Credentials | None:
