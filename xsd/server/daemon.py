@@ -36,28 +36,10 @@ from xsd.core.engine import Effect, Engine
 from xsd.core.watchdogs import ActionRequest
 from xsd.server import kickers, watchdog_actions
 from xsd.server.liveupdate import LiveUpdate
-from xsd_client.protocol import ProtocolError
+from xsd.server.mux import Multiplexer
 
 log = logging.getLogger("xsd")
 
-_RECV_SIZE = 65536
-_YIELD_EVERY = 16  # let other connections run after this many back-to-back reads
-
-
-@dataclass
-class Peer:
-    """The shell's side of one connection: its socket, its task's cancel scope, and
-    while a write is pending, the writer task's state.
-
-    An idle connection costs one task waiting for its socket to be readable; a writer
-    task exists only while the kernel will not take all the output (``writing``), and
-    ``drained`` (made on demand) wakes a reader waiting for the output to drain.
-    """
-
-    sock: socket.socket
-    cancel: trio.CancelScope = field(default_factory=trio.CancelScope)
-    writing: bool = False
-    drained: trio.Event | None = None
 
 
 @dataclass
@@ -82,7 +64,7 @@ class Server:
         self.config = config
         self.engine = engine if engine is not None else Engine()
         self.argv = list(sys.argv[1:] if argv is None else argv)
-        self.peers: dict[int, Peer] = {}
+        self.mux = Multiplexer(self.engine, self._flush_dirty, self._drop)
         self.listeners: dict[int, socket.socket] = {}  # domid -> listening socket
         self.nursery: trio.Nursery | None = None
         self._timer_wakeup = trio.Event()
@@ -112,7 +94,7 @@ class Server:
         """What the shell must find again after a live update: its descriptors."""
         return {
             "listeners": {domid: sock.fileno() for domid, sock in self.listeners.items()},
-            "conns": {conn_id: peer.sock.fileno() for conn_id, peer in self.peers.items()},
+            "conns": {cid: sock.fileno() for cid, sock in self.mux.sockets().items()},
             "lock": self.lock_fd,
         }
 
@@ -126,10 +108,9 @@ class Server:
         for conn_id, fd in extra["conns"].items():
             sock = socket.socket(fileno=fd)
             sock.set_inheritable(False)
-            sock.setblocking(False)
-            self.peers[int(conn_id)] = Peer(sock)
+            self.mux.add(int(conn_id), sock)
         for conn_id in list(self.engine.state.connections):
-            if conn_id not in self.peers:
+            if conn_id not in self.mux.clients:
                 self.engine.disconnect(conn_id)  # no descriptor came with it
         self._restored_reply = extra.get("live_update_reply")
         self.lock_fd = extra.get("lock")
@@ -142,9 +123,8 @@ class Server:
 
     def wake(self, conn_id: int) -> None:
         """A connection's held-back requests may go on (its deferred reply was given)."""
-        peer = self.peers.get(conn_id)
-        if peer is not None and peer.drained is not None:
-            peer.drained.set()
+        self.mux.resume(conn_id)
+        self._flush_dirty()
 
     def flush(self) -> None:
         """Send what can be sent now and apply pending effects."""
@@ -192,8 +172,7 @@ class Server:
                 self.nursery = nursery
                 for domid, sock in self.listeners.items():
                     nursery.start_soon(self._accept_loop, sock, domid)
-                for conn_id, peer in self.peers.items():
-                    nursery.start_soon(self._serve_connection, conn_id, peer)
+                nursery.start_soon(self.mux.serve)
                 nursery.start_soon(self._timer_loop)
                 await nursery.start(kickers.serve_all, self)  # watchdog kick sockets
                 if self._restored_reply is not None:
@@ -201,7 +180,7 @@ class Server:
                     self.engine.complete_deferred(self._restored_reply, b"OK\0")
                     self._restored_reply = None
                 for conn_id in list(self.engine.state.connections):
-                    self.engine.resume(conn_id, time.monotonic_ns())
+                    self.mux.resume(conn_id)  # requests a live update left buffered
                 self._flush_dirty()
                 task_status.started()
                 await trio.sleep_forever()
@@ -209,9 +188,7 @@ class Server:
             self.nursery = None
             for domid, sock in list(self.listeners.items()):
                 self._close_listener(domid, sock)
-            for peer in self.peers.values():
-                _close_socket(peer.sock)
-            self.peers.clear()
+            self.mux.close()
 
     def _close_listener(self, domid: int, sock: socket.socket) -> None:
         path = self.config.socket_path if domid == 0 else self.domain_socket_path(domid)
@@ -241,115 +218,23 @@ class Server:
 
     def adopt(self, sock: socket.socket, domid: int) -> int:
         """Serve an accepted socket as a connection of ``domid``; returns its id."""
-        sock.setblocking(False)
         creds = _peer_credentials(sock)
         conn_id = self.engine.connect(domid, creds)
-        peer = Peer(sock)
-        self.peers[conn_id] = peer
-        assert self.nursery is not None
-        self.nursery.start_soon(self._serve_connection, conn_id, peer)
+        self.mux.add(conn_id, sock)
         return conn_id
 
     # ------------------------------------------------------------------ connections
 
-    async def _serve_connection(self, conn_id: int, peer: Peer) -> None:
-        with peer.cancel:
-            try:
-                await self._reader(conn_id, peer)
-            except ProtocolError as exc:
-                log.warning("connection %d: %s; disconnecting", conn_id, exc)
-            except (OSError, trio.ClosedResourceError) as exc:
-                log.debug("connection %d: %s", conn_id, exc)
-        self._drop(conn_id)
-
-    async def _reader(self, conn_id: int, peer: Peer) -> None:
-        """Read requests and answer them; stop reading while output is backed up."""
-        engine = self.engine
-        conns = engine.state.connections
-        sock = peer.sock
-        reads = 0
-        while conn_id in conns:
-            try:
-                data = sock.recv(_RECV_SIZE)
-            except BlockingIOError:
-                reads = 0
-                await trio.lowlevel.wait_readable(sock)
-                continue
-            if not data:
-                return
-            held_back = engine.receive(conn_id, data, time.monotonic_ns())
-            self._flush_dirty()
-            while held_back:
-                # The client is not reading (or a reply is deferred): wait for the output
-                # to drain (the writer), or for the deferred reply (wake()).
-                conn = conns.get(conn_id)
-                if conn is None:
-                    return
-                drained = peer.drained = trio.Event()
-                if conn.deferred is None:
-                    self._start_writer(conn_id, peer)
-                await drained.wait()
-                held_back = engine.resume(conn_id, time.monotonic_ns())
-                self._flush_dirty()
-            reads += 1
-            if reads >= _YIELD_EVERY:
-                reads = 0
-                await trio.lowlevel.checkpoint()
-
-    def _start_writer(self, conn_id: int, peer: Peer) -> None:
-        conn = self.engine.state.connections.get(conn_id)
-        if conn is None or not conn.out_bytes:
-            if peer.drained is not None:
-                peer.drained.set()
-            return
-        if not peer.writing and self.nursery is not None:
-            peer.writing = True
-            self.nursery.start_soon(self._writer, conn_id, peer)
-
-    async def _writer(self, conn_id: int, peer: Peer) -> None:
-        """Finish writes the socket could not take at once; ends when all is out."""
-        conns = self.engine.state.connections
-        try:
-            while True:
-                conn = conns.get(conn_id)
-                if conn is None or not conn.out_bytes or self.peers.get(conn_id) is not peer:
-                    break
-                try:
-                    n = peer.sock.send(conn.output())
-                except BlockingIOError:
-                    await trio.lowlevel.wait_writable(peer.sock)
-                    continue
-                conn.consume(n)
-        except (OSError, trio.ClosedResourceError):
-            pass  # the reader sees the broken connection and drops it
-        finally:
-            peer.writing = False
-            if peer.drained is not None:
-                peer.drained.set()
-
     def _flush_dirty(self) -> None:
-        """Write what each connection with new output can take now; start writers for
-        the rest."""
+        """Apply pending effects, then write what each connection with new output can
+        take now (the rest waits for the socket to be writable)."""
         engine = self.engine
         effects = engine.take_effects()
         if effects:
             # Before any reply goes out: a client told "released" finds the socket gone.
             self._apply_effects(effects)
-        conns = engine.state.connections
         for conn_id in engine.take_dirty():
-            conn = conns.get(conn_id)
-            peer = self.peers.get(conn_id)
-            if conn is None or peer is None or peer.writing:
-                continue
-            try:
-                n = peer.sock.send(conn.output())
-            except BlockingIOError:
-                n = 0
-            except OSError:
-                n = 0  # the connection's own reader sees the error on its next read
-            conn.consume(n)
-            if conn.out_bytes:
-                self._start_writer(conn_id, peer)
+            self.mux.send(conn_id)
 
     async def _timer_loop(self) -> None:
         """The one timer task: sleep until the engine's earliest deadline, then tick.
@@ -370,10 +255,8 @@ class Server:
 
     def _drop(self, conn_id: int) -> None:
         self.live_update.connection_closed(conn_id)
-        peer = self.peers.pop(conn_id, None)
+        self.mux.remove(conn_id)
         self.engine.disconnect(conn_id)
-        if peer is not None:
-            _close_socket(peer.sock)
         self._apply_effects(self.engine.take_effects())
 
     # ------------------------------------------------------------------ effects
@@ -382,10 +265,7 @@ class Server:
         for effect in effects:
             if effect.kind == "close":
                 assert isinstance(effect.arg, int)
-                peer = self.peers.pop(effect.arg, None)
-                if peer is not None:
-                    peer.cancel.cancel()
-                    _close_socket(peer.sock)
+                self.mux.remove(effect.arg)
             elif effect.kind == "introduced":
                 assert isinstance(effect.arg, int)
                 self._open_domain_socket(effect.arg)

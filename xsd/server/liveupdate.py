@@ -218,7 +218,7 @@ class LiveUpdate:
         extra["live_update_reply"] = conn_id
         # The -s request's reply is owed by the new process: it is in the state.
         recs = list(records.dump(state, extra))
-        fds = [*server.listeners.values(), *(p.sock for p in server.peers.values())]
+        fds = [*server.listeners.values(), *server.mux.sockets().values()]
         memfd: int | None = None
         if state_spec.startswith("lmdb:"):
             try:

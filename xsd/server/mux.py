@@ -1,0 +1,184 @@
+"""Every client connection served from one task, through a private epoll.
+
+One trio task waits for the epoll descriptor to become readable, then handles every
+ready socket inline: read what is there, let the engine answer, write what the kernel
+takes. An idle connection therefore costs its socket and its core record, no task; and
+a request costs no task switch.
+
+Invariants:
+
+* a socket is registered for input (EPOLLIN) unless the engine holds its requests back
+  (output backed up, or a reply deferred by live update): then it is not read at all,
+  so a client that does not read cannot make the daemon grow;
+* it is registered for output (EPOLLOUT) exactly while it has output the kernel did not
+  take; a byte leaves the core's queue only once the kernel accepted it;
+* the loop yields to trio after every batch of events, so timers, accepts and the
+  live-update task run whatever the load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from xsd.core.engine import Engine
+from xsd_client.protocol import ProtocolError
+
+log = logging.getLogger("xsd")
+
+_RECV_SIZE = 65536
+_BATCH = 256
+
+_IN = select.EPOLLIN | select.EPOLLRDHUP
+_OUT = select.EPOLLOUT
+
+
+@dataclass(slots=True)
+class Client:
+    """The shell's side of one connection."""
+
+    conn_id: int
+    sock: socket.socket
+    mask: int = _IN
+    held: bool = False  # the engine holds this connection's requests back
+
+
+class Multiplexer:
+    """The client sockets of a server and the one task that serves them."""
+
+    def __init__(self, engine: Engine, flush: Callable[[], None], drop: Callable[[int], None]):
+        self.engine = engine
+        self._flush = flush  # write dirty connections and apply effects
+        self._drop = drop  # forget a connection that ended
+        self.epoll = select.epoll()
+        self.clients: dict[int, Client] = {}  # by connection id
+        self._by_fd: dict[int, Client] = {}
+
+    # ------------------------------------------------------------------ membership
+
+    def add(self, conn_id: int, sock: socket.socket) -> None:
+        """Serve ``sock`` as connection ``conn_id`` (already known to the engine)."""
+        sock.setblocking(False)
+        client = Client(conn_id, sock)
+        self.clients[conn_id] = client
+        self._by_fd[sock.fileno()] = client
+        self.epoll.register(sock.fileno(), client.mask)
+
+    def remove(self, conn_id: int) -> None:
+        """Stop serving a connection and close its socket."""
+        client = self.clients.pop(conn_id, None)
+        if client is None:
+            return
+        fd = client.sock.fileno()
+        if fd >= 0:
+            self._by_fd.pop(fd, None)
+            with contextlib.suppress(OSError):
+                self.epoll.unregister(fd)
+        client.sock.close()
+
+    def sockets(self) -> dict[int, socket.socket]:
+        """Every client socket by connection id."""
+        return {cid: c.sock for cid, c in self.clients.items()}
+
+    def close(self) -> None:
+        """Close every client socket and the epoll."""
+        for conn_id in list(self.clients):
+            self.remove(conn_id)
+        self.epoll.close()
+
+    # ------------------------------------------------------------------ output
+
+    def send(self, conn_id: int) -> None:
+        """Write what the kernel takes of a connection's output; watch for the rest."""
+        client = self.clients.get(conn_id)
+        conn = self.engine.state.connections.get(conn_id)
+        if client is None or conn is None:
+            return
+        while conn.out_bytes:
+            try:
+                n = client.sock.send(conn.output())
+            except BlockingIOError:
+                break
+            except OSError:
+                return  # broken: the next read sees it and drops the connection
+            conn.consume(n)
+        self._want_output(client, bool(conn.out_bytes))
+        if client.held and not conn.out_bytes:
+            self.resume(conn_id)
+
+    def resume(self, conn_id: int) -> None:
+        """Answer a connection's held-back requests if it can take output again."""
+        client = self.clients.get(conn_id)
+        conn = self.engine.state.connections.get(conn_id)
+        if client is None or conn is None or conn.deferred is not None:
+            return
+        client.held = self.engine.resume(conn_id, time.monotonic_ns())
+        self._want_input(client, not client.held)
+
+    def _want_output(self, client: Client, on: bool) -> None:
+        mask = (client.mask | _OUT) if on else (client.mask & ~_OUT)
+        self._set_mask(client, mask)
+
+    def _want_input(self, client: Client, on: bool) -> None:
+        mask = (client.mask | _IN) if on else (client.mask & ~_IN)
+        self._set_mask(client, mask)
+
+    def _set_mask(self, client: Client, mask: int) -> None:
+        if mask != client.mask:
+            client.mask = mask
+            with contextlib.suppress(OSError):
+                self.epoll.modify(client.sock.fileno(), mask)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def serve(self) -> None:
+        """Serve every client until cancelled."""
+        epoll = self.epoll
+        by_fd = self._by_fd
+        while True:
+            events = epoll.poll(0, _BATCH)
+            if not events:
+                await trio.lowlevel.wait_readable(epoll.fileno())
+                continue
+            for fd, mask in events:
+                client = by_fd.get(fd)
+                if client is None:
+                    continue
+                if mask & _OUT:
+                    self.send(client.conn_id)
+                if mask & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
+                    self._read(client)
+            self._flush()
+            await trio.lowlevel.checkpoint()
+
+    def _read(self, client: Client) -> None:
+        conn_id = client.conn_id
+        if client.held or conn_id not in self.clients:
+            return
+        try:
+            data = client.sock.recv(_RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            log.debug("connection %d: %s", conn_id, exc)
+            self._drop(conn_id)
+            return
+        if not data:
+            self._drop(conn_id)
+            return
+        try:
+            held = self.engine.receive(conn_id, data, time.monotonic_ns())
+        except ProtocolError as exc:
+            log.warning("connection %d: %s; disconnecting", conn_id, exc)
+            self._drop(conn_id)
+            return
+        if held and conn_id in self.clients:
+            client.held = True
+            self._want_input(client, False)
