@@ -83,7 +83,7 @@ def directory(view: View, caller: Caller, path: str) -> bytes:
     node = get_checked(view, caller, path, P.READ)
     if not node.children:
         return b""
-    payload = "\0".join(node.child_names()).encode() + b"\0"
+    payload = "\0".join(node.child_names(path)).encode() + b"\0"
     if len(payload) > PAYLOAD_MAX:
         raise XsError("E2BIG")
     return payload
@@ -98,7 +98,7 @@ def directory_part(view: View, caller: Caller, path: str, offset: int) -> bytes:
     """
     node = get_checked(view, caller, path, P.READ)
     head = f"{node.gen}".encode() + b"\0"
-    listing = b"".join(n.encode() + b"\0" for n in node.child_names())
+    listing = b"".join(n.encode() + b"\0" for n in node.child_names(path))
     total = len(listing)
     if offset < 0 or offset >= total:
         return head + b"\0"

@@ -16,7 +16,6 @@ Invariants:
 from __future__ import annotations
 
 from xsd.core import perms as P
-from xsd.core.paths import basename
 
 _NO_CHILDREN: list[str] = []
 
@@ -55,9 +54,10 @@ class Node:
         """A copy whose child list can be changed without touching this node."""
         return Node(self.value, self.perms, list(self.children), self.gen)
 
-    def child_names(self) -> list[str]:
-        """Names (last components) of the children, in order."""
-        return [basename(c) for c in self.children]
+    def child_names(self, path: str) -> list[str]:
+        """Names (last components) of the children of this node, which is at ``path``."""
+        cut = 1 if path == "/" else len(path) + 1
+        return [c[cut:] for c in self.children]
 
     def __repr__(self) -> str:
         return f"Node({self.value!r}, {P.to_strings(self.perms)}, gen={self.gen})"
