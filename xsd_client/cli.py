@@ -319,7 +319,10 @@ def _print_help(mode: str) -> None:
             f"usage: {PROG} control <command> [<arg>...]\n\n"
             "Send an XS_CONTROL command to the daemon and print its reply, as\n"
             "xenstore-control does; 'help' lists the daemon's commands.\n"
-            "  live-update [-c CMDLINE] [-F] [-t SECS] FILE   replace the daemon in place\n\n"
+            "  live-update [-c CMDLINE] [-F] [-t SECS] [--state memfd|lmdb:PATH] FILE\n"
+            "                                     replace the daemon in place (also\n"
+            "                                     `xsc live-update ...`); --state picks\n"
+            "                                     how xsd hands its state over\n\n"
             "Exit status: 0 done, 1 daemon unreachable, 2 usage, 3 command failed.\n"
         )
     elif mode in _HELP:
@@ -681,18 +684,20 @@ def _live_update(client: Client, args: Sequence[str]) -> int:
     """``xenstore-control live-update [-c CMDLINE] [-F] [-t SECS] FILE`` for a daemon."""
     import time
 
-    binary = cmdline = None
+    binary = cmdline = state = None
     timeout, force = 60, False
     it = iter(args)
     for arg in it:
-        if arg in ("-c", "-t"):
+        if arg in ("-c", "-t", "--state"):
             value = next(it, None)
             if value is None:
-                what = "command line" if arg == "-c" else "timeout"
+                what = {"-c": "command line", "-t": "timeout", "--state": "state transport"}[arg]
                 sys.stderr.write(f"Missing {what} value\n")
                 return 2
             if arg == "-c":
                 cmdline = value
+            elif arg == "--state":
+                state = value  # xsd's own: memfd (default) or lmdb:PATH
             else:
                 timeout = _atoi(value) % 2**32
         elif arg == "-F":
@@ -724,6 +729,8 @@ def _live_update(client: Client, args: Sequence[str]) -> int:
             rc = 3
     if not rc:
         start = ["-s", "-t", str(timeout), *(["-F"] if force else [])]
+        if state is not None:
+            start += ["--state", state]
         ok, text = True, "BUSY"
         began = time.time()
         while time.time() - began < timeout:
@@ -765,6 +772,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if mode == "control":
             return _control(rest)
+        if mode == "live-update":  # also `xsc control live-update ...`, as xenstore-control
+            if rest and rest[0] in _HELP_FLAG:
+                _print_help("control")
+                return 0
+            client = _connect("control")
+            try:
+                return _live_update(client, rest)
+            finally:
+                client.close()
         if mode == "watchdog":  # the watchdog commands (issue 5) live in cli_watchdog
             from .cli_watchdog import main as watchdog_main
 

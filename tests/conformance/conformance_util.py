@@ -237,7 +237,8 @@ def sut_kind() -> str:
 def start_sut(rundir: Path) -> XsdDaemon | ReferenceDaemon:
     kind = sut_kind()
     if kind == "xsd":
-        return XsdDaemon(rundir)
+        # Watchdogs off: INTRODUCE must leave the tree as a plain xenstored's does.
+        return XsdDaemon(rundir, "--watchdogs-per-domain", "0")
     need_reference()
     return ReferenceDaemon(rundir, kind)
 

@@ -561,9 +561,16 @@ SCRIPTS["domains"] = [
     s(0, O.RELEASE, 0),
     s(0, O.RELEASE, "x"),
     *one_arg_abuse(O.RELEASE, b"9"),
-    s(0, O.RELEASE, 5),
-    s(0, O.IS_DOMAIN_INTRODUCED, 5),
-    s(0, O.RELEASE, 5, note="again"),
+    # Domain 5 is a SET_TARGET party above: C then keeps it alive through its first
+    # RELEASE (docs/differences.md, "SET_TARGET ... then RELEASE"). Release a domain
+    # nothing targets instead.
+    s(0, O.INTRODUCE, 7, 1, 2),
+    w(0, "/local/domain/7/data", b"guest7"),
+    s(0, O.SET_PERMS, "/local/domain/7/data", "b7"),
+    s(0, O.RELEASE, 7),
+    s(0, O.IS_DOMAIN_INTRODUCED, 7),
+    s(0, O.READ, "/local/domain/7/data"),
+    s(0, O.RELEASE, 7, note="again"),
 ]
 
 # --- CONTROL ---------------------------------------------------------------------

@@ -576,7 +576,7 @@ class Engine:
         args = split_args(payload)
         if len(args) < 3:
             raise XsError("EINVAL")
-        domid = parse_domid(args[0])
+        domid = parse_domid(args[0]) & 0xFFFF  # C stores it in a 16-bit domid_t
         evtchn = c_atoi(args[2]) & 0xFFFFFFFF
         if evtchn == 0:
             raise XsError("EINVAL")

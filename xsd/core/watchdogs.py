@@ -247,9 +247,9 @@ class Watchdogs:
     def provision(self, engine: Engine, domid: int) -> None:
         """Create the watchdogs of a newly introduced domain, and their nodes."""
         st = engine.state.watchdogs
+        if domid == 0 or st.per_domain == 0:
+            return  # no watchdogs: the store stays exactly as a plain xenstored's
         engine.state.special_perms.setdefault(SPECIAL, P.DEFAULT)
-        if domid == 0:
-            return
         if domid not in st.domains:
             st.domains[domid] = DomainDogs(
                 [Dog(st.default_timeout_ms) for _ in range(st.per_domain)]
