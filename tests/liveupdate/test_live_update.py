@@ -260,3 +260,28 @@ def test_state_file_mode_is_private(tmp_path: Path) -> None:
     path = tmp_path / "s.lmdb"
     transports.write_lmdb(path, list(records.dump(Engine().state)))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_systemd_hears_ready_reloading_ready(tmp_path: Path, program: str) -> None:
+    # systemd's side of sd_notify is a datagram socket; this test plays it (systemd
+    # itself cannot run here as PID 1), and reads what xsd really sends.
+    import socket as pysocket
+
+    notify_path = tmp_path / "notify"
+    listener = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_DGRAM)
+    listener.bind(str(notify_path))
+    listener.settimeout(20)
+    os.environ["NOTIFY_SOCKET"] = str(notify_path)
+    try:
+        daemon = XsdDaemon(tmp_path / "rd")
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+    try:
+        assert listener.recv(4096) == b"READY=1"
+        assert live_update(daemon.socket, program) == ("OK", b"OK\0")
+        reloading = listener.recv(4096).decode()
+        assert reloading.startswith("RELOADING=1\nMONOTONIC_USEC=")
+        assert listener.recv(4096) == b"READY=1"
+    finally:
+        daemon.stop()
+        listener.close()
