@@ -96,6 +96,7 @@ class Engine:
 
     def __init__(self, state: State | None = None) -> None:
         self.state = state if state is not None else State()
+        self._direct = DirectView(self.state.tree)  # stateless between requests: reused
         self.now = 0
         self.observers: list[Observer] = []
         # Hooks that may refuse a WRITE (value) or RM (None) before it happens (watchdogs).
@@ -321,7 +322,10 @@ class Engine:
 
     def _view(self, conn: Connection, tx: Transaction | None) -> View:
         if tx is None:
-            return DirectView(self.state.tree)
+            direct = self._direct
+            if direct.tree is not self.state.tree:
+                direct = self._direct = DirectView(self.state.tree)
+            return direct
         limit = 0 if conn.privileged else self._limits(conn.domid)["transaction-nodes"]
         return TransactionView(self.state.tree, tx, limit)
 

@@ -559,6 +559,8 @@ class Watchdogs:
     def on_change(self, engine: Engine, conn: Connection | None, events: list[ops.Event]) -> None:
         """Apply committed writes to watchdog nodes; put back removed nodes."""
         st = engine.state.watchdogs
+        if not st.domains:
+            return  # no domain has watchdogs: nothing a change can mean to them
         restore: set[int] = set()
         tree = engine.state.tree
         for path, _, _ in events:

@@ -67,6 +67,8 @@ class WatchIndex:
         itself; others also fire watches on its ancestors.
         """
         by_path = self.by_path
+        if not by_path:
+            return []
         found = list(by_path.get(path, ()))
         if not exact and path[:1] == "/":
             for up in ancestors(path):
