@@ -30,7 +30,7 @@ from xsd.core.connections import Connection, Credentials
 from xsd.core.domains import DOMID_MAX, Domain
 from xsd.core.quota import Quotas
 from xsd.core.state import Settings, State
-from xsd.core.tree import Node, Tree
+from xsd.core.tree import NO_CHILDREN, Node, Tree
 from xsd.core.views import Transaction
 from xsd.core.watches import Watch, WatchIndex
 from xsd_client.protocol import Decoder
@@ -158,7 +158,7 @@ def _transaction(conn_id: int, tx: Transaction) -> Record:
         if node is None:
             copies.append([path, None])
         else:
-            copies.append([path, [node.value, _perms(node.perms), node.children, node.gen]])
+            copies.append([path, [node.value, _perms(node.perms), list(node.children), node.gen]])
     return [
         "tx",
         conn_id,
@@ -254,7 +254,7 @@ class _Loader:
             # The hot loop of a restore: one iteration per node, nothing it can skip.
             for path, value, pid, gen in zip(paths, values, perm_col, gens, strict=True):
                 perms = table[pid]
-                node = Node(value, perms, [], gen)
+                node = Node(value, perms, NO_CHILDREN, gen)
                 cut = path.rfind("/")
                 if cut > 0:
                     parent = nodes.get(path[:cut])
@@ -265,7 +265,11 @@ class _Loader:
                         raise StateError("the root is not the first node")
                     parent = None
                 if parent is not None:
-                    parent.children.append(path)
+                    siblings = parent.children  # add_child(), inlined: the hot loop
+                    if siblings:
+                        siblings.append(path)
+                    else:
+                        parent.children = [path]
                 elif path != "/":
                     raise StateError(f"node {path} comes before its parent")
                 if nodes.setdefault(path, node) is not node:
@@ -343,7 +347,9 @@ class _Loader:
                 tx.nodes[path] = None
             else:
                 value, perms, children, gen = copy
-                tx.nodes[path] = Node(bytes(value), _to_perms(perms), list(children), gen)
+                tx.nodes[path] = Node(
+                    bytes(value), _to_perms(perms), list(children) or NO_CHILDREN, gen
+                )
         tx.modified = set(modified)
         tx.events = [(p, bool(e), None if o is None else _to_perms(o)) for p, e, o in events]
         if not set(tx.nodes) <= set(tx.accessed) or not tx.modified <= set(tx.nodes):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from xsd.core import perms as P
 from xsd.core.errors import XsError
 from xsd.core.paths import parent_of
-from xsd.core.tree import Node, node_cost, record_size
+from xsd.core.tree import Node, add_child, node_cost, record_size, remove_child
 from xsd.core.views import View
 from xsd_client.protocol import PAYLOAD_MAX
 
@@ -138,9 +138,9 @@ def _create(view: View, caller: Caller, path: str, value: bytes) -> None:
     perms = parent.perms
     for p in reversed(missing):
         perms = P.for_new_child(perms, caller.domid, caller.privileged)
-        node = Node(value if p == path else b"", perms, [], 0)
+        node = Node(value if p == path else b"", perms)
         if new_nodes:
-            new_nodes[-1][1].children.append(p)
+            add_child(new_nodes[-1][1], p)
         new_nodes.append((p, node))
     top = new_nodes[0][0]
     if caller.limits is not None:
@@ -148,7 +148,7 @@ def _create(view: View, caller: Caller, path: str, value: bytes) -> None:
     for p, node in reversed(new_nodes):
         view.written(p, node)
     parent = view.for_write(parent_path)
-    parent.children = [*parent.children, top]
+    add_child(parent, top)
     view.written(parent_path, parent)
 
 
@@ -166,7 +166,7 @@ def _check_create_quota(
         raise XsError("ENOSPC")
     node_size = limits["node-size"]
     if node_size:
-        grown = Node(parent.value, parent.perms, [*parent.children, top], 0)
+        grown = Node(parent.value, parent.perms, [*parent.children, top])
         if any(record_size(n) > node_size for _, n in new_nodes) or (
             record_size(grown) > node_size
         ):
@@ -187,7 +187,7 @@ def write(view: View, caller: Caller, path: str, value: bytes) -> list[Event]:
             raise XsError("EACCES")
         limits = caller.limits
         if limits is not None:
-            changed = Node(value, node.perms, node.children, 0)
+            changed = Node(value, node.perms, node.children)
             if limits["node-size"] and record_size(changed) > limits["node-size"]:
                 raise XsError("ENOSPC")
             if limits["memory"] and node.perms[0][1] == caller.domid:
@@ -232,7 +232,7 @@ def rm(view: View, caller: Caller, path: str) -> list[Event]:
     events[-1] = (path, False, node.perms)
     parent_path = parent_of(path)
     parent = view.for_write(parent_path)
-    parent.children = [c for c in parent.children if c != path]
+    remove_child(parent, path)
     view.written(parent_path, parent)
     return events
 
@@ -258,7 +258,7 @@ def _remove_subtree(view: View, top: str, top_node: Node, events: list[Event]) -
             # C rewrites the parent after each child's delete, spending a generation.
             parent_path = stack[-1][0]
             parent = view.for_write(parent_path)
-            parent.children = [c for c in parent.children if c != path]
+            remove_child(parent, path)
             view.written(parent_path, parent)
 
 

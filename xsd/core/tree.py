@@ -5,7 +5,9 @@ Invariants:
 * every node's ancestors exist (``/`` always does);
 * a node's ``children`` lists the full paths of its children in creation order
   (C xenstored's order), each child path being the very string used as its key in
-  ``Tree.nodes`` (so a child name costs no second string);
+  ``Tree.nodes`` (so a child name costs no second string); a leaf's is the shared
+  empty tuple (an empty list would cost 56 bytes a node), so children are added with
+  :func:`add_child` and removed with :func:`remove_child`;
 * ``gen`` of a node is the value of the global counter when the node was last
   written; the counter only grows, so equal ``gen`` means unchanged node;
 * ``usage[domid]`` is ``[nodes, bytes]`` owned by that domain: the number of nodes
@@ -17,7 +19,23 @@ from __future__ import annotations
 
 from xsd.core import perms as P
 
-_NO_CHILDREN: list[str] = []
+
+def add_child(node: Node, child: str) -> None:
+    """Append ``child`` (a full path) to ``node``'s children, in place."""
+    if node.children:
+        node.children.append(child)
+    else:
+        node.children = [child]
+
+
+def remove_child(node: Node, child: str) -> None:
+    """Remove ``child`` from ``node``'s children, in place (a leaf again shares the
+    empty tuple)."""
+    children = node.children
+    if children:
+        children.remove(child)
+        if not children:
+            node.children = NO_CHILDREN
 
 
 def node_cost(path: str, node: Node) -> int:
@@ -39,20 +57,27 @@ def record_size(node: Node) -> int:
     return 16 + 8 * len(node.perms) + len(node.value) + child_bytes
 
 
+Children = list[str] | tuple[()]
+NO_CHILDREN: tuple[()] = ()
+
+
 class Node:
     """One node: a value, a permission list, child paths, and a generation."""
 
     __slots__ = ("children", "gen", "perms", "value")
 
-    def __init__(self, value: bytes, perms: P.Perms, children: list[str], gen: int) -> None:
+    def __init__(
+        self, value: bytes, perms: P.Perms, children: Children = NO_CHILDREN, gen: int = 0
+    ) -> None:
         self.value = value
         self.perms = perms
-        self.children = children
+        self.children: Children = children
         self.gen = gen
 
     def copy(self) -> Node:
         """A copy whose child list can be changed without touching this node."""
-        return Node(self.value, self.perms, list(self.children), self.gen)
+        children = self.children
+        return Node(self.value, self.perms, list(children) if children else NO_CHILDREN, self.gen)
 
     def child_names(self, path: str) -> list[str]:
         """Names (last components) of the children of this node, which is at ``path``."""
@@ -92,7 +117,7 @@ class Tree:
         """The tree C xenstored starts with: ``/``, ``/tool``, ``/tool/xenstored``."""
         tree = cls()
         for path in ("/", "/tool", "/tool/xenstored"):
-            tree.nodes[path] = Node(b"", P.DEFAULT, [], tree.next_generation())
+            tree.nodes[path] = Node(b"", P.DEFAULT, NO_CHILDREN, tree.next_generation())
         tree.nodes["/"].children = ["/tool"]
         tree.nodes["/tool"].children = ["/tool/xenstored"]
         for path, node in tree.nodes.items():
