@@ -285,3 +285,42 @@ def test_systemd_hears_ready_reloading_ready(tmp_path: Path, program: str) -> No
     finally:
         daemon.stop()
         listener.close()
+
+
+def _read_text(conn: RawConn, path: str) -> str:
+    kind, value = conn.call(Op.READ, path)
+    assert kind == "OK", (path, value)
+    return value.decode()
+
+
+def test_watchdog_deadlines_survive_and_one_due_during_the_update_fires_once(
+    xsd: XsdDaemon, program: str
+) -> None:
+    base = "/local/domain/3/watchdog"
+    with RawConn(str(xsd.socket), timeout=30) as dom0, RawConn(str(xsd.socket), timeout=30) as lu:
+        assert dom0.call(Op.INTRODUCE, 3, 1, 1) == ("OK", b"OK\0")
+        dom0.write(f"{base}/action", "none")
+        dom0.write(f"{base}/0/timeout", "50")
+        dom0.write(f"{base}/1/timeout", "4000")
+        # The dry run first, so that the deadline of watchdog 0 falls inside the exec.
+        assert lu.call(Op.CONTROL, "live-update", "-f", program) == ("OK", b"OK\0")
+        dom0.write(f"{base}/1/control", "arm")
+        dom0.write(f"{base}/0/control", "arm")
+        armed_at = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1_000_000
+        assert lu.call(Op.CONTROL, "live-update", "-s", "-t", "10") == ("OK", b"OK\0")
+        deadline = time.monotonic() + 5
+        while _read_text(dom0, f"{base}/0/fired") != "1" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _read_text(dom0, f"{base}/0/fired") == "1"
+        assert _read_text(dom0, f"{base}/0/state") == "expired"
+        fired_at = int(_read_text(dom0, f"{base}/bootstatus/time"))
+        # It fired at its deadline, or right after the update if that was later: never early.
+        assert armed_at + 50 <= fired_at < armed_at + 5000
+        # The other one kept its deadline across the update: still running, not fired.
+        assert _read_text(dom0, f"{base}/1/state") == "armed"
+        assert _read_text(dom0, f"{base}/1/fired") == "0"
+        time.sleep(0.5)
+        assert _read_text(dom0, f"{base}/0/fired") == "1"  # once, not again
+    out = xsd.output()
+    restored = out.index("live update: state restored")
+    assert "watchdog" in out[restored:], out  # the expiry was handled by the new process
