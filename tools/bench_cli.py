@@ -93,12 +93,6 @@ def main() -> None:
         ],
         "floor: python -c pass": [py, "-c", "pass"],
         "floor: python -S -c pass": [py, "-S", "-c", "pass"],
-        "python -S -c 'import dataclasses' (protocol.py needs it)": [
-            py,
-            "-S",
-            "-c",
-            "import dataclasses",
-        ],
     }
     if xsc:
         commands["xsc read (console script)"] = [xsc, "read", "/bench/key"]
