@@ -29,6 +29,7 @@ from xsd.core.errors import Deferred, XsError
 from xsd.core.ops import Caller
 from xsd.core.paths import canonicalize, home_of, parent_of
 from xsd.core.state import State
+from xsd.core.trace import TraceRecord
 from xsd.core.views import DirectView, Transaction, TransactionView, View, apply, conflicts
 from xsd.core.watchdogs import Watchdogs
 from xsd_client.protocol import PAYLOAD_MAX, Op, Packet, encode, split_args
@@ -106,6 +107,9 @@ class Engine:
         self.checks.append(lambda conn, path, value: watchdogs.check(self, conn, path, value))
         self.dirty: set[int] = set()
         self.effects: list[Effect] = []
+        # logging: while the shell traces requests, one record per message in and out
+        # (xsd.core.trace); None when it does not, which costs a request one test.
+        self.trace: list[TraceRecord] | None = None
         self._after_reply: list[tuple[Connection, bytes]] = []
         self._release_after_reply: int | None = None
         self._handlers: dict[int, Handler] = {
@@ -209,6 +213,8 @@ class Engine:
         else:
             frame = encode(Op.CONTROL, req_id, tx_id, payload)
         conn.queue(frame, now=self.now)
+        if self.trace is not None:  # logging
+            self.trace.append((conn_id, conn.domid, self.now, frame))
         self.dirty.add(conn_id)
 
     # ------------------------------------------------------------------ time
@@ -270,6 +276,9 @@ class Engine:
         op = packet.op
         tx: Transaction | None = None
         handler = self._handlers.get(op)
+        trace = self.trace  # logging
+        if trace is not None:
+            trace.append((conn.id, conn.domid, self.now, packet))
         try:
             if handler is None:
                 raise XsError("ENOSYS")
@@ -292,6 +301,8 @@ class Engine:
         if conn.id in self.state.connections:
             conn.queue(frame, now=self.now)
             self.dirty.add(conn.id)
+            if trace is not None:  # logging
+                trace.append((conn.id, conn.domid, self.now, frame))
         if self._after_reply:
             for target, event in self._after_reply:
                 self._queue_event(target, event)
@@ -366,6 +377,8 @@ class Engine:
             return
         conn.queue(frame, EVENT, self.now)
         self.dirty.add(conn.id)
+        if self.trace is not None:  # logging
+            self.trace.append((conn.id, conn.domid, self.now, frame))
 
     def _may_see(self, conn: Connection, path: str, old_perms: P.Perms | None) -> bool:
         """C's watch_permitted(): the watcher could read the node before the change, or
