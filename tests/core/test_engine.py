@@ -219,3 +219,24 @@ def test_directory_part_chunks_a_large_directory() -> None:
         if done:
             break
     assert got == names
+
+
+def test_directory_listing_follows_every_change() -> None:
+    engine = Engine()
+    s = Session(engine)
+    other = Session(engine)
+    s.call(Op.WRITE, raw=b"/d/a\0")
+    assert s.call(Op.DIRECTORY, "/d") == b"a\0"
+    s.call(Op.WRITE, raw=b"/d/b\0")
+    assert s.call(Op.DIRECTORY, "/d") == b"a\0b\0"
+    s.call(Op.RM, "/d/a")
+    assert s.call(Op.DIRECTORY, "/d") == b"b\0"
+    tx = int(other.call(Op.TRANSACTION_START, "")[:-1])
+    other.call(Op.WRITE, raw=b"/d/c\0", tx=tx)
+    assert other.call(Op.DIRECTORY, "/d", tx=tx) == b"b\0c\0"
+    assert s.call(Op.DIRECTORY, "/d") == b"b\0"
+    assert other.call(Op.TRANSACTION_END, "T", tx=tx) == b"OK\0"
+    assert s.call(Op.DIRECTORY, "/d") == b"b\0c\0"
+    s.call(Op.RM, "/d/b")
+    s.call(Op.RM, "/d/c")
+    assert s.call(Op.DIRECTORY, "/d") == b""

@@ -81,9 +81,7 @@ def read(view: View, caller: Caller, path: str) -> bytes:
 def directory(view: View, caller: Caller, path: str) -> bytes:
     """DIRECTORY: child names, each NUL-terminated (E2BIG if over the payload limit)."""
     node = get_checked(view, caller, path, P.READ)
-    if not node.children:
-        return b""
-    payload = "\0".join(node.child_names(path)).encode() + b"\0"
+    payload = view.listing(path, node)
     if len(payload) > PAYLOAD_MAX:
         raise XsError("E2BIG")
     return payload

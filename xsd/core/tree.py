@@ -12,7 +12,10 @@ Invariants:
   written; the counter only grows, so equal ``gen`` means unchanged node;
 * ``usage[domid]`` is ``[nodes, bytes]`` owned by that domain: the number of nodes
   whose owner it is and the sum of their :func:`node_cost`. Whoever replaces or
-  removes a node keeps it true through :meth:`Tree.charge`.
+  removes a node keeps it true through :meth:`Tree.charge`;
+* ``listings[path]``, when present, is the DIRECTORY payload of the node at ``path`` as
+  it is now: whoever writes or removes a node drops its entry (:meth:`Tree.changed`).
+  It is a cache, never serialized, bounded by :data:`LISTINGS_MAX` entries.
 """
 
 from __future__ import annotations
@@ -88,15 +91,39 @@ class Node:
         return f"Node({self.value!r}, {P.to_strings(self.perms)}, gen={self.gen})"
 
 
+LISTINGS_MAX = 4096
+"""Cached directory listings at most (each at most one payload, 4 KiB)."""
+LISTING_BYTES_MAX = 4096
+
+
 class Tree:
     """All nodes by canonical path, and the generation counter they share."""
 
-    __slots__ = ("generation", "nodes", "usage")
+    __slots__ = ("generation", "listings", "nodes", "usage")
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
         self.generation = 0
         self.usage: dict[int, list[int]] = {}
+        self.listings: dict[str, bytes] = {}
+
+    def changed(self, path: str) -> None:
+        """The node at ``path`` was written or removed: forget its cached listing."""
+        if self.listings:
+            self.listings.pop(path, None)
+
+    def listing(self, path: str, node: Node) -> bytes:
+        """The DIRECTORY payload of ``node`` (at ``path``): child names, each NUL-ended."""
+        payload = self.listings.get(path)
+        if payload is None:
+            if not node.children:
+                return b""
+            payload = ("\0".join(node.child_names(path)) + "\0").encode()
+            if len(payload) <= LISTING_BYTES_MAX:  # a bigger one is an E2BIG anyway
+                if len(self.listings) >= LISTINGS_MAX:
+                    self.listings.clear()
+                self.listings[path] = payload
+        return payload
 
     def charge(self, path: str, node: Node, sign: int) -> None:
         """Add (``sign`` 1) or remove (-1) a node's cost from its owner's usage."""

@@ -46,6 +46,9 @@ class View(Protocol):
     def usage(self, domid: int) -> tuple[int, int]:
         """``(nodes, bytes)`` owned by ``domid`` as this view sees it."""
 
+    def listing(self, path: str, node: Node) -> bytes:
+        """The DIRECTORY payload of ``node`` (at ``path``) as this view sees it."""
+
 
 class DirectView:
     """Operations applied straight to the tree."""
@@ -76,16 +79,21 @@ class DirectView:
         node.gen = tree.next_generation()
         tree.nodes[path] = node
         tree.charge(path, node, 1)
+        tree.changed(path)
 
     def delete(self, path: str) -> None:
         # C xenstored spends a generation number on every delete too.
         tree = self.tree
         tree.next_generation()
         tree.charge(path, tree.nodes.pop(path), -1)
+        tree.changed(path)
 
     def usage(self, domid: int) -> tuple[int, int]:
         usage = self.tree.usage.get(domid)
         return (usage[0], usage[1]) if usage else (0, 0)
+
+    def listing(self, path: str, node: Node) -> bytes:
+        return self.tree.listing(path, node)
 
 
 class Transaction:
@@ -163,6 +171,11 @@ class TransactionView:
         self.tx.nodes[path] = None
         self.tx.modified.add(path)
 
+    def listing(self, path: str, node: Node) -> bytes:
+        if not node.children:
+            return b""
+        return ("\0".join(node.child_names(path)) + "\0").encode()
+
     def usage(self, domid: int) -> tuple[int, int]:
         base = self.tree.usage.get(domid)
         count, size = (base[0], base[1]) if base else (0, 0)
@@ -201,6 +214,7 @@ def apply(tree: Tree, tx: Transaction) -> None:
         old = nodes.get(path)
         if old is not None:
             tree.charge(path, old, -1)
+        tree.changed(path)
         node = tx.nodes[path]
         if node is None:
             nodes.pop(path, None)
