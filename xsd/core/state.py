@@ -29,6 +29,12 @@ class Settings:
     """C 4.17 checks the path length of every connection, dom0's included."""
     trace_file: str | None = None
     trace_on: bool = True
+    # logging (xsd.server.logfile): which classes go to the trace file, and the name
+    # its lines carry; xsd_client.logformat.CLASSES lists the classes.
+    log_classes: list[str] = field(
+        default_factory=lambda: ["io", "conn", "dom", "wd", "lu", "ctl", "daemon"]
+    )
+    instance_name: str = "xsd"
     quota_privileged: bool = False
     """Apply quotas to privileged connections too (C exempts them)."""
     event_timeout_ns: int = 20_000_000_000
