@@ -78,16 +78,24 @@ def dump(state: State, extra: dict[str, Any] | None = None) -> Iterator[Record]:
     ]
     count = 1
     perm_ids: dict[P.Perms, int] = {}
-    nodes = state.tree.nodes
     paths: list[str] = []
-    for path in state.tree.walk():
+    values: list[bytes] = []
+    perm_col: list[int] = []
+    gens: list[int] = []
+    for path, node in state.tree.walk_nodes():
         paths.append(path)
+        values.append(node.value)
+        pid = perm_ids.get(node.perms)
+        if pid is None:
+            pid = perm_ids[node.perms] = len(perm_ids)
+        perm_col.append(pid)
+        gens.append(node.gen)
         if len(paths) == CHUNK:
-            yield _node_chunk(paths, nodes, perm_ids)
+            yield ["nodes", paths, values, perm_col, gens]
             count += 1
-            paths = []
+            paths, values, perm_col, gens = [], [], [], []
     if paths:
-        yield _node_chunk(paths, nodes, perm_ids)
+        yield ["nodes", paths, values, perm_col, gens]
         count += 1
     yield ["perms", [_perms(p) for p in perm_ids]]
     count += 1
@@ -116,21 +124,6 @@ def dump(state: State, extra: dict[str, Any] | None = None) -> Iterator[Record]:
 
 def _perms(perms: P.Perms) -> list[list[int]]:
     return [[a, d] for a, d in perms]
-
-
-def _node_chunk(paths: list[str], nodes: dict[str, Node], perm_ids: dict[P.Perms, int]) -> Record:
-    values = []
-    perm_col = []
-    gens = []
-    for path in paths:
-        node = nodes[path]
-        values.append(node.value)
-        pid = perm_ids.get(node.perms)
-        if pid is None:
-            pid = perm_ids[node.perms] = len(perm_ids)
-        perm_col.append(pid)
-        gens.append(node.gen)
-    return ["nodes", paths, values, perm_col, gens]
 
 
 def _connection(conn: Connection) -> Record:

@@ -11,7 +11,6 @@ import os
 import struct
 from pathlib import Path
 
-import lmdb
 import msgpack
 
 from handover.records import Record, StateError
@@ -51,6 +50,8 @@ def read_fd(fd: int) -> bytes:
 
 def write_lmdb(path: Path, records: list[Record]) -> None:
     """Write the records to an LMDB file at ``path`` (replaced if it exists)."""
+    import lmdb  # only this transport needs it: a memfd update starts faster without it
+
     packer = msgpack.Packer(use_bin_type=True)
     packed = [packer.pack(r) for r in records]
     blob = frame(b"".join(packed))
@@ -76,6 +77,8 @@ def read_lmdb(path: Path) -> bytes:
     Raises:
         StateError: the file is missing or not an xsd state.
     """
+    import lmdb
+
     if not path.exists():
         raise StateError(f"no state file at {path}")
     try:

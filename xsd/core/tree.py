@@ -20,6 +20,8 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from xsd.core import perms as P
 
 
@@ -154,6 +156,19 @@ class Tree:
     def get(self, path: str) -> Node | None:
         """The node at ``path``, if any."""
         return self.nodes.get(path)
+
+    def walk_nodes(self, top: str = "/") -> Iterator[tuple[str, Node]]:
+        """``(path, node)`` for ``top`` and its descendants, depth first in child order."""
+        nodes = self.nodes
+        stack = [top]
+        pop = stack.pop
+        extend = stack.extend
+        while stack:
+            path = pop()
+            node = nodes[path]
+            yield path, node
+            if node.children:
+                extend(reversed(node.children))
 
     def walk(self, top: str = "/") -> list[str]:
         """Paths of ``top`` and its descendants, depth first in child order."""
