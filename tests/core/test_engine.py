@@ -240,3 +240,28 @@ def test_directory_listing_follows_every_change() -> None:
     s.call(Op.RM, "/d/b")
     s.call(Op.RM, "/d/c")
     assert s.call(Op.DIRECTORY, "/d") == b""
+
+
+class _BrokenObserver:
+    """A feature with a bug: its change hook raises."""
+
+    def on_change(self, engine: object, conn: object, events: object) -> None:
+        raise RuntimeError("bug in a feature")
+
+    def on_disconnect(self, engine: object, conn: object) -> None: ...
+    def on_release(self, engine: object, domid: int) -> None: ...
+    def on_introduce(self, engine: object, domid: int) -> None: ...
+    def tick(self, engine: object) -> None: ...
+    def next_deadline(self, engine: object) -> None:
+        return None
+
+
+def test_an_internal_error_costs_one_eio_reply_not_the_connection() -> None:
+    engine = Engine()
+    engine.observers.append(_BrokenObserver())  # type: ignore[arg-type]
+    s = Session(engine)
+    assert s.call(Op.WRITE, raw=b"/a\0v") == b"E:EIO"
+    bugs = [e for e in engine.take_effects() if e.kind == "bug"]
+    assert len(bugs) == 1 and "bug in a feature" in repr(bugs[0].arg[1])
+    engine.observers.pop()
+    assert s.call(Op.READ, "/a") == b"v"  # served on, the same connection

@@ -57,7 +57,9 @@ class Effect:
     * ``"memreport"``: write a memory report to file ``arg`` (or the trace file if None);
     * ``"timer"``: a new deadline appeared: recompute when to :meth:`Engine.tick`;
     * ``"deferred"``: ``(conn_id, command, args)``: a request the shell answers, through
-      :meth:`Engine.complete_deferred` (live update).
+      :meth:`Engine.complete_deferred` (live update);
+    * ``"bug"``: ``(request, exception)``: handling a request raised an unexpected
+      exception; the client got EIO and the shell logs the traceback.
     """
 
     kind: str
@@ -298,6 +300,11 @@ class Engine:
             return
         except XsError as err:
             frame = encode(_ERROR, packet.req_id, packet.tx_id, err.name.encode() + b"\0")
+        except Exception as exc:  # a bug must cost one reply, not the daemon
+            # Checks run before changes (ops), so a failure here leaves no half-change
+            # behind in the common case; the client gets EIO as C's internal errors give.
+            self.effects.append(Effect("bug", (repr(packet), exc)))
+            frame = encode(_ERROR, packet.req_id, packet.tx_id, b"EIO\0")
         if conn.id in self.state.connections:
             conn.queue(frame, now=self.now)
             self.dirty.add(conn.id)

@@ -250,7 +250,11 @@ class Server:
             with trio.move_on_after(wait):
                 await self._timer_wakeup.wait()
             self._timer_wakeup = trio.Event()
-            engine.tick(time.monotonic_ns())
+            try:
+                engine.tick(time.monotonic_ns())
+            except Exception:
+                # A bug in a timer must not stop the daemon (or the next timers).
+                log.exception("timer tick failed")
             self._flush_dirty()
 
     def _drop(self, conn_id: int) -> None:
@@ -285,6 +289,12 @@ class Server:
                     self.live_update.command(deferred_conn, effect.arg[2])
                 else:
                     self.engine.complete_deferred(deferred_conn, b"", "EINVAL")
+            elif effect.kind == "bug":
+                assert isinstance(effect.arg, tuple)
+                request, exc = effect.arg
+                log.error(
+                    "internal error answering %s (client got EIO)", request, exc_info=exc
+                )
             elif effect.kind == "timer":
                 self._timer_wakeup.set()
             elif effect.kind == "watchdog" and self.nursery is not None:

@@ -188,6 +188,11 @@ class Multiplexer:
             log.warning("connection %d: %s; disconnecting", conn_id, exc)
             self._drop(conn_id)
             return
+        except Exception:
+            # Last line of defence: one connection goes, the daemon and the others stay.
+            log.exception("connection %d: internal error; disconnecting", conn_id)
+            self._drop(conn_id)
+            return
         if held and conn_id in self.clients:
             client.held = True
             self._want_input(client, False)
