@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from xsd.core import quota
 from xsd.core.domains import parse_domid
 from xsd.core.errors import Deferred, XsError
+from xsd_client.logformat import CLASSES
 
 if TYPE_CHECKING:
     from xsd.core.engine import Engine
@@ -63,9 +64,24 @@ def _check(engine: Engine, args: list[bytes]) -> str:
 
 
 def _log(engine: Engine, args: list[bytes]) -> str:
-    if len(args) != 1 or args[0] not in (b"on", b"off"):
+    """``log on|off`` as C 4.17; xsd's own (docs/differences.md): ``log +CLASS|-CLASS``
+    and ``log status``. Opening the file is I/O: ``on`` and ``status`` are answered by
+    the shell (``OK``, or the error that kept the file closed)."""
+    if len(args) != 1:
+        raise XsError("EINVAL")  # bare `log` too, as 4.17
+    settings = engine.state.settings
+    arg = args[0]
+    if arg in (b"on", b"status"):
+        settings.trace_on = settings.trace_on or arg == b"on"
+        raise Deferred("log", args)
+    if arg == b"off":
+        settings.trace_on = False
+    elif arg[:1] in (b"+", b"-") and arg[1:].decode(errors="replace") in CLASSES:
+        name = arg[1:].decode()
+        classes = [c for c in settings.log_classes if c != name]
+        settings.log_classes = [*classes, name] if arg[:1] == b"+" else classes
+    else:
         raise XsError("EINVAL")
-    engine.state.settings.trace_on = args[0] == b"on"
     engine.trace_changed()
     return "OK"
 
@@ -74,8 +90,7 @@ def _logfile(engine: Engine, args: list[bytes]) -> str:
     if len(args) != 1:
         raise XsError("EINVAL")
     engine.state.settings.trace_file = args[0].decode(errors="surrogateescape")
-    engine.trace_changed()
-    return "OK"
+    raise Deferred("logfile", args)  # the shell opens it and answers
 
 
 def _memreport(engine: Engine, args: list[bytes]) -> str:

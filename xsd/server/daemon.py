@@ -31,10 +31,11 @@ from typing import Any
 
 import trio
 
+from xsd import __version__ as VERSION
 from xsd.core.connections import Credentials
 from xsd.core.engine import Effect, Engine
 from xsd.core.watchdogs import ActionRequest
-from xsd.server import kickers, watchdog_actions
+from xsd.server import kickers, logfile, watchdog_actions
 from xsd.server.liveupdate import LiveUpdate
 from xsd.server.mux import Multiplexer
 
@@ -71,6 +72,10 @@ class Server:
         self.live_update = LiveUpdate(self)
         self._restored_reply: int | None = None
         self.lock_fd: int | None = None
+        # logging: the trace/log file, fed by the engine's trace and the xsd logger
+        self.logfile = logfile.LogFile()
+        self._log_handler = logfile.LogHandler(self.logfile)
+        logging.getLogger("xsd").addHandler(self._log_handler)
 
     def lock(self) -> None:
         """Hold the lock beside the socket, so that a second daemon cannot take it over.
@@ -96,6 +101,7 @@ class Server:
             "listeners": {domid: sock.fileno() for domid, sock in self.listeners.items()},
             "conns": {cid: sock.fileno() for cid, sock in self.mux.sockets().items()},
             "lock": self.lock_fd,
+            "log": self.logfile.handover(),  # logging
         }
 
     def adopt_handover(self, extra: dict[str, Any]) -> None:
@@ -116,10 +122,18 @@ class Server:
         self.lock_fd = extra.get("lock")
         if self.lock_fd is not None:
             os.set_inheritable(self.lock_fd, False)
+        if "log" in extra:  # logging: go on writing where the old process stopped
+            self.logfile.adopt(extra["log"])
 
     def before_exec(self) -> None:
         """Last words before this process becomes the new program."""
+        self._log_trace()  # logging: the last trace records; the file survives the exec
+        self.logfile.before_exec()
         logging.shutdown()
+
+    def exec_failed(self) -> None:
+        """The live-update exec failed: this process carries on."""
+        self.logfile.exec_failed()
 
     def wake(self, conn_id: int) -> None:
         """A connection's held-back requests may go on (its deferred reply was given)."""
@@ -165,6 +179,7 @@ class Server:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled."""
+        self._log_apply("start")  # logging
         if 0 not in self.listeners:
             self.listeners[0] = self.bind(self.config.socket_path, self.config.socket_mode)
         try:
@@ -183,8 +198,10 @@ class Server:
                     self.mux.resume(conn_id)  # requests a live update left buffered
                 self._flush_dirty()
                 task_status.started()
+                self._log_started()  # logging
                 await trio.sleep_forever()
         finally:
+            self._log_stop()  # logging
             self.nursery = None
             for domid, sock in list(self.listeners.items()):
                 self._close_listener(domid, sock)
@@ -229,6 +246,8 @@ class Server:
         """Apply pending effects, then write what each connection with new output can
         take now (the rest waits for the socket to be writable)."""
         engine = self.engine
+        if engine.trace:
+            self._log_trace()  # logging
         effects = engine.take_effects()
         if effects:
             # Before any reply goes out: a client told "released" finds the socket gone.
@@ -278,6 +297,7 @@ class Server:
                 sock = self.listeners.get(effect.arg)
                 if sock is not None:
                     self._close_listener(effect.arg, sock)
+                log.info("domain %d: released", effect.arg)  # logging
             elif effect.kind == "log":
                 log.info("%s", effect.arg)
             elif effect.kind == "memreport":
@@ -287,6 +307,8 @@ class Server:
                 deferred_conn: int = effect.arg[0]
                 if effect.arg[1] == "live-update":
                     self.live_update.command(deferred_conn, effect.arg[2])
+                elif effect.arg[1] in ("log", "logfile"):  # logging
+                    self._log_command(deferred_conn, effect.arg[1], effect.arg[2])
                 else:
                     self.engine.complete_deferred(deferred_conn, b"", "EINVAL")
             elif effect.kind == "bug":
@@ -301,7 +323,61 @@ class Server:
                 assert isinstance(effect.arg, ActionRequest)
                 self.nursery.start_soon(watchdog_actions.perform_effect, self, effect.arg)
             elif effect.kind == "trace":
-                pass  # the trace file arrives with the logging issue
+                self._log_apply("configured")  # logging
+
+    # ------------------------------------------------------------------ logging
+
+    def reopen_log(self, reason: str = "SIGHUP") -> None:
+        """Reopen the log file by its path (SIGHUP: after a rotation)."""
+        self.logfile.reopen(reason)
+
+    def _log_trace(self) -> None:
+        """Write out the engine's trace records."""
+        trace = self.engine.trace
+        if trace:
+            self.logfile.trace(trace)
+            trace.clear()
+
+    def _log_apply(self, reason: str) -> str | None:
+        """Make the file follow the settings; let the engine trace iff ``io`` is wanted."""
+        engine = self.engine
+        error = self.logfile.apply(engine.state.settings, reason)
+        if self.logfile.wants("io"):
+            if engine.trace is None:
+                engine.trace = []
+        else:
+            self._log_trace()
+            engine.trace = None
+        return error
+
+    def _log_command(self, conn_id: int, command: str, args: list[bytes]) -> None:
+        """Answer ``log on``, ``log status`` or ``logfile FILE`` (opening is I/O)."""
+        if command == "log" and args == [b"status"]:
+            self.engine.complete_deferred(conn_id, self.logfile.status().encode() + b"\0")
+        else:
+            reason = "log on" if command == "log" else "logfile"
+            was_open = self.logfile.fd is not None
+            error = self._log_apply(reason)
+            if was_open and error is None:
+                error = self.logfile.reopen(reason)  # as C: on and logfile reopen
+            self.engine.complete_deferred(conn_id, b"OK\0", error)
+        if self.nursery is not None:
+            self.nursery.start_soon(self._wake_soon, conn_id)
+
+    async def _wake_soon(self, conn_id: int) -> None:
+        self.wake(conn_id)  # not from inside _flush_dirty: effects keep their order
+
+    def _log_started(self) -> None:
+        how = "live update" if "--live-update" in sys.argv else "fresh"
+        log.info("start: xsd %s pid %d (%s) on %s", VERSION, os.getpid(), how,
+                 self.config.socket_path)
+
+    def _log_stop(self) -> None:
+        self._log_trace()
+        log.info("stop: xsd pid %d", os.getpid())
+        self.logfile.close("stopped")
+        self.logfile.path = None
+        logging.getLogger("xsd").removeHandler(self._log_handler)
 
     def _open_domain_socket(self, domid: int) -> None:
         path = self.domain_socket_path(domid)

@@ -247,6 +247,7 @@ class LiveUpdate:
                 os.set_inheritable(lock, False)
             if memfd is not None:
                 os.close(memfd)
+            server.exec_failed()  # logging: the log fd is ours alone again
             sdnotify.notify("READY=1")
             log.error("live-update: exec failed: %s", exc)
             return "Error activating new binary."

@@ -135,9 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
         "clients, as C 4.17 checks it (default: 2048; unprivileged domains use their quota)",
     )
     parser.add_argument("--version", action="version", version=f"xsd {__version__}")
-    from xsd.server import watchdog_actions  # its options live with the feature
+    from xsd.server import logfile, watchdog_actions  # options live with their feature
 
     watchdog_actions.add_options(parser)
+    logfile.add_options(parser)
     return parser
 
 
@@ -196,6 +197,9 @@ def initial_settings(args: argparse.Namespace) -> tuple[Settings, Quotas]:
         event_timeout_ns=int(args.event_timeout * 1e9),
         request_timeout_ns=int(args.request_timeout * 1e9),
     )
+    from xsd.server import logfile  # logging: -T, --log-classes, --instance-name
+
+    logfile.apply_options(settings, args)
     quotas = Quotas()
     for values, specs in ((quotas.hard, args.quota), (quotas.soft, args.quota_soft)):
         for spec in specs:
@@ -233,7 +237,7 @@ def serve(args: argparse.Namespace, settings: Settings, quotas: Quotas) -> int:
     import handover
     from xsd.core.engine import Engine
     from xsd.core.state import State
-    from xsd.server import watchdog_actions
+    from xsd.server import logfile, watchdog_actions
     from xsd.server.daemon import Server, ServerConfig
 
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
@@ -266,6 +270,7 @@ def serve(args: argparse.Namespace, settings: Settings, quotas: Quotas) -> int:
         args.pid_file.write_text(f"{os.getpid()}\n")
     server = Server(config, engine)
     watchdog_actions.configure(server, args)
+    logfile.configure(server, args)  # logging
     if extra is not None:
         server.adopt_handover(extra)
         log.info("live update: state restored, %d nodes", len(server.engine.state.tree.nodes))
@@ -298,7 +303,8 @@ async def _run(server: Server) -> None:
             sdnotify.notify("READY=1")
             async for signum in signals:
                 if signum == signal.SIGHUP:
-                    continue  # reopening the log file comes with the logging issue
+                    server.reopen_log("SIGHUP")  # logging: after a rotation
+                    continue
                 log.info("%s received, stopping", signal.Signals(signum).name)
                 sdnotify.notify("STOPPING=1")
                 server.live_update.abort()
