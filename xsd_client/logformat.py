@@ -64,9 +64,7 @@ def classify(message: str) -> str:
 # ---------------------------------------------------------------------------- escaping
 
 _ESCAPES = {0: "\\0", 9: "\\t", 10: "\\n", 13: "\\r", 92: "\\\\"}
-_TABLE = {
-    i: _ESCAPES.get(i, f"\\x{i:02x}") for i in [*range(0x20), 0x5C, *range(0x7F, 0x100)]
-}
+_TABLE = {i: _ESCAPES.get(i, f"\\x{i:02x}") for i in [*range(0x20), 0x5C, *range(0x7F, 0x100)]}
 _SPECIAL = re.compile(rb"[^\x20-\x5b\x5d-\x7e]")
 _UNESCAPE = re.compile(r"\\(x[0-9a-f]{2}|[0tnr\\])")
 _UNESCAPES = {"0": "\0", "t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
@@ -143,9 +141,7 @@ def format_io(
     direction: str, conn_id: int, domid: int, op: int, req_id: int, tx_id: int, payload: bytes
 ) -> str:
     """The TEXT of an ``io`` line."""
-    return (
-        f"{direction} c{conn_id} d{domid} {op_name(op)} r{req_id} t{tx_id} ({escape(payload)})"
-    )
+    return f"{direction} c{conn_id} d{domid} {op_name(op)} r{req_id} t{tx_id} ({escape(payload)})"
 
 
 _LINE = re.compile(
