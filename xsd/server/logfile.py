@@ -107,6 +107,7 @@ class LogFile:
         self.error: str | None = None
         """Why the last open or write failed (None once it works again)."""
         self._errno = 0
+        self._torn = False  # a short write left part of a line in the file
         self._dropped_reported = 0
         self._ready = False  # until the first apply/adopt, lines wait in _pending
         self._pending: list[tuple[str, str, int]] = []
@@ -218,12 +219,17 @@ class LogFile:
         data = format_line(self._clock.format(time_ns), self._source, self.seq, cls, text)
         raw = data.encode("ascii")
         try:
+            if self._torn:  # end the piece a short write left, so this line stays whole
+                os.write(fd, b"\n")
+                self._torn = False
             n = os.write(fd, raw)
         except OSError as exc:
             self._write_failed(exc)
             return
         if n != len(raw):
-            self._write_failed(OSError(errno.ENOSPC, f"short write ({n} of {len(raw)} bytes)"))
+            self._torn = n > 0
+            why = f"{os.strerror(errno.ENOSPC)} (short write, {n} of {len(raw)} bytes)"
+            self._write_failed(OSError(errno.ENOSPC, why))
             return
         self.written += 1
         if self.error is not None:
@@ -232,7 +238,7 @@ class LogFile:
     def _write_failed(self, exc: OSError) -> None:
         self.dropped += 1
         text = f"write failed: {exc.strerror or exc}"
-        if self.error != text:
+        if self.error is None or not self.error.startswith("write failed"):
             self.error = text
             _report(
                 f"log file {self.path}: {text}; lines are dropped (and counted) "
