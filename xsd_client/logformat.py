@@ -107,19 +107,25 @@ class Clock:
     """Formats wall-clock nanoseconds as the line's TIME, re-rendering the date part only
     when the second changes (the hot path formats thousands of lines a second)."""
 
-    __slots__ = ("_second", "_text")
+    __slots__ = ("_last", "_last_text", "_second", "_text")
 
     def __init__(self) -> None:
         self._second = -1
         self._text = ""
+        self._last = -1
+        self._last_text = ""
 
     def format(self, time_ns: int) -> str:
         """``YYYY-MM-DDTHH:MM:SS.uuuuuuZ`` in UTC."""
+        if time_ns == self._last:
+            return self._last_text
         second, rest = divmod(time_ns, 1_000_000_000)
         if second != self._second:
             self._second = second
             self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._text}.{rest // 1000:06d}Z"
+        self._last = time_ns
+        self._last_text = text = f"{self._text}.{rest // 1000:06d}Z"
+        return text
 
 
 def source_tag(host: str, instance: str, pid: int) -> str:
@@ -141,7 +147,9 @@ def format_io(
     direction: str, conn_id: int, domid: int, op: int, req_id: int, tx_id: int, payload: bytes
 ) -> str:
     """The TEXT of an ``io`` line."""
-    return f"{direction} c{conn_id} d{domid} {op_name(op)} r{req_id} t{tx_id} ({escape(payload)})"
+    name = _OP_NAMES.get(op) or f"UNKNOWN_{op}"
+    shown = payload.decode("ascii") if _SPECIAL.search(payload) is None else escape(payload)
+    return f"{direction} c{conn_id} d{domid} {name} r{req_id} t{tx_id} ({shown})"
 
 
 _LINE = re.compile(

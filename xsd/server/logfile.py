@@ -197,8 +197,14 @@ class LogFile:
         wall = time.time_ns()
         offset = wall - time.monotonic_ns()
         line = self._line
+        last_mono = -1
+        stamp = 0
         for record in records:
-            line("io", io_text(record), record[2] + offset if record[2] else wall)
+            mono = record[2]
+            if mono != last_mono:  # a request and its replies share the engine's time
+                last_mono = mono
+                stamp = mono + offset if mono else wall
+            line("io", io_text(record), stamp)
 
     def _line(self, cls: str, text: str, time_ns: int) -> None:
         if not self._ready:
