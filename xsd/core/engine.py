@@ -184,6 +184,7 @@ class Engine:
         decoder = conn.decoder
         outstanding = 0 if conn.privileged else self._limits(conn.domid)["outstanding"]
         connections = self.state.connections
+        handled = False
         while (
             conn.out_bytes < OUT_HIGH_WATER
             and not (outstanding and conn.replies >= outstanding)
@@ -191,9 +192,14 @@ class Engine:
         ):
             packet = decoder.next_packet()
             if packet is None:
-                # Remember since when a request is half-received (it may time out).
-                conn.partial_since = self.now if decoder.pending else None
+                # Remember since when a request is half-received (it may time out): a
+                # request trickled in byte by byte keeps the time its first byte came.
+                if not decoder.pending:
+                    conn.partial_since = None
+                elif handled or conn.partial_since is None:
+                    conn.partial_since = self.now
                 return False
+            handled = True
             self.handle(conn, packet)
             if conn.id not in connections:
                 return False
