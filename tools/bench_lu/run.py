@@ -56,7 +56,7 @@ class Options:
     watches: int = 10_000
     watchdogs: int = 1000
     watchdog_timeout_ms: int = 3_600_000
-    repeat: int = 1
+    repeat: int = 3
     transport: str = "memfd"
     xsd_program: str = ""
     c_program: str = C_PROGRAM
