@@ -216,6 +216,8 @@ class Server:
 
     async def _accept_loop(self, listener: socket.socket, domid: int) -> None:
         while True:
+            if listener.fileno() < 0:
+                return  # closed before this task first ran (introduced, then released)
             try:
                 await trio.lowlevel.wait_readable(listener)
                 sock, _ = listener.accept()
