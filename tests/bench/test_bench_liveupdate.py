@@ -22,6 +22,7 @@ TINY = [
     "--connections", "20",
     "--watches", "100",
     "--watchdogs", "10",
+    "--repeat", "1",
     "--settle", "0.1",
     "--update-timeout", "20",
     "--load-budget", "20",
