@@ -8,6 +8,7 @@ Nothing here imports trio.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -27,4 +28,8 @@ def load(spec: str) -> tuple[State, dict[str, Any]]:
     blob = transports.load_blob(spec)
     if spec.startswith("fd:"):
         os.close(int(spec[3:]))
-    return records.load(stream.decode_state(blob))
+    state = records.load(stream.decode_state(blob))  # decode_state checks the frame
+    # What was just loaded lives as long as the daemon: keep it out of every later
+    # garbage collection (gc.freeze), so a big store costs no collection time.
+    gc.freeze()
+    return state

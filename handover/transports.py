@@ -7,6 +7,7 @@ it back reassembles exactly the stream a memfd would hold, checked the same way.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import msgpack
 
 from handover.records import Record, StateError
-from handover.stream import check_header, frame, unframe
+from handover.stream import check_header, frame
 
 _KEY = struct.Struct(">Q")
 
@@ -34,18 +35,12 @@ def write_memfd(blob: bytes) -> int:
     return fd
 
 
-def read_fd(fd: int) -> bytes:
-    """Everything an fd holds from its start."""
+def read_fd(fd: int) -> bytes | memoryview:
+    """Everything an fd holds from its start: the memfd's pages mapped, not copied."""
     size = os.fstat(fd).st_size
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks = []
-    while size > 0:
-        chunk = os.read(fd, min(size, 1 << 24))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
+    if size == 0:
+        return b""
+    return memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ))
 
 
 def write_lmdb(path: Path, records: list[Record]) -> None:
@@ -98,8 +93,9 @@ def read_lmdb(path: Path) -> bytes:
     return head + b"".join(parts) + digest
 
 
-def load_blob(spec: str) -> bytes:
-    """The framed stream named by ``fd:N`` (a memfd) or ``lmdb:PATH``.
+def load_blob(spec: str) -> bytes | memoryview:
+    """The framed stream named by ``fd:N`` (a memfd) or ``lmdb:PATH`` (not yet checked:
+    ``stream.unframe`` checks it).
 
     Raises:
         StateError: the source cannot be read, or the stream is not whole.
@@ -113,5 +109,4 @@ def load_blob(spec: str) -> bytes:
         blob = read_lmdb(Path(spec[5:]))
     else:
         raise StateError(f"unknown state source {spec!r} (use fd:N or lmdb:PATH)")
-    unframe(blob)
     return blob
