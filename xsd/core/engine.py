@@ -161,11 +161,13 @@ class Engine:
             self.state.watches.remove(watch)
         self.dirty.discard(conn_id)
 
-    def receive(self, conn_id: int, data: bytes, now: int = 0) -> bool:
+    def receive(self, conn_id: int, data: bytes, now: int = 0, budget: int = 0) -> bool:
         """Buffer bytes from a connection and answer every whole request that fits.
 
-        Returns True if requests remain buffered because the output queue is full
-        (call :meth:`resume` once the connection's output has drained).
+        Returns True if whole requests remain buffered: because the output queue is full,
+        a reply is deferred or too many replies are outstanding (:meth:`blocked` says
+        so: call :meth:`resume` once that changes), or because ``budget`` requests (0:
+        no limit) were answered already (call :meth:`resume` after writing them out).
 
         Raises:
             ProtocolError: the connection broke the framing rules and must be closed.
@@ -173,23 +175,39 @@ class Engine:
         conn = self.state.connections[conn_id]
         conn.decoder.receive_data(data)
         self.now = now
-        return self._process(conn)
+        return self._process(conn, budget)
 
-    def resume(self, conn_id: int, now: int = 0) -> bool:
-        """Answer requests held back by a full output queue (see :meth:`receive`)."""
+    def resume(self, conn_id: int, now: int = 0, budget: int = 0) -> bool:
+        """Answer requests left buffered (see :meth:`receive`)."""
         self.now = now
-        return self._process(self.state.connections[conn_id])
+        return self._process(self.state.connections[conn_id], budget)
 
-    def _process(self, conn: Connection) -> bool:
+    def blocked(self, conn_id: int) -> bool:
+        """True if the connection's buffered requests must wait for its output to drain,
+        its deferred reply, or its outstanding replies to be read."""
+        conn = self.state.connections.get(conn_id)
+        if conn is None:
+            return True
+        if conn.out_bytes >= OUT_HIGH_WATER or conn.deferred is not None:
+            return True
+        outstanding = 0 if conn.privileged else self._limits(conn.domid)["outstanding"]
+        return bool(outstanding and conn.replies >= outstanding)
+
+    def _process(self, conn: Connection, budget: int = 0) -> bool:
         decoder = conn.decoder
         outstanding = 0 if conn.privileged else self._limits(conn.domid)["outstanding"]
         connections = self.state.connections
         handled = False
+        left = budget
         while (
             conn.out_bytes < OUT_HIGH_WATER
             and not (outstanding and conn.replies >= outstanding)
             and conn.deferred is None
         ):
+            if budget:
+                if not left:
+                    return decoder.has_packet()
+                left -= 1
             packet = decoder.next_packet()
             if packet is None:
                 # Remember since when a request is half-received (it may time out): a

@@ -40,6 +40,7 @@ _IN = select.EPOLLIN | select.EPOLLRDHUP
 _OUT = select.EPOLLOUT
 _READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _YIELD_EVERY = 0.002  # seconds of back-to-back work before yielding to other tasks
+_BATCH_REQUESTS = 16  # requests answered before their replies are written
 
 
 @dataclass(slots=True)
@@ -121,8 +122,19 @@ class Multiplexer:
         conn = self.engine.state.connections.get(conn_id)
         if client is None or conn is None or conn.deferred is not None:
             return
-        client.held = self.engine.resume(conn_id, time.monotonic_ns())
+        client.held = self._answer(conn_id, self.engine.resume)
         self._want_input(client, not client.held)
+
+    def _answer(self, conn_id: int, first: Callable[..., bool], *data: bytes) -> bool:
+        """Answer a connection's buffered requests a batch at a time, writing each
+        batch's replies before the next (the client reads while we work); returns True
+        if requests stay buffered because the connection is blocked."""
+        engine = self.engine
+        more = first(conn_id, *data, time.monotonic_ns(), _BATCH_REQUESTS)
+        while more and conn_id in self.clients and not engine.blocked(conn_id):
+            self.send(conn_id)
+            more = engine.resume(conn_id, time.monotonic_ns(), _BATCH_REQUESTS)
+        return more
 
     def _want_output(self, client: Client, on: bool) -> None:
         mask = (client.mask | _OUT) if on else (client.mask & ~_OUT)
@@ -183,7 +195,7 @@ class Multiplexer:
             self._drop(conn_id)
             return
         try:
-            held = self.engine.receive(conn_id, data, time.monotonic_ns())
+            held = self._answer(conn_id, self.engine.receive, data)
         except ProtocolError as exc:
             log.warning("connection %d: %s; disconnecting", conn_id, exc)
             self._drop(conn_id)
