@@ -197,7 +197,6 @@ class Engine:
         decoder = conn.decoder
         outstanding = 0 if conn.privileged else self._limits(conn.domid)["outstanding"]
         connections = self.state.connections
-        handled = False
         left = budget
         while (
             conn.out_bytes < OUT_HIGH_WATER
@@ -214,10 +213,10 @@ class Engine:
                 # request trickled in byte by byte keeps the time its first byte came.
                 if not decoder.pending:
                     conn.partial_since = None
-                elif handled or conn.partial_since is None:
+                elif conn.partial_since is None:
                     conn.partial_since = self.now
                 return False
-            handled = True
+            conn.partial_since = None  # whole: what follows is a new request
             self.handle(conn, packet)
             if conn.id not in connections:
                 return False
@@ -483,8 +482,12 @@ class Engine:
             if most and len(args) - 1 > most:
                 raise XsError("ENOSPC")
         new = P.parse(args[1:])
-        if new[0][1] not in self.state.domains:
+        domains = self.state.domains
+        if new[0][1] not in domains:
             raise XsError("ENOENT")  # C: an owner that is no domain
+        # C: an entry for a domain that does not exist is kept but ignored, so a domain
+        # introduced later with that id gets nothing from it (XSA-322).
+        new = P.flag_absent(new, domains.__contains__)
         if args[0][:1] == b"@":
             return self._set_special_perms(caller, args[0], new)
         path = self._path(conn, args[0])
