@@ -395,7 +395,8 @@ def _to_perms(raw: list[list[int]]) -> P.Perms:
         raise StateError("an empty permission list")
     out = []
     for access, domid in raw:
-        if access not in (P.NONE, P.READ, P.WRITE, P.BOTH) or not -(2**31) <= domid < 2**31:
+        known = access & ~P.IGNORE in (P.NONE, P.READ, P.WRITE, P.BOTH)  # stale flag kept
+        if not known or not -(2**31) <= domid < 2**31:
             raise StateError(f"invalid permission entry {[access, domid]}")
         out.append((access, domid))
     return P.intern(tuple(out))

@@ -9,6 +9,8 @@ many nodes sharing a list share one tuple.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from xsd.core.errors import XsError
 
 NONE = 0
@@ -17,6 +19,10 @@ WRITE = 2
 BOTH = READ | WRITE
 OWNER = 4
 FULL = READ | WRITE | OWNER
+IGNORE = 8
+"""Flag of an ACL entry naming a domain that did not exist when it was set (C's
+``XS_PERM_IGNORE``): shown by GET_PERMS, never matched, so a domain introduced later
+with that id inherits nothing (XSA-322)."""
 
 Perms = tuple[tuple[int, int], ...]
 
@@ -88,12 +94,12 @@ def parse(entries: list[bytes]) -> Perms:
 
 def format_perms(perms: Perms) -> bytes:
     """The GET_PERMS reply payload: ``b"n0\\0r5\\0"``."""
-    return b"".join(f"{_ACCESS_TO_LETTER[a]}{d}".encode() + b"\0" for a, d in perms)
+    return b"".join(f"{_ACCESS_TO_LETTER[a & BOTH]}{d}".encode() + b"\0" for a, d in perms)
 
 
 def to_strings(perms: Perms) -> list[str]:
     """``[("n", 0)]`` style display: ``["n0", "r5"]``."""
-    return [f"{_ACCESS_TO_LETTER[a]}{d}" for a, d in perms]
+    return [f"{_ACCESS_TO_LETTER[a & BOTH]}{d}" for a, d in perms]
 
 
 def access_for(perms: Perms, domid: int, target: int | None) -> int:
@@ -101,15 +107,26 @@ def access_for(perms: Perms, domid: int, target: int | None) -> int:
 
     Privileged callers never get here (they have :data:`FULL`). The owner, or the
     owner's device model, has full access; else the first ACL entry naming the caller
-    or its target decides; else the owner entry's default.
+    or its target decides (entries flagged :data:`IGNORE` never do); else the owner
+    entry's default.
     """
     owner_access, owner = perms[0]
     if owner == domid or (target is not None and owner == target):
         return FULL
     for access, who in perms[1:]:
-        if who == domid or (target is not None and who == target):
+        if (who == domid or (target is not None and who == target)) and not access & IGNORE:
             return access
     return owner_access
+
+
+def flag_absent(perms: Perms, exists: Callable[[int], bool]) -> Perms:
+    """``perms`` with every ACL entry naming a domain that does not ``exist`` flagged
+    :data:`IGNORE` (the owner entry is the caller's to check)."""
+    if all(exists(who) or access & IGNORE for access, who in perms[1:]):
+        return perms
+    return intern(
+        (perms[0], *((a if exists(w) else a | IGNORE, w) for a, w in perms[1:]))
+    )
 
 
 def for_new_child(parent: Perms, creator: int, privileged: bool) -> Perms:
