@@ -142,7 +142,11 @@ def _create(view: View, caller: Caller, path: str, value: bytes) -> None:
         new_nodes.append((p, node))
     top = new_nodes[0][0]
     if caller.limits is not None:
-        _check_create_quota(view, caller, caller.limits, parent, top, new_nodes)
+        try:
+            _check_create_quota(view, caller, caller.limits, parent, top, new_nodes)
+        except XsError:
+            view.doom()  # C fails the transaction of a create refused by a quota
+            raise
     for p, node in reversed(new_nodes):
         view.written(p, node)
     parent = view.for_write(parent_path)

@@ -49,6 +49,9 @@ class View(Protocol):
     def listing(self, path: str, node: Node) -> bytes:
         """The DIRECTORY payload of ``node`` (at ``path``) as this view sees it."""
 
+    def doom(self) -> None:
+        """A create failed: a transaction can no longer commit (C fails it: ENOMEM)."""
+
 
 class DirectView:
     """Operations applied straight to the tree."""
@@ -94,6 +97,9 @@ class DirectView:
 
     def listing(self, path: str, node: Node) -> bytes:
         return self.tree.listing(path, node)
+
+    def doom(self) -> None:
+        pass  # outside a transaction a failed create changed nothing
 
 
 class Transaction:
@@ -175,6 +181,9 @@ class TransactionView:
         if not node.children:
             return b""
         return ("\0".join(node.child_names(path)) + "\0").encode()
+
+    def doom(self) -> None:
+        self.tx.failed = True
 
     def usage(self, domid: int) -> tuple[int, int]:
         base = self.tree.usage.get(domid)
