@@ -72,7 +72,9 @@ def send_nowait(conn: RawConn, data: bytes) -> int:
     return sent
 
 
-def pipeline(conn: RawConn, packets: list[tuple[int, bytes]], tx_id: int = 0) -> list[tuple[str, bytes]]:
+def pipeline(
+    conn: RawConn, packets: list[tuple[int, bytes]], tx_id: int = 0
+) -> list[tuple[str, bytes]]:
     """Send every request at once, then read the replies in order."""
     data = b"".join(encode(op, i + 1, tx_id, payload) for i, (op, payload) in enumerate(packets))
     conn.send_raw(data)
