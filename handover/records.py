@@ -102,7 +102,16 @@ def dump(state: State, extra: dict[str, Any] | None = None) -> Iterator[Record]:
     yield ["perms", [_perms(p) for p in perm_ids]]
     count += 1
     for domain in state.domains.values():
-        yield ["domain", domain.domid, domain.gfn, domain.evtchn, domain.target, domain.quota]
+        yield [
+            "domain",
+            domain.domid,
+            domain.gfn,
+            domain.evtchn,
+            domain.target,
+            domain.quota,
+            domain.wrl_credit,
+            domain.wrl_stamp,
+        ]
         count += 1
     for conn in state.connections.values():
         yield _connection(conn)
@@ -289,10 +298,12 @@ class _Loader:
         self.pending_nodes = []
 
     def _domain(self, r: Record) -> None:
-        _, domid, gfn, evtchn, target, quota = r
+        _, domid, gfn, evtchn, target, quota, credit, stamp = r
         if not 0 <= domid <= DOMID_MAX:
             raise StateError(f"domain id {domid} out of range")
-        self.state.domains[domid] = Domain(domid, gfn, evtchn, target, dict(quota))
+        self.state.domains[domid] = Domain(
+            domid, gfn, evtchn, target, dict(quota), float(credit), int(stamp)
+        )
 
     def _conn(self, r: Record) -> None:
         (

@@ -265,3 +265,25 @@ def test_an_internal_error_costs_one_eio_reply_not_the_connection() -> None:
     assert len(bugs) == 1 and "bug in a feature" in repr(bugs[0].arg[1])
     engine.observers.pop()
     assert s.call(Op.READ, "/a") == b"v"  # served on, the same connection
+
+
+def test_guest_writes_beyond_the_rate_wait_their_turn() -> None:
+    engine = Engine()
+    dom0 = Session(engine)
+    dom0.call(Op.INTRODUCE, 4, 1, 1)
+    dom0.call(Op.WRITE, raw=b"/local/domain/4\0")
+    dom0.call(Op.SET_PERMS, "/local/domain/4", "n4")
+    guest = Session(engine, domid=4)
+    t0 = 10**12
+    # Burst of 10, then 200 per second: 15 writes at once leave 4 waiting.
+    burst = b"".join(encode(Op.WRITE, i, 0, f"k{i}\0v".encode()) for i in range(15))
+    held = engine.receive(guest.id, burst, t0)
+    assert held and engine.blocked(guest.id)
+    assert len(guest.take()) == 11  # the burst, and the write that went into debt
+    paid = engine.next_deadline()
+    assert paid is not None and t0 < paid <= t0 + 6_000_000  # 1/200 s later
+    assert dom0.call(Op.READ, "/local/domain/4/k0") == b"v"  # dom0 is not held up
+    engine.tick(paid)
+    assert [e.arg for e in engine.take_effects() if e.kind == "resume"] == [guest.id]
+    engine.resume(guest.id, paid + 20_000_000)  # 20 ms later: 4 more writes earned
+    assert len(guest.take()) == 4

@@ -23,6 +23,8 @@ class Domain:
     evtchn: int = 0
     target: int | None = None
     quota: dict[str, int] = field(default_factory=dict)  # overrides of the global quotas
+    wrl_credit: float = 10.0  # writes it may still make now (xsd.core.ratelimit)
+    wrl_stamp: int = 0  # when the credit was last brought up to date (monotonic ns)
 
 
 def parse_domid(raw: bytes) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from xsd.core import control, ops, quota
+from xsd.core import control, ops, quota, ratelimit
 from xsd.core import perms as P
 from xsd.core.connections import EVENT, Connection, Credentials
 from xsd.core.domains import DOMID_FIRST_RESERVED, DOMID_SELF, Domain, c_atoi, parse_domid
@@ -58,6 +58,7 @@ class Effect:
     * ``"timer"``: a new deadline appeared: recompute when to :meth:`Engine.tick`;
     * ``"deferred"``: ``(conn_id, command, args)``: a request the shell answers, through
       :meth:`Engine.complete_deferred` (live update);
+    * ``"resume"``: connection ``arg`` may be served again (it paid its writes back);
     * ``"bug"``: ``(request, exception)``: handling a request raised an unexpected
       exception; the client got EIO and the shell logs the traceback.
     """
@@ -190,8 +191,25 @@ class Engine:
             return True
         if conn.out_bytes >= OUT_HIGH_WATER or conn.deferred is not None:
             return True
-        outstanding = 0 if conn.privileged else self._limits(conn.domid)["outstanding"]
-        return bool(outstanding and conn.replies >= outstanding)
+        if conn.privileged:
+            return False
+        outstanding = self._limits(conn.domid)["outstanding"]
+        return bool(outstanding and conn.replies >= outstanding) or self._in_debt(conn)
+
+    def _spend_write(self, conn: Connection) -> None:
+        settings = self.state.settings
+        domain = self.state.domains.get(conn.domid)
+        if domain is not None and settings.write_rate:
+            ratelimit.spend(domain, self.now, settings.write_rate, settings.write_burst)
+            if domain.wrl_credit < 0:
+                self.effects.append(Effect("timer", None))  # a pay-back time to wake for
+
+    def _in_debt(self, conn: Connection) -> bool:
+        settings = self.state.settings
+        domain = self.state.domains.get(conn.domid)
+        if domain is None or not settings.write_rate:
+            return False
+        return ratelimit.in_debt(domain, self.now, settings.write_rate, settings.write_burst)
 
     def _process(self, conn: Connection, budget: int = 0) -> bool:
         decoder = conn.decoder
@@ -207,6 +225,8 @@ class Engine:
                 if not left:
                     return decoder.has_packet()
                 left -= 1
+            if not conn.privileged and self._in_debt(conn):
+                return decoder.has_packet()  # served again once paid back (tick)
             packet = decoder.next_packet()
             if packet is None:
                 # Remember since when a request is half-received (it may time out): a
@@ -264,6 +284,14 @@ class Engine:
                 self.log(f"conn {conn.id} (dom{conn.domid}): request not completed in time")
                 self.effects.append(Effect("close", conn.id))
                 self.disconnect(conn.id)
+                continue
+            if (
+                not conn.privileged
+                and conn.decoder.has_packet()
+                and not self._in_debt(conn)
+                and not self.blocked(conn.id)
+            ):
+                self.effects.append(Effect("resume", conn.id))  # it paid its writes back
         for observer in self.observers:
             observer.tick(self)
 
@@ -278,6 +306,11 @@ class Engine:
                     deadlines.append(oldest + settings.event_timeout_ns)
             if settings.request_timeout_ns and conn.partial_since is not None:
                 deadlines.append(conn.partial_since + settings.request_timeout_ns)
+        if settings.write_rate:
+            for domain in self.state.domains.values():
+                paid = ratelimit.paid_back_at(domain, settings.write_rate)
+                if paid is not None:
+                    deadlines.append(paid)
         for observer in self.observers:
             deadline = observer.next_deadline(self)
             if deadline is not None:
@@ -314,6 +347,11 @@ class Engine:
                 if tx is None:
                     raise XsError("ENOENT")
             payload = handler(conn, tx, packet.payload)
+            if not conn.privileged and (
+                (op in _WRITES and tx is None)
+                or (op == Op.TRANSACTION_END and packet.payload == b"T\0")
+            ):
+                self._spend_write(conn)
             if len(payload) > PAYLOAD_MAX:
                 raise XsError("E2BIG")
             frame = encode(op, packet.req_id, packet.tx_id, payload)
@@ -797,3 +835,4 @@ _PRIVILEGED = frozenset(
     }
 )
 _IGNORES_TX = frozenset({Op.WATCH, Op.UNWATCH})
+_WRITES = frozenset({Op.WRITE, Op.MKDIR, Op.RM, Op.SET_PERMS})

@@ -39,6 +39,10 @@ class Settings:
     """Apply quotas to privileged connections too (C exempts them)."""
     event_timeout_ns: int = 20_000_000_000
     """Unsent watch events of unprivileged connections are dropped after this (C: 20 s)."""
+    write_rate: float = 200.0
+    """Writes per second an unprivileged domain may make (C's wrl; 0: no limit)."""
+    write_burst: float = 10.0
+    """Writes an unprivileged domain may make at once before the rate applies."""
     request_timeout_ns: int = 60_000_000_000
     """A connection that leaves a request half-sent this long is closed (0: never)."""
 

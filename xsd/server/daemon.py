@@ -313,6 +313,9 @@ class Server:
                     self._log_command(deferred_conn, effect.arg[1], effect.arg[2])
                 else:
                     self.engine.complete_deferred(deferred_conn, b"", "EINVAL")
+            elif effect.kind == "resume":
+                assert isinstance(effect.arg, int)
+                self.mux.resume(effect.arg)
             elif effect.kind == "bug":
                 assert isinstance(effect.arg, tuple)
                 request, exc = effect.arg

@@ -127,6 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="close a connection that leaves a request half-sent this long (default: 60; 0: never)",
     )
     parser.add_argument(
+        "--write-rate",
+        type=float,
+        default=200.0,
+        metavar="N",
+        help="writes per second an unprivileged domain may make; beyond it the domain "
+        "waits its turn (C xenstored's write rate limit; default: 200; 0: no limit)",
+    )
+    parser.add_argument(
+        "--write-burst",
+        type=float,
+        default=10.0,
+        metavar="N",
+        help="writes an unprivileged domain may make at once before the rate applies "
+        "(default: 10)",
+    )
+    parser.add_argument(
         "--path-max",
         type=int,
         default=2048,
@@ -196,6 +212,8 @@ def initial_settings(args: argparse.Namespace) -> tuple[Settings, Quotas]:
         quota_privileged=args.quota_privileged,
         event_timeout_ns=int(args.event_timeout * 1e9),
         request_timeout_ns=int(args.request_timeout * 1e9),
+        write_rate=args.write_rate,
+        write_burst=args.write_burst,
     )
     from xsd.server import logfile  # logging: -T, --log-classes, --instance-name
 

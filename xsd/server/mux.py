@@ -8,8 +8,11 @@ a request costs no task switch.
 Invariants:
 
 * a socket is registered for input (EPOLLIN) unless the engine holds its requests back
-  (output backed up, or a reply deferred by live update): then it is not read at all,
-  so a client that does not read cannot make the daemon grow;
+  (output backed up, or a reply deferred by live update) or requests it sent are still
+  buffered: then it is not read at all, so a client that does not read, or floods,
+  cannot make the daemon grow;
+* every pass answers at most one batch of each connection's requests, round robin, so
+  a flooding client delays the others by one batch, not by its whole backlog;
 * it is registered for output (EPOLLOUT) exactly while it has output the kernel did not
   take; a byte leaves the core's queue only once the kernel accepted it;
 * the loop yields to trio whenever it has nothing to do and at least every 2 ms of
@@ -23,6 +26,7 @@ import logging
 import select
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,6 +67,8 @@ class Multiplexer:
         self.epoll = select.epoll()
         self.clients: dict[int, Client] = {}  # by connection id
         self._by_fd: dict[int, Client] = {}
+        self._turns: deque[int] = deque()  # connections with requests left to answer
+        self._queued: set[int] = set()  # the same, as a set
 
     # ------------------------------------------------------------------ membership
 
@@ -122,19 +128,34 @@ class Multiplexer:
         conn = self.engine.state.connections.get(conn_id)
         if client is None or conn is None or conn.deferred is not None:
             return
-        client.held = self._answer(conn_id, self.engine.resume)
-        self._want_input(client, not client.held)
+        client.held = False
+        self._answer(client, self.engine.resume)
 
-    def _answer(self, conn_id: int, first: Callable[..., bool], *data: bytes) -> bool:
-        """Answer a connection's buffered requests a batch at a time, writing each
-        batch's replies before the next (the client reads while we work); returns True
-        if requests stay buffered because the connection is blocked."""
-        engine = self.engine
-        more = first(conn_id, *data, time.monotonic_ns(), _BATCH_REQUESTS)
-        while more and conn_id in self.clients and not engine.blocked(conn_id):
-            self.send(conn_id)
-            more = engine.resume(conn_id, time.monotonic_ns(), _BATCH_REQUESTS)
-        return more
+    def _answer(self, client: Client, step: Callable[..., bool], *data: bytes) -> None:
+        """Answer one batch of a connection's buffered requests, then decide what it
+        waits for: its turn again (more buffered: ``_turns``, not read meanwhile, so a
+        flood cannot grow its buffer), the connection itself (``held``), or input."""
+        conn_id = client.conn_id
+        more = step(conn_id, *data, time.monotonic_ns(), _BATCH_REQUESTS)
+        if conn_id not in self.clients:
+            return
+        if more and self.engine.blocked(conn_id):
+            client.held = True
+        elif more and conn_id not in self._queued:
+            self._queued.add(conn_id)
+            self._turns.append(conn_id)
+        self._want_input(client, not more)
+
+    def _take_turns(self) -> None:
+        """One batch for each connection that still has requests buffered, round robin."""
+        for _ in range(len(self._turns)):
+            conn_id = self._turns.popleft()
+            self._queued.discard(conn_id)
+            client = self.clients.get(conn_id)
+            if client is None or client.held:
+                continue
+            self.send(conn_id)  # its previous batch's replies first
+            self._answer(client, self.engine.resume)
 
     def _want_output(self, client: Client, on: bool) -> None:
         mask = (client.mask | _OUT) if on else (client.mask & ~_OUT)
@@ -160,7 +181,7 @@ class Multiplexer:
         yield_at = clock() + _YIELD_EVERY
         while True:
             events = epoll.poll(0, _BATCH)
-            if not events:
+            if not events and not self._turns:
                 # Waiting is also a checkpoint: timers and accepts run here.
                 await trio.lowlevel.wait_readable(epoll.fileno())
                 yield_at = clock() + _YIELD_EVERY
@@ -173,6 +194,7 @@ class Multiplexer:
                     self.send(client.conn_id)
                 if mask & _READABLE:
                     self._read(client)
+            self._take_turns()
             self._flush()
             if clock() >= yield_at:
                 # Busy without a pause: let the timer task and the rest run anyway.
@@ -195,7 +217,7 @@ class Multiplexer:
             self._drop(conn_id)
             return
         try:
-            held = self._answer(conn_id, self.engine.receive, data)
+            self._answer(client, self.engine.receive, data)
         except ProtocolError as exc:
             log.warning("connection %d: %s; disconnecting", conn_id, exc)
             self._drop(conn_id)
@@ -204,7 +226,3 @@ class Multiplexer:
             # Last line of defence: one connection goes, the daemon and the others stay.
             log.exception("connection %d: internal error; disconnecting", conn_id)
             self._drop(conn_id)
-            return
-        if held and conn_id in self.clients:
-            client.held = True
-            self._want_input(client, False)
