@@ -48,9 +48,11 @@ DOM0 = Caller(0, True)
 
 
 def _missing(view: View, caller: Caller, path: str, need: int) -> XsError:
-    """The error for a missing node: ENOENT if the nearest ancestor allows ``need``."""
-    if caller.privileged:
-        return XsError("ENOENT")
+    """The error for a missing node: ENOENT if the nearest ancestor allows ``need``.
+
+    The ancestors are read even for a privileged caller, as C does: in a transaction
+    that read counts, so a change to the nearest ancestor makes the commit fail.
+    """
     while path != "/":
         path = parent_of(path)
         node = view.get(path)
