@@ -32,6 +32,7 @@ from .client import (
     WatchEvent,
     _covers,
     _dec,
+    _DirectoryParts,
     _domid,
     _enc,
     _first_string,
@@ -56,7 +57,6 @@ from .protocol import (
     encode,
     join_args,
     parse_directory,
-    parse_directory_part,
     parse_error,
     parse_watch_event,
     split_args,
@@ -168,31 +168,19 @@ class _AsyncOperations:
 
     async def directory(self, path: str) -> list[str]:
         """Child names of ``path``; falls back to DIRECTORY_PART on E2BIG."""
-        raw = _enc(path, "path")
+        parts = _DirectoryParts(path)
         try:
-            return parse_directory(await self._call(Op.DIRECTORY, raw + b"\0", path))
+            return parse_directory(await self._call(Op.DIRECTORY, parts.raw + b"\0", path))
         except E2BIG:
             pass
-        names: list[str] = []
-        offset = 0
-        first_gen: int | None = None
         while True:
             try:
-                reply = await self._call(Op.DIRECTORY_PART, join_args(raw, offset), path)
+                reply = await self._call(Op.DIRECTORY_PART, parts.request(), path)
             except ENOSYS:
                 raise error_from_name("E2BIG", path) from None
-            gen, chunk, complete = parse_directory_part(reply)
-            if first_gen is None:
-                first_gen = gen
-            elif gen != first_gen:
-                names, offset, first_gen = [], 0, None
-                continue
-            names += chunk
-            offset += sum(len(_enc(n, "name")) + 1 for n in chunk)
-            if complete:
+            names = parts.feed(reply)
+            if names is not None:
                 return names
-            if not chunk:
-                raise RemoteProtocolError(f"empty incomplete DIRECTORY_PART reply for {path!r}")
 
     async def get_perms(self, path: str) -> list[Perm]:
         """The permission list of ``path``, owner first."""

@@ -113,6 +113,42 @@ def _first_string(payload: bytes) -> str:
     return _dec(payload.split(b"\0", 1)[0])
 
 
+class _DirectoryParts:
+    """The state of a listing fetched with DIRECTORY_PART, sans I/O (libxenstore's way).
+
+    Ask with :meth:`request`, hand each reply to :meth:`feed`; it returns the whole
+    list once a reply completes it, and starts over if the node changed in between
+    (its generation differs from the first chunk's).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.raw = _enc(path, "path")
+        self.names: list[str] = []
+        self.offset = 0
+        self.gen: int | None = None
+
+    def request(self) -> bytes:
+        """The next DIRECTORY_PART payload."""
+        return join_args(self.raw, self.offset)
+
+    def feed(self, reply: bytes) -> list[str] | None:
+        """Take one reply; the complete list, or None if more must be asked for."""
+        gen, chunk, complete = parse_directory_part(reply)
+        if self.gen is None:
+            self.gen = gen
+        elif gen != self.gen:  # the node changed under us: start over
+            self.names, self.offset, self.gen = [], 0, None
+            return None
+        self.names += chunk
+        self.offset += sum(len(_enc(n, "name")) + 1 for n in chunk)
+        if complete:
+            return self.names
+        if not chunk:
+            raise RemoteProtocolError(f"empty incomplete DIRECTORY_PART reply for {self.path!r}")
+        return None
+
+
 class Perm:
     """One permission entry: an access letter and a domain id.
 
@@ -332,31 +368,19 @@ class _Operations:
         Raises:
             E2BIG: the list is too long and the daemon has no DIRECTORY_PART.
         """
-        raw = _enc(path, "path")
+        parts = _DirectoryParts(path)
         try:
-            return parse_directory(self._call(Op.DIRECTORY, raw + b"\0", path))
+            return parse_directory(self._call(Op.DIRECTORY, parts.raw + b"\0", path))
         except E2BIG:
             pass
-        names: list[str] = []
-        offset = 0
-        first_gen: int | None = None
         while True:
             try:
-                reply = self._call(Op.DIRECTORY_PART, join_args(raw, offset), path)
+                reply = self._call(Op.DIRECTORY_PART, parts.request(), path)
             except ENOSYS:
                 raise error_from_name("E2BIG", path) from None
-            gen, chunk, complete = parse_directory_part(reply)
-            if first_gen is None:
-                first_gen = gen
-            elif gen != first_gen:  # the node changed under us: start over
-                names, offset, first_gen = [], 0, None
-                continue
-            names += chunk
-            offset += sum(len(_enc(n, "name")) + 1 for n in chunk)
-            if complete:
+            names = parts.feed(reply)
+            if names is not None:
                 return names
-            if not chunk:
-                raise RemoteProtocolError(f"empty incomplete DIRECTORY_PART reply for {path!r}")
 
     def get_perms(self, path: str) -> list[Perm]:
         """The permission list of ``path``, owner first."""
