@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 __all__ = [
     "ABS_PATH_MAX",
@@ -287,8 +287,3 @@ def parse_watch_event(payload: bytes) -> tuple[str, bytes]:
     path, _, rest = payload.partition(b"\0")
     token = rest[:-1] if rest.endswith(b"\0") else rest
     return path.decode(), token
-
-
-def encode_many(packets: Iterable[Packet]) -> bytes:
-    """The wire bytes of several packets back to back."""
-    return b"".join(encode(p.op, p.req_id, p.tx_id, p.payload) for p in packets)

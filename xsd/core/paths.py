@@ -71,11 +71,6 @@ def parent_of(path: str) -> str:
     return path[:cut] if cut > 0 else "/"
 
 
-def basename(path: str) -> str:
-    """The last component of ``path``."""
-    return path[path.rfind("/") + 1 :]
-
-
 def ancestors(path: str) -> list[str]:
     """Proper ancestors of ``path``, nearest first: ``/a/b/c`` -> ``/a/b``, ``/a``, ``/``."""
     out = []
@@ -83,12 +78,3 @@ def ancestors(path: str) -> list[str]:
         path = parent_of(path)
         out.append(path)
     return out
-
-
-def is_below_or_equal(path: str, top: str) -> bool:
-    """True if ``path`` is ``top`` or lies below it."""
-    if path == top:
-        return True
-    if top == "/":
-        return path.startswith("/")
-    return path.startswith(top) and path[len(top) : len(top) + 1] == "/"
