@@ -213,25 +213,27 @@ class LiveUpdate:
     def _exec(self, session: Session, conn_id: int, state_spec: str) -> str:
         """Dump, hand over and exec; returns an error text only if the exec failed."""
         server = self.server
-        state = server.engine.state
+        log.info("live-update: exec %s (state: %s)", " ".join(self._argv(session, [])), state_spec)
+        # The last log lines go out before the dump, so that the state it carries (the
+        # log's counters included) is final.
+        server.before_exec()
         extra = server.handover_extra()
         extra["live_update_reply"] = conn_id
         # The -s request's reply is owed by the new process: it is in the state.
-        recs = list(records.dump(state, extra))
+        recs = list(records.dump(server.engine.state, extra))
         fds = [*server.listeners.values(), *server.mux.sockets().values()]
         memfd: int | None = None
         if state_spec.startswith("lmdb:"):
             try:
                 transports.write_lmdb(Path(state_spec[5:]), recs)
             except Exception as exc:
+                server.exec_failed()
                 return f"Dump write error: {exc}"
             source = state_spec
         else:
             memfd = transports.write_memfd(stream.encode_state(recs))
             source = f"fd:{memfd}"
         argv = self._argv(session, [LIVE_UPDATE_OPTION, source])
-        log.info("live-update: exec %s", " ".join(argv))
-        server.before_exec()
         sdnotify.notify_reloading()
         lock = server.lock_fd
         for sock in fds:

@@ -48,8 +48,6 @@ STDERR = "-"
 DEFAULT_CHECK_INTERVAL = 0.25
 """Seconds between two checks that the path still names the open file."""
 
-COUNTERS_ENV = "XSD_LOG_COUNTERS"
-"""Carries the line counters through a live-update exec (see :meth:`LogFile.before_exec`)."""
 
 _PENDING_MAX = 4096  # lines kept while no file is configured yet (start, live update)
 _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
@@ -315,21 +313,16 @@ class LogFile:
     # ------------------------------------------------------------------ live update
 
     def before_exec(self) -> None:
-        """The exec comes: let the descriptor survive it, and pass on the counters.
+        """The exec comes (its last lines are written): let the descriptor survive it.
 
-        The handed-over state was dumped before the last lines (``live-update: exec``)
-        were written, so the counters as they are now go through the environment of the
-        exec (:data:`COUNTERS_ENV`, tagged with our pid), read back by :meth:`adopt`.
+        The counters travel in the handed-over state (:meth:`handover`), which the
+        live update dumps after this.
         """
         if self.fd is not None:
             os.set_inheritable(self.fd, True)
-        os.environ[COUNTERS_ENV] = (
-            f"{self.pid}:{self.seq}:{self.written}:{self.dropped}:{self._dropped_reported}"
-        )
 
     def exec_failed(self) -> None:
         """The exec did not happen: the descriptor is ours alone again."""
-        os.environ.pop(COUNTERS_ENV, None)
         if self.fd is not None:
             os.set_inheritable(self.fd, False)
 
@@ -347,9 +340,6 @@ class LogFile:
     def adopt(self, data: dict[str, Any]) -> None:
         """Go on from a previous process's :meth:`handover` (before :meth:`apply`)."""
         counters = [int(data.get(k, 0)) for k in ("seq", "written", "dropped", "dropped_reported")]
-        env = os.environ.pop(COUNTERS_ENV, "").split(":")
-        if len(env) == 5 and all(v.isdigit() for v in env) and int(env[0]) == self.pid:
-            counters = [int(v) for v in env[1:]]  # later than the state's: use them
         self.seq, self.written, self.dropped, self._dropped_reported = counters
         fd, path = data.get("fd"), data.get("path")
         if fd is None or path is None:
