@@ -12,11 +12,11 @@ import gc
 import os
 from typing import Any
 
-from handover import records, stream, transports
+from handover import records, stream, timeline, transports
 from handover.records import StateError
 from xsd.core.state import State
 
-__all__ = ["StateError", "load"]
+__all__ = ["StateError", "load", "timeline"]
 
 
 def load(spec: str) -> tuple[State, dict[str, Any]]:

@@ -1,15 +1,17 @@
 """The daemon's state as a flat list of records, and back.
 
 Every record is a msgpack-able list whose first item names its kind. Records are flat
-on purpose: the tree goes as columns (paths, values, permission ids, generations) in
-chunks, parents before children, so a path 1,500 levels deep costs no nesting and no
-recursion, and a million nodes pack as a few large arrays. Invariants of a stream:
+on purpose: the tree goes as one record of columns (``handover.tree_columns``), so a
+path 1,500 levels deep costs no nesting and no recursion, and a million nodes pack as a
+few large arrays. Invariants of a stream (format 2):
 
 * ``meta`` comes first and ``end`` last, ``end`` carrying the number of records before it;
-* every node's parent appears before it; child order is the order of appearance, which
-  is the stored (insertion) order;
+* the permission table (``perms``) comes before the ``tree`` that refers to it;
 * connections come before their watches and transactions;
 * a kind this version does not know is refused, never skipped.
+
+Format 1 (written by earlier versions, still loaded) sent the tree as ``nodes`` records
+of full paths in depth-first order, parents first, followed by the permission table.
 
 ``dump`` reads the state without changing it; ``load`` builds a fresh state and raises
 :class:`StateError` at the first inconsistency, so nothing is ever half-loaded.
@@ -27,6 +29,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from handover.tree_columns import TreeError, dump_tree, load_tree
 from xsd.core import perms as P
 from xsd.core.connections import Connection, Credentials
 from xsd.core.domains import DOMID_MAX, Domain
@@ -36,9 +39,6 @@ from xsd.core.tree import NO_CHILDREN, Node, Tree
 from xsd.core.views import Transaction
 from xsd.core.watches import Watch, WatchIndex
 from xsd_client.protocol import Decoder
-
-CHUNK = 65536
-"""Nodes per ``nodes`` record."""
 
 _CORE_FIELDS = frozenset(
     {
@@ -78,29 +78,10 @@ def dump(state: State, extra: dict[str, Any] | None = None) -> Iterator[Record]:
             "extra": extra or {},
         },
     ]
-    count = 1
-    perm_ids: dict[P.Perms, int] = {}
-    paths: list[str] = []
-    values: list[bytes] = []
-    perm_col: list[int] = []
-    gens: list[int] = []
-    for path, node in state.tree.walk_nodes():
-        paths.append(path)
-        values.append(node.value)
-        pid = perm_ids.get(node.perms)
-        if pid is None:
-            pid = perm_ids[node.perms] = len(perm_ids)
-        perm_col.append(pid)
-        gens.append(node.gen)
-        if len(paths) == CHUNK:
-            yield ["nodes", paths, values, perm_col, gens]
-            count += 1
-            paths, values, perm_col, gens = [], [], [], []
-    if paths:
-        yield ["nodes", paths, values, perm_col, gens]
-        count += 1
-    yield ["perms", [_perms(p) for p in perm_ids]]
-    count += 1
+    tree_record, perm_table = dump_tree(state.tree)
+    yield ["perms", [_perms(p) for p in perm_table]]
+    yield tree_record
+    count = 3
     for domain in state.domains.values():
         yield [
             "domain",
@@ -209,6 +190,7 @@ class _Loader:
         self.pending_nodes: list[Record] = []
         self.perm_table: list[P.Perms] | None = None
         self.count = 0
+        self.has_tree = False
         self.ended = False
 
     def run(self, records: Iterable[Record]) -> tuple[State, dict[str, Any]]:
@@ -245,8 +227,19 @@ class _Loader:
         state.special_perms = {k: _to_perms(v) for k, v in meta["special_perms"].items()}
         self.extra = dict(meta["extra"])
 
+    def _tree(self, r: Record) -> None:
+        if self.perm_table is None or self.has_tree:
+            raise StateError("a tree record before the permission table, or a second one")
+        generation = self.state.tree.generation
+        try:
+            self.state.tree = load_tree(r, self.perm_table)
+        except TreeError as exc:
+            raise StateError(str(exc)) from None
+        self.state.tree.generation = generation
+        self.has_tree = True
+
     def _nodes(self, r: Record) -> None:
-        # Permission ids are resolved when the table arrives (it follows the nodes).
+        # Format 1. Permission ids are resolved when the table arrives (it follows).
         if self.perm_table is not None:
             raise StateError("node records after the permission table")
         _, paths, values, perm_col, gens = r
@@ -255,8 +248,16 @@ class _Loader:
         self.pending_nodes.append(r)
 
     def _perms(self, r: Record) -> None:
+        if self.perm_table is not None:
+            raise StateError("a second permission table")
         table = [_to_perms(p) for p in r[1]]
         self.perm_table = table
+        if self.pending_nodes:
+            self._build_nodes(table)
+            self.has_tree = True
+
+    def _build_nodes(self, table: list[P.Perms]) -> None:
+        """Format 1: the tree from ``nodes`` records, one node at a time."""
         tree = self.state.tree
         nodes = tree.nodes
         usage = tree.usage
@@ -377,8 +378,8 @@ class _Loader:
         setattr(self.state, name, from_plain(hints[name], plain))
 
     def _end(self, r: Record) -> None:
-        if self.pending_nodes or self.perm_table is None:
-            raise StateError("the stream ends before the permission table")
+        if not self.has_tree:
+            raise StateError("the stream ends without a tree")
         if r[1] != self.count:
             raise StateError(f"end record counts {r[1]} records, the stream had {self.count}")
         for conn in self.state.connections.values():

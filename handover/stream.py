@@ -18,7 +18,8 @@ import msgpack
 from handover.records import Record, StateError
 
 MAGIC = b"XSDSTATE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the tree as breadth-first columns; 1 (still read): depth-first node records."""
 _HEAD = struct.Struct("<8sIQ")
 _DIGEST = 32
 

@@ -141,6 +141,10 @@ def _notes(results: Results, opts: Options) -> list[str]:
         for up in row.updates:
             if not up.ok:
                 notes.append(f"{row.daemon} {size_name(row.nodes)}: update failed: {up.error}")
+    for row in results.rows:
+        phases = [up.phases for up in row.updates if up.phases]
+        if phases:
+            notes.append(f"xsd {size_name(row.nodes)} phases (last update): {phases[-1]}")
     xsd_rows = [r for r in results.rows if r.daemon == "xsd" and r.summary.get("store_nodes")]
     if xsd_rows:
         extra = xsd_rows[-1].summary["store_nodes"] - xsd_rows[-1].nodes

@@ -104,6 +104,8 @@ class Update:
     conns_total: int | None = None
     watchdogs_armed: int | None = None
     store_nodes: int | None = None
+    phases: str = ""
+    """xsd's own account of where the stall went (its log's timeline line)."""
     marks: dict[str, int] = field(default_factory=dict)
     """``time.monotonic_ns()`` when -f (f0) and -s (s0) were sent and answered (f1, s1)."""
 
@@ -250,6 +252,16 @@ def store_nodes_from_log(daemon: Daemon) -> int | None:
     return int(found[-1]) if found else None
 
 
+def phases_from_log(daemon: Daemon) -> str:
+    """xsd's timeline of its last live update (``-s``, dump, exec, imports, load, OK)."""
+    try:
+        text = (daemon.rundir / "xsd.out").read_text(errors="replace")
+    except OSError:
+        return ""
+    found = re.findall(r"live update: (\d+ ms after -s: .*)", text)
+    return found[-1] if found else ""
+
+
 # ---------------------------------------------------------------------------- one update
 
 
@@ -391,6 +403,7 @@ def verify(daemon: Daemon, holder: Connection, up: Update, opts: Options) -> Non
         if daemon.kind == "xsd" and opts.watchdogs:
             up.watchdogs_armed = count_armed(daemon, opts.watchdogs)
             up.store_nodes = store_nodes_from_log(daemon)
+            up.phases = phases_from_log(daemon)
     except (RunError, BenchError, OSError) as exc:
         up.error = up.error or f"verify: {exc}"
         up.ok = False

@@ -31,6 +31,7 @@ from typing import Any
 
 import trio
 
+from handover import timeline
 from xsd import __version__ as VERSION
 from xsd.core.connections import Credentials
 from xsd.core.engine import Effect, Engine
@@ -40,7 +41,6 @@ from xsd.server.liveupdate import LiveUpdate
 from xsd.server.mux import Multiplexer
 
 log = logging.getLogger("xsd")
-
 
 
 @dataclass
@@ -190,13 +190,17 @@ class Server:
                 nursery.start_soon(self.mux.serve)
                 nursery.start_soon(self._timer_loop)
                 await nursery.start(kickers.serve_all, self)  # watchdog kick sockets
-                if self._restored_reply is not None:
+                restored = self._restored_reply is not None
+                if restored:
                     # The live update that started us is complete: answer its -s.
                     self.engine.complete_deferred(self._restored_reply, b"OK\0")
                     self._restored_reply = None
                 for conn_id in list(self.engine.state.connections):
                     self.mux.resume(conn_id)  # requests a live update left buffered
                 self._flush_dirty()
+                if restored:
+                    timeline.mark("OK")
+                    log.info("live update: %s", timeline.summary())
                 task_status.started()
                 self._log_started()  # logging
                 await trio.sleep_forever()
@@ -319,9 +323,7 @@ class Server:
             elif effect.kind == "bug":
                 assert isinstance(effect.arg, tuple)
                 request, exc = effect.arg
-                log.error(
-                    "internal error answering %s (client got EIO)", request, exc_info=exc
-                )
+                log.error("internal error answering %s (client got EIO)", request, exc_info=exc)
             elif effect.kind == "timer":
                 self._timer_wakeup.set()
             elif effect.kind == "watchdog" and self.nursery is not None:
@@ -374,8 +376,9 @@ class Server:
 
     def _log_started(self) -> None:
         how = "live update" if "--live-update" in sys.argv else "fresh"
-        log.info("start: xsd %s pid %d (%s) on %s", VERSION, os.getpid(), how,
-                 self.config.socket_path)
+        log.info(
+            "start: xsd %s pid %d (%s) on %s", VERSION, os.getpid(), how, self.config.socket_path
+        )
 
     def _log_stop(self) -> None:
         self._log_trace()

@@ -25,13 +25,14 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
 
-from handover import records, stream, transports
+from handover import records, stream, timeline, transports
 from xsd.server import sdnotify
 
 if TYPE_CHECKING:
@@ -168,6 +169,8 @@ class LiveUpdate:
 
     async def _start(self, session: Session, conn_id: int, state_spec: str) -> None:
         error: str | None = None
+        timeline.clear()
+        timeline.mark("-s")
         with trio.CancelScope() as scope:
             session.cancel = scope
             if not session.checked or session.cmdline != session.checked_cmdline:
@@ -219,8 +222,10 @@ class LiveUpdate:
         server.before_exec()
         extra = server.handover_extra()
         extra["live_update_reply"] = conn_id
+        extra["timeline"] = timeline_marks = timeline.marks()
         # The -s request's reply is owed by the new process: it is in the state.
         recs = list(records.dump(server.engine.state, extra))
+        timeline_marks.append(["dumped", time.monotonic_ns()])  # packed below, with it
         fds = [*server.listeners.values(), *server.mux.sockets().values()]
         memfd: int | None = None
         if state_spec.startswith("lmdb:"):

@@ -7,10 +7,13 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xsd import __version__
+
+_STARTED_NS = time.monotonic_ns()  # live update: when the new program reached our code
 
 # The daemon's heavy imports (trio, the server) wait until they are needed, so that the
 # live-update dry run (--check-state) starts fast.
@@ -139,8 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         metavar="N",
-        help="writes an unprivileged domain may make at once before the rate applies "
-        "(default: 10)",
+        help="writes an unprivileged domain may make at once before the rate applies (default: 10)",
     )
     parser.add_argument(
         "--path-max",
@@ -258,6 +260,9 @@ def serve(args: argparse.Namespace, settings: Settings, quotas: Quotas) -> int:
     from xsd.server import logfile, watchdog_actions
     from xsd.server.daemon import Server, ServerConfig
 
+    if args.live_update:
+        handover.timeline.mark("main", _STARTED_NS)
+        handover.timeline.mark("imports")
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="xsd: %(message)s", stream=sys.stderr)
     rundir = args.rundir or default_rundir()
@@ -270,6 +275,8 @@ def serve(args: argparse.Namespace, settings: Settings, quotas: Quotas) -> int:
             print(f"xsd: live update: cannot load the state: {exc}", file=sys.stderr)
             return 1
         engine = Engine(state)
+        handover.timeline.restore(extra.get("timeline"))
+        handover.timeline.mark("loaded")
     else:
         prepare_rundir(rundir)
         engine = Engine(State(settings=settings, quotas=quotas))
@@ -291,6 +298,7 @@ def serve(args: argparse.Namespace, settings: Settings, quotas: Quotas) -> int:
     logfile.configure(server, args)  # logging
     if extra is not None:
         server.adopt_handover(extra)
+        handover.timeline.mark("adopted")
         log.info("live update: state restored, %d nodes", len(server.engine.state.tree.nodes))
     else:
         try:

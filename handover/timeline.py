@@ -1,0 +1,53 @@
+"""When each step of a live update happened, across the exec.
+
+The old process marks the ``-s`` and the moment before the exec; the marks travel in the
+handed-over state (``extra["timeline"]``); the new process adds its own and, once it
+answered ``OK``, logs one line with the stall and where it went. CLOCK_MONOTONIC is
+system-wide, so marks taken on both sides of the exec compare directly.
+"""
+
+from __future__ import annotations
+
+import time
+
+_marks: list[tuple[str, int]] = []
+
+
+def mark(step: str, ns: int | None = None) -> None:
+    """Note that ``step`` happened now (or at ``ns``, a ``time.monotonic_ns()``)."""
+    _marks.append((step, time.monotonic_ns() if ns is None else ns))
+
+
+def marks() -> list[list[str | int]]:
+    """The marks so far, msgpack-able (for the handed-over state)."""
+    return [[step, ns] for step, ns in _marks]
+
+
+def restore(earlier: object) -> None:
+    """Put the old process's marks before ours (ignoring anything malformed)."""
+    if not isinstance(earlier, list):
+        return
+    old = [
+        (str(m[0]), m[1])
+        for m in earlier
+        if isinstance(m, list) and len(m) == 2 and isinstance(m[1], int)
+    ]
+    _marks[:0] = old
+
+
+def clear() -> None:
+    """Forget every mark (a live update that failed before its exec)."""
+    _marks.clear()
+
+
+def summary() -> str:
+    """``N ms after -s: step +ms, ...``: each step with the time since the previous."""
+    if not _marks:
+        return "no marks"
+    start = _marks[0][1]
+    parts = []
+    previous = start
+    for step, ns in _marks[1:]:
+        parts.append(f"{step} +{(ns - previous) / 1e6:.0f}")
+        previous = ns
+    return f"{(previous - start) / 1e6:.0f} ms after {_marks[0][0]}: " + ", ".join(parts)

@@ -1,0 +1,160 @@
+"""The node tree as one record of columns in breadth-first order, and back.
+
+A restore's cost is the tree: a million nodes rebuilt one by one in Python take seconds.
+This layout lets both directions run almost entirely in C-level bulk operations (``map``,
+slices, ``dict(zip(...))``), with Python-level work once per directory, not per node:
+
+* nodes go in breadth-first order from ``/``, children in their stored (creation) order,
+  so the children of every node are one contiguous run of the columns;
+* each node carries its *name* (its last path component; ``""`` for ``/``) and its number
+  of children; the full paths are rebuilt as parent path + ``/`` + name, so a path cannot
+  disagree with its place in the tree;
+* permissions are ids into the permission table (``perms`` record, sent before).
+
+The record: ``["tree", names, values, perm_ids, generations, child_counts]``.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import accumulate, compress, repeat
+from operator import attrgetter, itemgetter
+from typing import Any
+
+from xsd.core import perms as P
+from xsd.core.tree import NO_CHILDREN, Node, Tree
+
+_NAME_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@-"
+_NAME_OK = re.compile(r"[A-Za-z0-9_@-]+")
+
+_value = attrgetter("value")
+_perms = attrgetter("perms")
+_gen = attrgetter("gen")
+_children = attrgetter("children")
+
+
+class TreeError(ValueError):
+    """The columns do not describe a tree."""
+
+
+def dump_tree(tree: Tree) -> tuple[list[Any], list[P.Perms]]:
+    """The ``tree`` record of ``tree`` and the permission table its ids refer to."""
+    nodes = tree.nodes
+    order = ["/"]
+    node_list = [nodes["/"]]
+    names = [""]
+    # Both lists grow while we walk them: breadth first. Each node is looked up once,
+    # in C (map), with its siblings; the Python loop only touches directories' lists.
+    for path, node in zip(order, node_list, strict=False):
+        children = node.children
+        if children:
+            order.extend(children)
+            node_list.extend(map(nodes.__getitem__, children))
+            cut = 1 if path == "/" else len(path) + 1
+            names.extend(map(itemgetter(slice(cut, None)), children))
+    perms = list(map(_perms, node_list))
+    table = list(dict.fromkeys(perms))
+    ids = {p: i for i, p in enumerate(table)}
+    record = [
+        "tree",
+        names,
+        list(map(_value, node_list)),
+        list(map(ids.__getitem__, perms)),
+        list(map(_gen, node_list)),
+        list(map(len, map(_children, node_list))),
+    ]
+    return record, table
+
+
+def load_tree(record: list[Any], table: list[P.Perms]) -> Tree:
+    """A tree (nodes and usage; generation left at 0) from a ``tree`` record.
+
+    Raises:
+        TreeError: the columns are malformed or do not describe one tree rooted at ``/``.
+        TypeError, IndexError, KeyError: a column holds something of the wrong kind
+            (``handover.records.load`` reports these as a malformed record).
+    """
+    if len(record) != 6:
+        raise TreeError("a tree record has the wrong number of columns")
+    _, names, values, ids, gens, counts = record
+    n = len(names)
+    if not n or not (len(values) == len(ids) == len(gens) == len(counts) == n):
+        raise TreeError("a tree record has empty columns or columns of different lengths")
+    _check_columns(names, values, gens, counts)
+    perms = list(map(dict(enumerate(table)).__getitem__, ids))  # KeyError: not an id
+    node_list = list(map(Node, values, perms, repeat(NO_CHILDREN, n), gens))
+    # Usage per permission id: the sum of the per-node part of node_cost and the count.
+    sums = [0] * len(table)
+    nums = [0] * len(table)
+    sums[ids[0]] += 1 + len(values[0])  # /: its path, its value, and no name
+    nums[ids[0]] += 1
+    # Paths and child lists, one step per directory: the children of the k-th node
+    # are the run of columns from starts[k], right after everything queued before it.
+    paths: list[str] = [""] * n
+    paths[0] = "/"
+    starts = list(accumulate(counts, initial=1))
+    if starts[-1] != n:
+        raise TreeError(f"child counts add up to {starts[-1] - 1} nodes below / of {n - 1}")
+    for k in compress(range(n), counts):
+        start = starts[k]
+        if start <= k:
+            raise TreeError("the tree record is not in breadth-first order")
+        end = start + counts[k]
+        prefix = "/" if k == 0 else paths[k] + "/"
+        kid_names = names[start:end]
+        children = list(map(prefix.__add__, kid_names))
+        paths[start:end] = children
+        node_list[k].children = children
+        # A child costs its path (prefix + name), its value, its name and separator.
+        kid_ids = ids[start:end]
+        pid = kid_ids[0]
+        if kid_ids.count(pid) == len(kid_ids):  # the usual case: one owner, in bulk
+            sums[pid] += (
+                len(kid_ids) * (len(prefix) + 1)
+                + 2 * sum(map(len, kid_names))
+                + sum(map(len, values[start:end]))
+            )
+            nums[pid] += len(kid_ids)
+        else:
+            for i, name in enumerate(kid_names, start):
+                sums[ids[i]] += len(prefix) + 1 + 2 * len(name) + len(values[i])
+                nums[ids[i]] += 1
+    tree = Tree()
+    tree.nodes = dict(zip(paths, node_list, strict=True))
+    if len(tree.nodes) != n:
+        raise TreeError("a node appears twice (two siblings of the same name)")
+    for pid, count in enumerate(nums):
+        if count:
+            owner_perms = table[pid]
+            entry = tree.usage.setdefault(owner_perms[0][1], [0, 0])
+            entry[0] += count
+            entry[1] += sums[pid] + count * (32 + 8 * (len(owner_perms) - 1))
+    return tree
+
+
+def _check_columns(names: list[Any], values: list[Any], gens: list[Any], counts: list[Any]) -> None:
+    """What the build below would not catch by itself, in bulk C-level passes: names of
+    path characters, values of bytes, generations and child counts non-negative ints."""
+    if names[0] != "":
+        raise TreeError("the tree record does not start at /")
+    if len(names) > 1:
+        # Every name non-empty and of the path characters only: deleting those from all
+        # names joined by newlines must leave just the newlines (bytes.translate is a
+        # C loop; a regex over a million names is ten times slower). join() refuses
+        # anything but text.
+        joined = "\n".join(names[1:]).encode(errors="replace")
+        if (
+            not joined
+            or joined.startswith(b"\n")
+            or joined.endswith(b"\n")
+            or b"\n\n" in joined
+            or joined.translate(None, _NAME_CHARS) != b"\n" * (len(names) - 2)
+        ):
+            bad = next(x for x in names[1:] if not _NAME_OK.fullmatch(x))
+            raise TreeError(f"invalid node name {bad!r}")
+    if not set(map(type, values)) <= {bytes}:
+        raise TreeError("a node value is not a byte string")
+    if not set(map(type, gens)) <= {int} or min(gens) < 0:
+        raise TreeError("a generation is not a non-negative integer")
+    if min(counts) < 0:  # their type: accumulate() and slicing refuse anything but ints
+        raise TreeError("a child count is negative")
