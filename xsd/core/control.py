@@ -142,8 +142,10 @@ def _connections(engine: Engine, args: list[bytes]) -> str:
     lines = []
     for conn in engine.state.connections.values():
         creds = conn.creds
-        peer = "pid=? uid=? gid=?" if creds is None else (
-            f"pid={creds.pid} uid={creds.uid} gid={creds.gid}"
+        peer = (
+            "pid=? uid=? gid=?"
+            if creds is None
+            else (f"pid={creds.pid} uid={creds.uid} gid={creds.gid}")
         )
         lines.append(
             f"conn {conn.id} dom{conn.domid} {'priv' if conn.privileged else 'unpriv'} {peer} "

@@ -124,9 +124,7 @@ def flag_absent(perms: Perms, exists: Callable[[int], bool]) -> Perms:
     :data:`IGNORE` (the owner entry is the caller's to check)."""
     if all(exists(who) or access & IGNORE for access, who in perms[1:]):
         return perms
-    return intern(
-        (perms[0], *((a if exists(w) else a | IGNORE, w) for a, w in perms[1:]))
-    )
+    return intern((perms[0], *((a if exists(w) else a | IGNORE, w) for a, w in perms[1:])))
 
 
 def for_new_child(parent: Perms, creator: int, privileged: bool) -> Perms:

@@ -190,15 +190,15 @@ class Server:
                 nursery.start_soon(self.mux.serve)
                 nursery.start_soon(self._timer_loop)
                 await nursery.start(kickers.serve_all, self)  # watchdog kick sockets
-                restored = self._restored_reply is not None
-                if restored:
+                restored = self._restored_reply
+                if restored is not None:
                     # The live update that started us is complete: answer its -s.
-                    self.engine.complete_deferred(self._restored_reply, b"OK\0")
+                    self.engine.complete_deferred(restored, b"OK\0")
                     self._restored_reply = None
                 for conn_id in list(self.engine.state.connections):
                     self.mux.resume(conn_id)  # requests a live update left buffered
                 self._flush_dirty()
-                if restored:
+                if restored is not None:
                     timeline.mark("OK")
                     log.info("live update: %s", timeline.summary())
                 task_status.started()
