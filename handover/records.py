@@ -20,15 +20,12 @@ of full paths in depth-first order, parents first, followed by the permission ta
 from __future__ import annotations
 
 import dataclasses
-import functools
 import gc
 import re
-import types
-import typing
-from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from handover import plain
 from handover.tree_columns import TreeError, dump_tree, load_tree
 from xsd.core import perms as P
 from xsd.core.connections import Connection, Credentials
@@ -109,7 +106,8 @@ def dump(state: State, extra: dict[str, Any] | None = None) -> Iterator[Record]:
             count += 1
     for field in dataclasses.fields(state):
         if field.name not in _CORE_FIELDS:
-            yield ["ext", field.name, to_plain(getattr(state, field.name))]
+            encode = plain.encoder(plain.hints(State)[field.name])
+            yield ["ext", field.name, encode(getattr(state, field.name))]
             count += 1
     yield ["end", count]
 
@@ -371,11 +369,14 @@ class _Loader:
         conn.transactions[tx_id] = tx
 
     def _ext(self, r: Record) -> None:
-        _, name, plain = r
-        hints = _hints(State)
+        _, name, value = r
+        hints = plain.hints(State)
         if name not in hints or name in _CORE_FIELDS:
             raise StateError(f"unknown state part {name!r}")
-        setattr(self.state, name, from_plain(hints[name], plain))
+        try:
+            setattr(self.state, name, plain.from_plain(hints[name], value))
+        except plain.PlainError as exc:
+            raise StateError(f"state part {name!r}: {exc}") from None
 
     def _end(self, r: Record) -> None:
         if not self.has_tree:
@@ -412,72 +413,3 @@ def _to_perms(raw: list[list[int]]) -> P.Perms:
             raise StateError(f"invalid permission entry {[access, domid]}")
         out.append((access, domid))
     return P.intern(tuple(out))
-
-
-# ---------------------------------------------------------------------------- plain data
-
-
-def to_plain(value: Any) -> Any:
-    """Dataclasses, deques, sets and tuples as msgpack-able lists and maps."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return [[to_plain(k), to_plain(v)] for k, v in value.items()]
-    if isinstance(value, list | tuple | deque):
-        return [to_plain(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return sorted(to_plain(v) for v in value)
-    return value
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    # get_type_hints() evaluates string annotations each call: once per class is plenty.
-    return typing.get_type_hints(cls)
-
-
-def from_plain(hint: Any, plain: Any) -> Any:
-    """Rebuild a value of type ``hint`` from :func:`to_plain`'s output."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if plain is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return from_plain(arg, plain)
-            except (TypeError, ValueError, KeyError, StateError):
-                continue
-        raise StateError(f"{plain!r} matches no type of {hint}")
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        if not isinstance(plain, dict):
-            raise StateError(f"{hint.__name__} expected a map")
-        hints = _hints(hint)
-        kwargs = {}
-        for f in dataclasses.fields(hint):
-            if f.name in plain:
-                kwargs[f.name] = from_plain(hints[f.name], plain[f.name])
-        return hint(**kwargs)
-    if origin is dict:
-        return {from_plain(args[0], k): from_plain(args[1], v) for k, v in plain}
-    if origin is list:
-        return [from_plain(args[0], v) for v in plain]
-    if origin is deque:
-        return deque(from_plain(args[0], v) for v in plain)
-    if origin in (set, frozenset):
-        return origin(from_plain(args[0], v) for v in plain)
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(from_plain(args[0], v) for v in plain)
-        return tuple(from_plain(a, v) for a, v in zip(args, plain, strict=True))
-    if hint in (int, str, bytes, bool, float):
-        if hint is float and isinstance(plain, int):
-            return float(plain)
-        if not isinstance(plain, hint):
-            raise StateError(f"expected {hint.__name__}, got {type(plain).__name__}")
-        return plain
-    if hint is Any or hint is object:
-        return plain
-    raise StateError(f"cannot rebuild a value of type {hint}")

@@ -169,3 +169,24 @@ def test_a_format_1_state_still_loads() -> None:
 def test_an_empty_state_round_trips() -> None:
     state, _ = records.load(records.dump(State()))
     assert set(state.tree.nodes) == {"/", "/tool", "/tool/xenstored"}
+
+
+def test_typed_state_parts_are_checked_against_their_types() -> None:
+    engine = Engine()
+    dom0 = engine.connect(0)
+    for domid in (1, 2, 3):
+        engine.receive(dom0, encode(Op.INTRODUCE, domid, 0, b"%d\0001\0001\0" % domid), 0)
+    assert len(engine.state.watchdogs.domains) == 3
+    recs = list(records.dump(engine.state))
+    state, _ = records.load(recs)
+    assert state.watchdogs == engine.state.watchdogs
+    ext = next(r for r in recs if r[0] == "ext" and r[1] == "watchdogs")
+    bad = copy.deepcopy(recs)
+    bad_ext = next(r for r in bad if r[0] == "ext" and r[1] == "watchdogs")
+    bad_ext[2]["domains"][0][1]["dogs"][0]["timeout_ms"] = "soon"
+    with pytest.raises(StateError, match="state part 'watchdogs': expected int, got str"):
+        records.load(bad)
+    assert ext[2]["domains"][0][1]["dogs"][0]["timeout_ms"] == 60_000
+    unknown = [*recs[:-1], ["ext", "mystery", {}], ["end", len(recs)]]
+    with pytest.raises(StateError, match="unknown state part 'mystery'"):
+        records.load(unknown)
