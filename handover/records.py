@@ -25,8 +25,11 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import msgpack
+
 from handover import plain
 from handover.tree_columns import TreeError, dump_tree, load_tree
+from handover.tree_delta import DeltaError, apply_delta, dump_delta
 from xsd.core import perms as P
 from xsd.core.connections import Connection, Credentials
 from xsd.core.domains import DOMID_MAX, Domain
@@ -56,13 +59,45 @@ class StateError(Exception):
 
 
 Record = list[Any]
+Packed = bytes
+"""A record already packed (msgpack), which the stream carries as it is."""
+
+DELTA_SHARE_MAX = 4
+"""A delta is sent only while it names at most 1/4 of the nodes (else a full dump)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TreeAhead:
+    """A dump of the tree made ahead of a live update, the tree's journal started with it
+    (see ``handover.tree_delta``)."""
+
+    packed: Packed
+    table: list[P.Perms]
+
+
+def dump_ahead(tree: Tree) -> TreeAhead:
+    """Dump (and pack) ``tree`` now and start its journal: a later :func:`dump` given the
+    result sends this dump and only the paths changed since."""
+    record, table = dump_tree(tree)
+    tree.journal = set()
+    return TreeAhead(msgpack.packb(record, use_bin_type=True), table)
+
+
+def forget_ahead(tree: Tree) -> None:
+    """Stop the journal a :func:`dump_ahead` started (the update ended or failed)."""
+    tree.journal = None
 
 
 # ---------------------------------------------------------------------------- dump
 
 
-def dump(state: State, extra: dict[str, Any] | None = None) -> Iterator[Record]:
-    """The records of ``state``; ``extra`` is opaque data for the shell (descriptors)."""
+def dump(
+    state: State, extra: dict[str, Any] | None = None, ahead: TreeAhead | None = None
+) -> Iterator[Record | Packed]:
+    """The records of ``state``; ``extra`` is opaque data for the shell (descriptors).
+
+    With ``ahead`` (from :func:`dump_ahead` on this tree, its journal kept since), the
+    tree goes as that dump plus a delta of what changed, unless too much did."""
     yield [
         "meta",
         {
@@ -75,10 +110,24 @@ def dump(state: State, extra: dict[str, Any] | None = None) -> Iterator[Record]:
             "extra": extra or {},
         },
     ]
-    tree_record, perm_table = dump_tree(state.tree)
-    yield ["perms", [_perms(p) for p in perm_table]]
-    yield tree_record
-    count = 3
+    tree = state.tree
+    journal = tree.journal
+    if (
+        ahead is not None
+        and journal is not None
+        and len(journal) * DELTA_SHARE_MAX <= len(tree.nodes)
+    ):
+        ids = {p: i for i, p in enumerate(ahead.table)}
+        delta = dump_delta(tree, journal, ids)  # adds new permissions to ids, in order
+        yield ["perms", [_perms(p) for p in ids]]
+        yield ahead.packed
+        yield delta
+        count = 4
+    else:
+        tree_record, perm_table = dump_tree(tree)
+        yield ["perms", [_perms(p) for p in perm_table]]
+        yield tree_record
+        count = 3
     for domain in state.domains.values():
         yield [
             "domain",
@@ -189,6 +238,7 @@ class _Loader:
         self.perm_table: list[P.Perms] | None = None
         self.count = 0
         self.has_tree = False
+        self.has_delta = False
         self.ended = False
 
     def run(self, records: Iterable[Record]) -> tuple[State, dict[str, Any]]:
@@ -235,6 +285,15 @@ class _Loader:
             raise StateError(str(exc)) from None
         self.state.tree.generation = generation
         self.has_tree = True
+
+    def _delta(self, r: Record) -> None:
+        if not self.has_tree or self.perm_table is None or self.has_delta:
+            raise StateError("a tree delta before the tree, or a second one")
+        try:
+            apply_delta(self.state.tree, r, self.perm_table)
+        except DeltaError as exc:
+            raise StateError(str(exc)) from None
+        self.has_delta = True
 
     def _nodes(self, r: Record) -> None:
         # Format 1. Permission ids are resolved when the table arrives (it follows).

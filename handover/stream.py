@@ -24,15 +24,29 @@ _HEAD = struct.Struct("<8sIQ")
 _DIGEST = 32
 
 
-def pack_records(records: Iterable[Record]) -> bytes:
-    """The body: records packed back to back."""
+def pack_each(records: Iterable[Record | bytes]) -> list[bytes]:
+    """Each record packed (one already packed, ``bytes``, is taken as it is)."""
     packer = msgpack.Packer(use_bin_type=True)
-    return b"".join(packer.pack(r) for r in records)
+    return [r if isinstance(r, bytes) else packer.pack(r) for r in records]
+
+
+def pack_records(records: Iterable[Record | bytes]) -> bytes:
+    """The body: records packed back to back."""
+    return b"".join(pack_each(records))
+
+
+def frame_parts(parts: list[bytes]) -> list[bytes]:
+    """A whole stream around a body given in parts, as parts (nothing copied)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    length = sum(map(len, parts))
+    return [_HEAD.pack(MAGIC, FORMAT_VERSION, length), *parts, digest.digest()]
 
 
 def frame(body: bytes) -> bytes:
     """A whole stream around a body."""
-    return _HEAD.pack(MAGIC, FORMAT_VERSION, len(body)) + body + hashlib.sha256(body).digest()
+    return b"".join(frame_parts([body]))
 
 
 def check_header(blob: bytes | memoryview) -> tuple[int, int]:
@@ -89,9 +103,9 @@ def unpack_records(body: bytes | memoryview) -> Iterator[Record]:
         raise StateError(f"state body does not decode: {exc}") from exc
 
 
-def encode_state(records: Iterable[Record]) -> bytes:
+def encode_state(records: Iterable[Record | bytes]) -> bytes:
     """Records to a whole framed stream."""
-    return frame(pack_records(records))
+    return b"".join(frame_parts(pack_each(records)))
 
 
 def decode_state(blob: bytes | memoryview) -> list[Any]:

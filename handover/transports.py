@@ -12,22 +12,22 @@ import os
 import struct
 from pathlib import Path
 
-import msgpack
-
 from handover.records import Record, StateError
-from handover.stream import check_header, frame
+from handover.stream import check_header, frame_parts, pack_each
 
 _KEY = struct.Struct(">Q")
 
 
-def write_memfd(blob: bytes) -> int:
-    """A new inheritable memfd holding ``blob``, positioned at its start."""
+def write_memfd(blob: bytes | list[bytes]) -> int:
+    """A new inheritable memfd holding ``blob`` (or its parts one after the other),
+    positioned at its start."""
     fd = os.memfd_create("xsd-state", 0)
     try:
-        view = memoryview(blob)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        for part in [blob] if isinstance(blob, bytes) else blob:
+            view = memoryview(part)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
         os.lseek(fd, 0, os.SEEK_SET)
     except BaseException:
         os.close(fd)
@@ -43,17 +43,18 @@ def read_fd(fd: int) -> bytes | memoryview:
     return memoryview(mmap.mmap(fd, size, prot=mmap.PROT_READ))
 
 
-def write_lmdb(path: Path, records: list[Record]) -> None:
-    """Write the records to an LMDB file at ``path`` (replaced if it exists)."""
+def write_lmdb(path: Path, records: list[Record | bytes]) -> None:
+    """Write the records (lists, or already packed) to an LMDB file at ``path`` (replaced
+    if it exists)."""
     import lmdb  # only this transport needs it: a memfd update starts faster without it
 
-    packer = msgpack.Packer(use_bin_type=True)
-    packed = [packer.pack(r) for r in records]
-    blob = frame(b"".join(packed))
-    head, digest = blob[:20], blob[-32:]
+    packed = pack_each(records)
+    parts = frame_parts(packed)
+    head, digest = parts[0], parts[-1]
+    size_of_stream = sum(map(len, parts))
     for suffix in ("", "-lock"):
         Path(str(path) + suffix).unlink(missing_ok=True)
-    size = max(1 << 20, 2 * len(blob) + (len(packed) * 64))
+    size = max(1 << 20, 2 * size_of_stream + (len(packed) * 64))
     env = lmdb.open(str(path), subdir=False, map_size=size, max_dbs=0, mode=0o600)
     try:
         with env.begin(write=True) as txn:

@@ -25,7 +25,8 @@ from xsd.core import perms as P
 from xsd.core.tree import NO_CHILDREN, Node, Tree
 
 _NAME_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@-"
-_NAME_OK = re.compile(r"[A-Za-z0-9_@-]+")
+NAME_OK = re.compile(r"[A-Za-z0-9_@-]+")
+"""One valid path component."""
 
 _value = attrgetter("value")
 _perms = attrgetter("perms")
@@ -150,7 +151,7 @@ def _check_columns(names: list[Any], values: list[Any], gens: list[Any], counts:
             or b"\n\n" in joined
             or joined.translate(None, _NAME_CHARS) != b"\n" * (len(names) - 2)
         ):
-            bad = next(x for x in names[1:] if not _NAME_OK.fullmatch(x))
+            bad = next(x for x in names[1:] if not NAME_OK.fullmatch(x))
             raise TreeError(f"invalid node name {bad!r}")
     if not set(map(type, values)) <= {bytes}:
         raise TreeError("a node value is not a byte string")

@@ -711,11 +711,14 @@ class Engine:
                 for event_path, exact, old in ops.rm(view, ops.DOM0, path):
                     self.fire(event_path, exact, old)
         # Scrub the domain's ACL entries so a new domain with its id inherits nothing.
-        for node in tree.nodes.values():
+        for path, node in tree.nodes.items():
             if any(who == domid for _, who in node.perms[1:]):
+                tree.charge(path, node, -1)  # an entry fewer costs its owner 8 bytes less
                 node.perms = P.intern(
                     (node.perms[0], *(e for e in node.perms[1:] if e[1] != domid))
                 )
+                tree.charge(path, node, 1)
+                tree.changed(path)
         special = self.state.special_perms
         for name, perms in special.items():
             special[name] = P.intern((perms[0], *(e for e in perms[1:] if e[1] != domid)))

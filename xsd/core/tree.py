@@ -15,7 +15,10 @@ Invariants:
   removes a node keeps it true through :meth:`Tree.charge`;
 * ``listings[path]``, when present, is the DIRECTORY payload of the node at ``path`` as
   it is now: whoever writes or removes a node drops its entry (:meth:`Tree.changed`).
-  It is a cache, never serialized, bounded by :data:`LISTINGS_MAX` entries.
+  It is a cache, never serialized, bounded by :data:`LISTINGS_MAX` entries;
+* ``journal``, when not None, holds every path written or removed since it was started
+  (live update dumps the tree once, ahead, and then only what the journal names). Every
+  change to a node goes through :meth:`Tree.changed`.
 """
 
 from __future__ import annotations
@@ -101,18 +104,22 @@ LISTING_BYTES_MAX = 4096
 class Tree:
     """All nodes by canonical path, and the generation counter they share."""
 
-    __slots__ = ("generation", "listings", "nodes", "usage")
+    __slots__ = ("generation", "journal", "listings", "nodes", "usage")
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
         self.generation = 0
         self.usage: dict[int, list[int]] = {}
         self.listings: dict[str, bytes] = {}
+        self.journal: set[str] | None = None
 
     def changed(self, path: str) -> None:
-        """The node at ``path`` was written or removed: forget its cached listing."""
+        """The node at ``path`` was written or removed (or its permissions changed):
+        forget its cached listing, and note it in the journal if one is kept."""
         if self.listings:
             self.listings.pop(path, None)
+        if self.journal is not None:
+            self.journal.add(path)
 
     def listing(self, path: str, node: Node) -> bytes:
         """The DIRECTORY payload of ``node`` (at ``path``): child names, each NUL-ended."""

@@ -56,6 +56,8 @@ class Session:
     starting: bool = False
     cancel: trio.CancelScope | None = None
     aborted: bool = False
+    ahead: records.TreeAhead | None = None
+    """The tree as the dry run dumped it; -s sends it and the changes since."""
 
 
 class LiveUpdate:
@@ -127,10 +129,15 @@ class LiveUpdate:
             return None
         raise ValueError
 
+    def _end(self) -> None:
+        """No session any more: nothing to keep a journal of changes for."""
+        self.session = None
+        records.forget_ahead(self.server.engine.state.tree)
+
     def abort(self) -> None:
         """End the session; a waiting ``-s`` is answered "Cancellation was requested"."""
         session = self.session
-        self.session = None
+        self._end()
         if session is None:
             return
         session.aborted = True
@@ -159,7 +166,7 @@ class LiveUpdate:
             session.checked = True
             session.checked_cmdline = session.cmdline
         elif self.session is session:
-            self.session = None
+            self._end()
         self._answer(conn_id, error)
 
     def _answer(self, conn_id: int, error: str | None) -> None:
@@ -180,7 +187,7 @@ class LiveUpdate:
         if session.aborted:
             error = "Cancellation was requested"
         if self.session is session:
-            self.session = None
+            self._end()
         self._answer(conn_id, error)
 
     def _argv(self, session: Session, extra: list[str]) -> list[str]:
@@ -191,11 +198,15 @@ class LiveUpdate:
         return [session.program, *args, *extra]
 
     async def _dry_run(self, session: Session) -> str | None:
-        """Let the new program load the current state in a child; None if it can."""
-        blob = stream.encode_state(
-            records.dump(self.server.engine.state, self.server.handover_extra())
-        )
-        fd = transports.write_memfd(blob)
+        """Let the new program load the current state in a child; None if it can.
+
+        The tree dumped for it is kept, and the tree's journal started, so that ``-s``
+        dumps only what changed since."""
+        state = self.server.engine.state
+        session.ahead = records.dump_ahead(state.tree)
+        packed = stream.pack_each(records.dump(state, self.server.handover_extra(), session.ahead))
+        fd = transports.write_memfd(stream.frame_parts(packed))
+        del packed
         try:
             argv = self._argv(session, [CHECK_OPTION, f"fd:{fd}"])
             try:
@@ -224,7 +235,7 @@ class LiveUpdate:
         extra["live_update_reply"] = conn_id
         extra["timeline"] = timeline_marks = timeline.marks()
         # The -s request's reply is owed by the new process: it is in the state.
-        recs = list(records.dump(server.engine.state, extra))
+        recs = list(records.dump(server.engine.state, extra, session.ahead))
         timeline_marks.append(["dumped", time.monotonic_ns()])  # packed below, with it
         fds = [*server.listeners.values(), *server.mux.sockets().values()]
         memfd: int | None = None
@@ -236,7 +247,7 @@ class LiveUpdate:
                 return f"Dump write error: {exc}"
             source = state_spec
         else:
-            memfd = transports.write_memfd(stream.encode_state(recs))
+            memfd = transports.write_memfd(stream.frame_parts(stream.pack_each(recs)))
             source = f"fd:{memfd}"
         argv = self._argv(session, [LIVE_UPDATE_OPTION, source])
         sdnotify.notify_reloading()

@@ -1,0 +1,117 @@
+"""What changed in the tree since a dump of it: a ``tree-delta`` record, and applying it.
+
+Live update dumps the tree at ``-f`` (for the dry run) and keeps that dump; from then
+on the tree's journal names every path written or removed. At ``-s`` the old process
+sends the kept dump and, after it, the current state of just the journaled paths, so
+the stall does not pay for dumping a million unchanged nodes.
+
+The record: ``["delta", entries]``, one entry per changed path, in any order:
+``[path, None]`` for a path that no longer exists, else
+``[path, value, permission id, generation, [child names]]``. Applying it replaces those
+nodes (removing, adding, or rewriting them), recharges their owners' usage, and checks
+that every node it touched is linked to its parent and its children as a tree must be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from handover.tree_columns import NAME_OK
+from xsd.core import perms as P
+from xsd.core.tree import NO_CHILDREN, Node, Tree
+
+
+class DeltaError(ValueError):
+    """The delta does not fit the tree it applies to."""
+
+
+def dump_delta(tree: Tree, paths: Iterable[str], ids: dict[P.Perms, int]) -> list[Any]:
+    """The ``tree-delta`` record for ``paths``; permissions not yet in ``ids`` are added
+    to it (the caller sends the table after this call)."""
+    entries: list[Any] = []
+    nodes = tree.nodes
+    for path in sorted(paths):
+        node = nodes.get(path)
+        if node is None:
+            entries.append([path, None])
+            continue
+        pid = ids.get(node.perms)
+        if pid is None:
+            pid = ids[node.perms] = len(ids)
+        entries.append([path, node.value, pid, node.gen, node.child_names(path)])
+    return ["delta", entries]
+
+
+def apply_delta(tree: Tree, record: list[Any], table: list[P.Perms]) -> None:
+    """Apply a ``tree-delta`` record to ``tree`` (nodes and usage).
+
+    Raises:
+        DeltaError: an entry is malformed, or the result is not a tree where it changed.
+    """
+    if len(record) != 2 or not isinstance(record[1], list):
+        raise DeltaError("a tree-delta record is not [kind, entries]")
+    nodes = tree.nodes
+    present: list[tuple[str, Node, list[str]]] = []
+    touched: list[str] = []
+    dropped: list[str] = []  # children the old versions of replaced nodes had
+    for entry in record[1]:
+        path = entry[0]
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise DeltaError(f"a tree-delta entry has no valid path: {entry!r:.80}")
+        old = nodes.pop(path, None)
+        if old is not None:
+            tree.charge(path, old, -1)
+            dropped.extend(old.children)
+        touched.append(path)
+        if len(entry) == 2 and entry[1] is None:
+            continue
+        _, value, pid, gen, names = entry
+        if not isinstance(value, bytes) or type(gen) is not int or not isinstance(names, list):
+            raise DeltaError(f"a tree-delta entry for {path} is malformed")
+        if not 0 <= pid < len(table):
+            raise DeltaError(f"a tree-delta entry for {path} names no permission")
+        present.append((path, Node(value, table[pid], NO_CHILDREN, gen), names))
+    for path, node, _ in present:
+        nodes[path] = node
+        tree.charge(path, node, 1)
+    for path, node, names in present:
+        if names:
+            if not all(isinstance(n, str) and NAME_OK.fullmatch(n) for n in names):
+                raise DeltaError(f"a tree-delta entry for {path} has an invalid child name")
+            prefix = "/" if path == "/" else path + "/"
+            node.children = [prefix + name for name in names]
+    if len(set(touched)) != len(touched):
+        raise DeltaError("a path appears twice in the tree-delta")
+    _check(tree, touched, dropped)
+
+
+def _check(tree: Tree, touched: list[str], dropped: list[str]) -> None:
+    """Every touched path linked as a tree requires, both ways, and no node left behind
+    by a parent that stopped listing it."""
+    nodes = tree.nodes
+    touched_set = set(touched)
+    for child in dropped:
+        if child in nodes and child not in touched_set:
+            parent = nodes.get(child[: child.rfind("/")] or "/")
+            if parent is None or child not in parent.children:
+                raise DeltaError(f"after the tree-delta, {child} has no parent listing it")
+    listed_by: dict[str, set[str]] = {}  # a parent's children as a set, made once
+    for path in touched:
+        node = nodes.get(path)
+        if path == "/":
+            if node is None:
+                raise DeltaError("the tree-delta removes /")
+        else:
+            parent_path = path[: path.rfind("/")] or "/"
+            parent = nodes.get(parent_path)
+            listed = False
+            if parent is not None:
+                children = listed_by.get(parent_path)
+                if children is None:
+                    children = listed_by[parent_path] = set(parent.children)
+                listed = path in children
+            if listed != (node is not None):
+                raise DeltaError(f"after the tree-delta, {path} and its parent disagree")
+        if node is not None and not all(child in nodes for child in node.children):
+            raise DeltaError(f"after the tree-delta, {path} lists a child that does not exist")
