@@ -28,7 +28,10 @@ def load(spec: str) -> tuple[State, dict[str, Any]]:
     blob = transports.load_blob(spec)
     if spec.startswith("fd:"):
         os.close(int(spec[3:]))
-    state = records.load(stream.decode_state(blob))  # decode_state checks the frame
+    recs = stream.decode_state(blob)  # checks the frame first
+    timeline.mark("unpacked")
+    state = records.load(recs)
+    timeline.mark("rebuilt")
     # What was just loaded lives as long as the daemon: keep it out of every later
     # garbage collection (gc.freeze), so a big store costs no collection time.
     gc.freeze()

@@ -37,6 +37,7 @@ from xsd.core.connections import Credentials
 from xsd.core.engine import Effect, Engine
 from xsd.core.watchdogs import ActionRequest
 from xsd.server import kickers, logfile, watchdog_actions
+from xsd.server.kicker_specs import KickerSpec
 from xsd.server.liveupdate import LiveUpdate
 from xsd.server.mux import Multiplexer
 
@@ -53,24 +54,33 @@ class ServerConfig:
     domain_socket_mode: int = 0o600
     # Watchdogs (xsd.server.watchdog_actions, xsd.server.kickers):
     watchdog_hook: str | None = None
-    watchdog_kickers: list[kickers.KickerSpec] = field(default_factory=list)
+    watchdog_kickers: list[KickerSpec] = field(default_factory=list)
 
 
 class Server:
     """Listens on the store socket (and per-domain sockets) and serves the engine."""
 
     def __init__(
-        self, config: ServerConfig, engine: Engine | None = None, argv: list[str] | None = None
+        self,
+        config: ServerConfig,
+        engine: Engine | None = None,
+        argv: list[str] | None = None,
+        mux: Multiplexer | None = None,
     ) -> None:
+        """``mux``: the connections a restored process already serves (``xsd.server.early``)."""
         self.config = config
         self.engine = engine if engine is not None else Engine()
         self.argv = list(sys.argv[1:] if argv is None else argv)
-        self.mux = Multiplexer(self.engine, self._flush_dirty, self._drop)
+        if mux is None:
+            mux = Multiplexer(self.engine, self._flush_dirty, self._drop)
+        else:
+            mux.attach(self._flush_dirty, self._drop)
+        self.mux = mux
         self.listeners: dict[int, socket.socket] = {}  # domid -> listening socket
         self.nursery: trio.Nursery | None = None
         self._timer_wakeup = trio.Event()
         self.live_update = LiveUpdate(self)
-        self._restored_reply: int | None = None
+        self.restored = False  # started by a live update
         self.lock_fd: int | None = None
         # logging: the trace/log file, fed by the engine's trace and the xsd logger
         self.logfile = logfile.LogFile()
@@ -105,20 +115,21 @@ class Server:
         }
 
     def adopt_handover(self, extra: dict[str, Any]) -> None:
-        """Take over the descriptors a previous process left us (before :meth:`serve`)."""
+        """Take over the descriptors a previous process left us (before :meth:`serve`);
+        ``extra`` has no ``conns`` if the multiplexer already serves them."""
+        self.restored = True
         for domid, fd in extra["listeners"].items():
             sock = socket.socket(fileno=fd)
             sock.set_inheritable(False)
             sock.setblocking(False)
             self.listeners[int(domid)] = sock
-        for conn_id, fd in extra["conns"].items():
+        for conn_id, fd in extra.get("conns", {}).items():
             sock = socket.socket(fileno=fd)
             sock.set_inheritable(False)
             self.mux.add(int(conn_id), sock)
         for conn_id in list(self.engine.state.connections):
             if conn_id not in self.mux.clients:
                 self.engine.disconnect(conn_id)  # no descriptor came with it
-        self._restored_reply = extra.get("live_update_reply")
         self.lock_fd = extra.get("lock")
         if self.lock_fd is not None:
             os.set_inheritable(self.lock_fd, False)
@@ -190,16 +201,11 @@ class Server:
                 nursery.start_soon(self.mux.serve)
                 nursery.start_soon(self._timer_loop)
                 await nursery.start(kickers.serve_all, self)  # watchdog kick sockets
-                restored = self._restored_reply
-                if restored is not None:
-                    # The live update that started us is complete: answer its -s.
-                    self.engine.complete_deferred(restored, b"OK\0")
-                    self._restored_reply = None
                 for conn_id in list(self.engine.state.connections):
                     self.mux.resume(conn_id)  # requests a live update left buffered
                 self._flush_dirty()
-                if restored is not None:
-                    timeline.mark("OK")
+                if self.restored:
+                    timeline.mark("serving")
                     log.info("live update: %s", timeline.summary())
                 task_status.started()
                 self._log_started()  # logging

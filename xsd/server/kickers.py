@@ -19,7 +19,6 @@ after, as a request does; every socket is bound before the daemon says it listen
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -27,7 +26,6 @@ import socket
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +33,7 @@ import trio
 
 from xsd.core import watchdogs
 from xsd.core.engine import Engine
+from xsd.server.kicker_specs import HeartbeatSpec, NotifySpec, address
 
 if TYPE_CHECKING:
     from xsd.server.daemon import Server
@@ -43,72 +42,6 @@ log = logging.getLogger("xsd")
 
 HEARTBEAT = b"heartbeat\n"
 """What the daemon sends its peer at every pulse (any bytes kick a listener)."""
-
-
-@dataclass(frozen=True, slots=True)
-class NotifySpec:
-    """An sd_notify socket feeding watchdog ``slot`` of ``domid``."""
-
-    domid: int
-    slot: int
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatSpec:
-    """A heartbeat listener feeding watchdog ``slot`` of ``domid``, and an optional peer."""
-
-    domid: int
-    slot: int
-    listen: str
-    peer: str | None = None
-    pulse_ms: int = 1000
-
-
-KickerSpec = NotifySpec | HeartbeatSpec
-
-
-def _target(text: str) -> tuple[int, int, str]:
-    parts = text.split(":", 2)
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or not parts[2]:
-        raise argparse.ArgumentTypeError(f"expected DOMID:N:..., got {text!r}")
-    return int(parts[0]), int(parts[1]), parts[2]
-
-
-def parse_notify(text: str) -> NotifySpec:
-    """``DOMID:N:PATH`` to a :class:`NotifySpec`."""
-    domid, slot, path = _target(text)
-    return NotifySpec(domid, slot, path)
-
-
-def parse_heartbeat(text: str) -> HeartbeatSpec:
-    """``DOMID:N:LISTEN[,peer=ADDR][,pulse=MS]`` to a :class:`HeartbeatSpec`."""
-    domid, slot, rest = _target(text)
-    listen, *options = rest.split(",")
-    peer = None
-    pulse = 1000
-    for option in options:
-        key, _, value = option.partition("=")
-        if key == "peer" and value:
-            peer = value
-        elif key == "pulse" and value.isdigit() and int(value) > 0:
-            pulse = int(value)
-        else:
-            raise argparse.ArgumentTypeError(f"bad heartbeat option {option!r}")
-    _address(listen)
-    if peer is not None:
-        _address(peer)
-    return HeartbeatSpec(domid, slot, listen, peer, pulse)
-
-
-def _address(text: str) -> tuple[str, int] | str:
-    """``unix:PATH`` to PATH, ``HOST:PORT`` to ``(HOST, PORT)``."""
-    if text.startswith("unix:"):
-        return text[5:]
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT or unix:PATH, got {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _apply(server: Server, what: Callable[[Engine], None]) -> None:
@@ -171,24 +104,24 @@ async def _serve_notify(server: Server, spec: NotifySpec, sock: socket.socket) -
 
 
 async def _open_listener(listen: str) -> trio.SocketListener:
-    address = _address(listen)
-    if isinstance(address, str):
-        target = Path(address)
+    where = address(listen)
+    if isinstance(where, str):
+        target = Path(where)
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(target.lstat().st_mode):
                 target.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(address)
-        os.chmod(address, 0o600)
+        sock.bind(where)
+        os.chmod(where, 0o600)
         sock.listen(16)
         return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-    host, port = address
+    host, port = where
     listeners = await trio.open_tcp_listeners(port, host=host)
     return listeners[0]
 
 
-async def _connect(address: str) -> trio.SocketStream:
-    target = _address(address)
+async def _connect(peer: str) -> trio.SocketStream:
+    target = address(peer)
     if isinstance(target, str):
         return await trio.open_unix_socket(target)
     return await trio.open_tcp_stream(*target)

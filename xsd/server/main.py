@@ -7,9 +7,10 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xsd import __version__
 
@@ -18,9 +19,11 @@ _STARTED_NS = time.monotonic_ns()  # live update: when the new program reached o
 # The daemon's heavy imports (trio, the server) wait until they are needed, so that the
 # live-update dry run (--check-state) starts fast.
 if TYPE_CHECKING:
+    from xsd.core.engine import Engine
     from xsd.core.quota import Quotas
     from xsd.core.state import Settings
     from xsd.server.daemon import Server
+    from xsd.server.mux import Multiplexer
 
 log = logging.getLogger("xsd")
 
@@ -234,13 +237,21 @@ def initial_settings(args: argparse.Namespace) -> tuple[Settings, Quotas]:
 
 
 def check_state(spec: str) -> int:
-    """``xsd --check-state SPEC``: load a handed-over state completely, serve nothing."""
+    """``xsd --check-state SPEC``: load a handed-over state completely, serve nothing.
+
+    The daemon's own modules are imported too, so that a new program that could load
+    the state but not run fails here, before the exec, not after it."""
     import handover
 
     try:
         state, _ = handover.load(spec)
     except handover.StateError as exc:
         print(f"xsd: cannot load state: {exc}", file=sys.stderr)
+        return 1
+    try:
+        _import_server()
+    except Exception as exc:
+        print(f"xsd: cannot import the daemon: {exc!r}", file=sys.stderr)
         return 1
     print(
         f"xsd: state loads: {len(state.tree.nodes)} nodes, {len(state.connections)} connections",
@@ -249,37 +260,69 @@ def check_state(spec: str) -> int:
     return 0
 
 
+def _import_server() -> None:
+    """Import what serving needs beyond the core (trio and the server's modules)."""
+    import trio  # noqa: F401
+
+    import xsd.server.daemon
+    import xsd.server.sdnotify  # noqa: F401
+
+
+def restore(spec: str) -> tuple[Engine, dict[str, Any], Multiplexer] | None:
+    """Load a handed-over state and serve it at once (``xsd.server.early``), answering the
+    ``-s`` that started us, while a thread imports the rest of the daemon; returns when
+    the server can take over (None, with the reason printed, if the state cannot load).
+    """
+    import handover
+    from xsd.core.engine import Engine
+    from xsd.server.early import EarlyService
+
+    timeline = handover.timeline
+    timeline.mark("main", _STARTED_NS)
+    timeline.mark("imports")
+    try:
+        state, extra = handover.load(spec)
+    except handover.StateError as exc:
+        print(f"xsd: live update: cannot load the state: {exc}", file=sys.stderr)
+        return None
+    engine = Engine(state)
+    timeline.restore(extra.get("timeline"))
+    timeline.mark("loaded")
+    early = EarlyService(engine, extra.pop("conns", {}))  # its connections from now on
+    importer = threading.Thread(target=_import_server, name="xsd-import", daemon=True)
+    reply = extra.get("live_update_reply")
+    if reply is not None:
+        early.answer(reply)
+        timeline.mark("OK")
+    importer.start()
+    early.serve_while(importer.is_alive)
+    importer.join()
+    timeline.mark("server imported")
+    return engine, extra, early.mux
+
+
 def serve(args: argparse.Namespace, settings: Settings, quotas: Quotas) -> int:
     """Run the daemon as the options say (fresh, or restored by a live update, whose
     state keeps its own settings and quotas, run-time changes included)."""
+    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    logging.basicConfig(level=level, format="xsd: %(message)s", stream=sys.stderr)
+    rundir = args.rundir or default_rundir()
+    restored = restore(args.live_update) if args.live_update else None
+    if args.live_update and restored is None:
+        return 1
+
     import trio
 
-    import handover
     from xsd.core.engine import Engine
     from xsd.core.state import State
     from xsd.server import logfile, watchdog_actions
     from xsd.server.daemon import Server, ServerConfig
 
-    if args.live_update:
-        handover.timeline.mark("main", _STARTED_NS)
-        handover.timeline.mark("imports")
-    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
-    logging.basicConfig(level=level, format="xsd: %(message)s", stream=sys.stderr)
-    rundir = args.rundir or default_rundir()
-    engine = None
-    extra = None
-    if args.live_update:
-        try:
-            state, extra = handover.load(args.live_update)
-        except handover.StateError as exc:
-            print(f"xsd: live update: cannot load the state: {exc}", file=sys.stderr)
-            return 1
-        engine = Engine(state)
-        handover.timeline.restore(extra.get("timeline"))
-        handover.timeline.mark("loaded")
-    else:
+    if restored is None:
         prepare_rundir(rundir)
-        engine = Engine(State(settings=settings, quotas=quotas))
+        engine, extra, mux = Engine(State(settings=settings, quotas=quotas)), None, None
+    else:
+        engine, extra, mux = restored
     socket_path = (
         args.socket
         or (Path(os.environ["XENSTORED_PATH"]) if os.environ.get("XENSTORED_PATH") else None)
@@ -293,12 +336,11 @@ def serve(args: argparse.Namespace, settings: Settings, quotas: Quotas) -> int:
     )
     if args.pid_file:
         args.pid_file.write_text(f"{os.getpid()}\n")
-    server = Server(config, engine)
+    server = Server(config, engine, mux=mux)
     watchdog_actions.configure(server, args)
     logfile.configure(server, args)  # logging
     if extra is not None:
         server.adopt_handover(extra)
-        handover.timeline.mark("adopted")
         log.info("live update: state restored, %d nodes", len(server.engine.state.tree.nodes))
     else:
         try:

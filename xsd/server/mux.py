@@ -16,7 +16,9 @@ Invariants:
 * it is registered for output (EPOLLOUT) exactly while it has output the kernel did not
   take; a byte leaves the core's queue only once the kernel accepted it;
 * the loop yields to trio whenever it has nothing to do and at least every 2 ms of
-  continuous work, so timers, accepts and the live-update task run whatever the load.
+  continuous work, so timers, accepts and the live-update task run whatever the load;
+* the same passes can run without trio (:meth:`Multiplexer.serve_early`): a restored
+  daemon answers its clients while the rest of it is still being imported.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import trio
 
 from xsd.core.engine import Engine
 from xsd_client.protocol import ProtocolError
@@ -62,13 +62,18 @@ class Multiplexer:
 
     def __init__(self, engine: Engine, flush: Callable[[], None], drop: Callable[[int], None]):
         self.engine = engine
-        self._flush = flush  # write dirty connections and apply effects
-        self._drop = drop  # forget a connection that ended
+        self.attach(flush, drop)
         self.epoll = select.epoll()
         self.clients: dict[int, Client] = {}  # by connection id
         self._by_fd: dict[int, Client] = {}
         self._turns: deque[int] = deque()  # connections with requests left to answer
         self._queued: set[int] = set()  # the same, as a set
+
+    def attach(self, flush: Callable[[], None], drop: Callable[[int], None]) -> None:
+        """Who writes dirty connections and applies effects after each pass (``flush``),
+        and who forgets a connection that ended (``drop``)."""
+        self._flush = flush
+        self._drop = drop
 
     # ------------------------------------------------------------------ membership
 
@@ -175,8 +180,9 @@ class Multiplexer:
 
     async def serve(self) -> None:
         """Serve every client until cancelled."""
+        import trio  # here, not at the top: serve_early() runs before trio is imported
+
         epoll = self.epoll
-        by_fd = self._by_fd
         clock = time.monotonic
         yield_at = clock() + _YIELD_EVERY
         while True:
@@ -186,20 +192,35 @@ class Multiplexer:
                 await trio.lowlevel.wait_readable(epoll.fileno())
                 yield_at = clock() + _YIELD_EVERY
                 continue
-            for fd, mask in events:
-                client = by_fd.get(fd)
-                if client is None:
-                    continue
-                if mask & _OUT:
-                    self.send(client.conn_id)
-                if mask & _READABLE:
-                    self._read(client)
-            self._take_turns()
-            self._flush()
+            self._pass(events)
             if clock() >= yield_at:
                 # Busy without a pause: let the timer task and the rest run anyway.
                 await trio.lowlevel.checkpoint()
                 yield_at = clock() + _YIELD_EVERY
+
+    def serve_early(self, stop: Callable[[], bool], wait: float = 0.002) -> None:
+        """Serve without trio until ``stop()`` is true, checking it at least every
+        ``wait`` seconds (no timers, no accepts: only the clients already here)."""
+        epoll = self.epoll
+        while not stop():
+            events = epoll.poll(0 if self._turns else wait, _BATCH)
+            if events or self._turns:
+                self._pass(events)
+
+    def _pass(self, events: list[tuple[int, int]]) -> None:
+        """Handle ready sockets, give each connection with requests left its turn, and
+        flush."""
+        by_fd = self._by_fd
+        for fd, mask in events:
+            client = by_fd.get(fd)
+            if client is None:
+                continue
+            if mask & _OUT:
+                self.send(client.conn_id)
+            if mask & _READABLE:
+                self._read(client)
+        self._take_turns()
+        self._flush()
 
     def _read(self, client: Client) -> None:
         conn_id = client.conn_id

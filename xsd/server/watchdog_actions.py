@@ -24,12 +24,12 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
-import trio
-
 from xsd.core import watchdogs
 from xsd.core.watchdogs import ACTIONS, ALIASES, ActionRequest, canonical_action
 
 if TYPE_CHECKING:
+    import trio
+
     from xsd.server.daemon import Server
 
 log = logging.getLogger("xsd")
@@ -91,6 +91,8 @@ async def qmp_execute(path: str, command: str) -> str:
     Raises:
         BackendError: the socket, the handshake or the command failed, or took too long.
     """
+    import trio  # not at the top: the daemon's option parser imports this module
+
     with trio.move_on_after(QMP_TIMEOUT) as scope:
         try:
             stream = await trio.open_unix_socket(path)
@@ -138,6 +140,8 @@ async def run_hook(hook: str, request: ActionRequest) -> str:
         argv = shlex.split(hook)
     except ValueError as exc:
         raise BackendError(f"hook {hook!r}: {exc}") from exc
+    import trio
+
     with trio.move_on_after(HOOK_TIMEOUT):
         try:
             done = await trio.run_process(
@@ -201,7 +205,7 @@ def _action(text: str) -> str:
 
 def add_options(parser: argparse.ArgumentParser) -> None:
     """The daemon's watchdog options."""
-    from xsd.server import kickers
+    from xsd.server import kicker_specs
 
     group = parser.add_argument_group("watchdogs")
     group.add_argument(
@@ -224,7 +228,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--watchdog-notify",
-        type=kickers.parse_notify,
+        type=kicker_specs.parse_notify,
         action="append",
         default=[],
         metavar="DOMID:N:PATH",
@@ -233,7 +237,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--watchdog-heartbeat",
-        type=kickers.parse_heartbeat,
+        type=kicker_specs.parse_heartbeat,
         action="append",
         default=[],
         metavar="DOMID:N:LISTEN[,peer=ADDR][,pulse=MS]",

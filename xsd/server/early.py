@@ -1,0 +1,77 @@
+"""Serving a restored state before the rest of the daemon is imported.
+
+After a live update's exec, the new process has its state back well before trio and the
+server's modules are imported (~100 ms here). Rather than keep everyone waiting for
+them, it answers the ``-s`` that started it and serves the connections it inherited
+through the same :class:`~xsd.server.mux.Multiplexer`, synchronously, while a thread
+imports the rest; then the server takes the engine and the multiplexer over.
+
+Invariants:
+
+* nothing here needs trio or the server's modules;
+* once the engine has an effect to apply (a domain introduced, a connection to close, a
+  control command for the shell...), early serving stops: that effect and every reply
+  after it wait for the server, which applies effects before it sends, as always;
+* requests are traced (``engine.trace``) if the log wants them, for the server to
+  write out; new connections wait in the listen backlog, and timers for the server.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable
+
+from xsd.core.engine import Engine
+from xsd.server.mux import Multiplexer
+
+_SWITCH_INTERVAL = 0.001
+"""While the import thread runs, the GIL changes hands this often (default 5 ms), so a
+request waits at most about this long for it."""
+
+
+class EarlyService:
+    """The restored engine and its inherited connections, served without trio."""
+
+    def __init__(self, engine: Engine, conn_fds: dict[int, int]) -> None:
+        self.engine = engine
+        self.mux = Multiplexer(engine, self._flush, self._drop)
+        self.held = False
+        for conn_id, fd in conn_fds.items():
+            sock = socket.socket(fileno=fd)
+            sock.set_inheritable(False)
+            self.mux.add(int(conn_id), sock)
+        for conn_id in list(engine.state.connections):
+            if conn_id not in self.mux.clients:
+                engine.disconnect(conn_id)  # no descriptor came with it
+        settings = engine.state.settings
+        if settings.trace_on and settings.trace_file and "io" in settings.log_classes:
+            engine.trace = []
+
+    def answer(self, conn_id: int) -> None:
+        """Answer the ``-s`` of connection ``conn_id`` and the requests queued behind
+        it and everyone else's."""
+        self.engine.complete_deferred(conn_id, b"OK\0")
+        for other in list(self.engine.state.connections):
+            self.mux.resume(other)
+        self._flush()
+
+    def serve_while(self, busy: Callable[[], bool]) -> None:
+        """Serve until ``busy()`` turns false, or an effect needs the server."""
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(_SWITCH_INTERVAL)
+        try:
+            self.mux.serve_early(lambda: self.held or not busy())
+        finally:
+            sys.setswitchinterval(interval)
+
+    def _flush(self) -> None:
+        if self.engine.effects:
+            self.held = True  # the server applies them, then sends
+            return
+        for conn_id in self.engine.take_dirty():
+            self.mux.send(conn_id)
+
+    def _drop(self, conn_id: int) -> None:
+        self.mux.remove(conn_id)
+        self.engine.disconnect(conn_id)
