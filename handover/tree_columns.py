@@ -2,23 +2,27 @@
 
 A restore's cost is the tree: a million nodes rebuilt one by one in Python take seconds.
 This layout lets both directions run almost entirely in C-level bulk operations (``map``,
-slices, ``dict(zip(...))``), with Python-level work once per directory, not per node:
+slices, ``str.split``, ``dict(zip(...))``), with Python-level work once per directory,
+not per node:
 
 * nodes go in breadth-first order from ``/``, children in their stored (creation) order,
   so the children of every node are one contiguous run of the columns;
-* each node carries its *name* (its last path component; ``""`` for ``/``) and its number
-  of children; the full paths are rebuilt as parent path + ``/`` + name, so a path cannot
-  disagree with its place in the tree;
+* the names (last path components) of all nodes but ``/`` go as one text, separated by
+  newlines, with a column of their lengths; each node also carries its number of
+  children. A directory's children are then one slice of that text, and their full
+  paths one ``replace`` and one ``split`` of it (prefix + name: a path cannot disagree
+  with its place in the tree), with no string per name in between;
 * permissions are ids into the permission table (``perms`` record, sent before).
 
-The record: ``["tree", names, values, perm_ids, generations, child_counts]``.
+The record: ``["tree", names, name_lengths, values, perm_ids, generations,
+child_counts]``; every column has one entry per node, ``/`` first (name length 0).
 """
 
 from __future__ import annotations
 
 import re
 from itertools import accumulate, compress, repeat
-from operator import attrgetter, itemgetter
+from operator import add, attrgetter, itemgetter
 from typing import Any
 
 from xsd.core import perms as P
@@ -43,7 +47,8 @@ def dump_tree(tree: Tree) -> tuple[list[Any], list[P.Perms]]:
     nodes = tree.nodes
     order = ["/"]
     node_list = [nodes["/"]]
-    names = [""]
+    texts: list[str] = []
+    lengths = [0]
     # Both lists grow while we walk them: breadth first. Each node is looked up once,
     # in C (map), with its siblings; the Python loop only touches directories' lists.
     for path, node in zip(order, node_list, strict=False):
@@ -52,13 +57,16 @@ def dump_tree(tree: Tree) -> tuple[list[Any], list[P.Perms]]:
             order.extend(children)
             node_list.extend(map(nodes.__getitem__, children))
             cut = 1 if path == "/" else len(path) + 1
-            names.extend(map(itemgetter(slice(cut, None)), children))
+            names = list(map(itemgetter(slice(cut, None)), children))
+            texts.append("\n".join(names))
+            lengths.extend(map(len, names))
     perms = list(map(_perms, node_list))
     table = list(dict.fromkeys(perms))
     ids = {p: i for i, p in enumerate(table)}
     record = [
         "tree",
-        names,
+        "\n".join(texts),
+        lengths,
         list(map(_value, node_list)),
         list(map(ids.__getitem__, perms)),
         list(map(_gen, node_list)),
@@ -75,50 +83,55 @@ def load_tree(record: list[Any], table: list[P.Perms]) -> Tree:
         TypeError, IndexError, KeyError: a column holds something of the wrong kind
             (``handover.records.load`` reports these as a malformed record).
     """
-    if len(record) != 6:
+    if len(record) != 7:
         raise TreeError("a tree record has the wrong number of columns")
-    _, names, values, ids, gens, counts = record
-    n = len(names)
+    _, text, lengths, values, ids, gens, counts = record
+    n = len(lengths)
     if not n or not (len(values) == len(ids) == len(gens) == len(counts) == n):
         raise TreeError("a tree record has empty columns or columns of different lengths")
-    _check_columns(names, values, gens, counts)
-    perms = list(map(dict(enumerate(table)).__getitem__, ids))  # KeyError: not an id
-    node_list = list(map(Node, values, perms, repeat(NO_CHILDREN, n), gens))
+    _check_columns(text, lengths, values, gens, counts)
+    node_list = list(
+        map(Node, values, map(dict(enumerate(table)).__getitem__, ids), repeat(NO_CHILDREN), gens)
+    )  # KeyError: an id not in the table
     # Usage per permission id: the sum of the per-node part of node_cost and the count.
     sums = [0] * len(table)
     nums = [0] * len(table)
     sums[ids[0]] += 1 + len(values[0])  # /: its path, its value, and no name
     nums[ids[0]] += 1
-    # Paths and child lists, one step per directory: the children of the k-th node
-    # are the run of columns from starts[k], right after everything queued before it.
-    paths: list[str] = [""] * n
-    paths[0] = "/"
+    # The children of the k-th node are the run of columns from starts[k]; the name of
+    # node j (j >= 1) starts at offset at[j - 1] of the text (at[n - 1]: its end + 1).
     starts = list(accumulate(counts, initial=1))
     if starts[-1] != n:
         raise TreeError(f"child counts add up to {starts[-1] - 1} nodes below / of {n - 1}")
+    at = list(accumulate(map(add, lengths[1:], repeat(1)), initial=0))
+    paths: list[str] = [""] * n
+    paths[0] = "/"
     for k in compress(range(n), counts):
         start = starts[k]
         if start <= k:
             raise TreeError("the tree record is not in breadth-first order")
-        end = start + counts[k]
+        count = counts[k]
+        end = start + count
         prefix = "/" if k == 0 else paths[k] + "/"
-        kid_names = names[start:end]
-        children = list(map(prefix.__add__, kid_names))
+        names = text[at[start - 1] : at[end - 1] - 1]
+        children = (prefix + names.replace("\n", "\n" + prefix)).split("\n")
+        if len(children) != count:
+            raise TreeError("the name lengths do not match the names")
         paths[start:end] = children
         node_list[k].children = children
         # A child costs its path (prefix + name), its value, its name and separator.
+        name_chars = len(names) - (count - 1)
         kid_ids = ids[start:end]
         pid = kid_ids[0]
-        if kid_ids.count(pid) == len(kid_ids):  # the usual case: one owner, in bulk
+        if kid_ids.count(pid) == count:  # the usual case: one owner, in bulk
             sums[pid] += (
-                len(kid_ids) * (len(prefix) + 1)
-                + 2 * sum(map(len, kid_names))
-                + sum(map(len, values[start:end]))
+                count * (len(prefix) + 1) + 2 * name_chars + sum(map(len, values[start:end]))
             )
-            nums[pid] += len(kid_ids)
+            nums[pid] += count
         else:
-            for i, name in enumerate(kid_names, start):
-                sums[ids[i]] += len(prefix) + 1 + 2 * len(name) + len(values[i])
+            cut = len(prefix)
+            for i, child in enumerate(children, start):
+                sums[ids[i]] += 2 * len(child) - cut + 1 + len(values[i])
                 nums[ids[i]] += 1
     tree = Tree()
     tree.nodes = dict(zip(paths, node_list, strict=True))
@@ -133,26 +146,32 @@ def load_tree(record: list[Any], table: list[P.Perms]) -> Tree:
     return tree
 
 
-def _check_columns(names: list[Any], values: list[Any], gens: list[Any], counts: list[Any]) -> None:
-    """What the build below would not catch by itself, in bulk C-level passes: names of
-    path characters, values of bytes, generations and child counts non-negative ints."""
-    if names[0] != "":
-        raise TreeError("the tree record does not start at /")
-    if len(names) > 1:
-        # Every name non-empty and of the path characters only: deleting those from all
-        # names joined by newlines must leave just the newlines (bytes.translate is a
-        # C loop; a regex over a million names is ten times slower). join() refuses
-        # anything but text.
-        joined = "\n".join(names[1:]).encode(errors="replace")
+def _check_columns(
+    text: Any, lengths: list[Any], values: list[Any], gens: list[Any], counts: list[Any]
+) -> None:
+    """What the build would not catch by itself, in bulk C-level passes: names of path
+    characters only, none empty, as long as their lengths say; values of bytes;
+    generations and child counts non-negative ints."""
+    n = len(lengths)
+    if not isinstance(text, str) or lengths[0] != 0:
+        raise TreeError("the tree record does not start at / or its names are no text")
+    if n > 1:
+        # Only path characters and newlines (bytes.translate is a C loop; a regex over a
+        # million names is ten times slower), no empty name, one newline between names.
+        raw = text.encode(errors="replace")
         if (
-            not joined
-            or joined.startswith(b"\n")
-            or joined.endswith(b"\n")
-            or b"\n\n" in joined
-            or joined.translate(None, _NAME_CHARS) != b"\n" * (len(names) - 2)
+            raw.translate(None, _NAME_CHARS + b"\n")
+            or not raw
+            or raw.startswith(b"\n")
+            or raw.endswith(b"\n")
+            or b"\n\n" in raw
+            or raw.count(b"\n") != n - 2
+            or sum(lengths) + n - 2 != len(text)
         ):
-            bad = next(x for x in names[1:] if not NAME_OK.fullmatch(x))
-            raise TreeError(f"invalid node name {bad!r}")
+            bad = next((x for x in text.split("\n") if not NAME_OK.fullmatch(x)), "?")
+            raise TreeError(f"invalid node name {bad!r} (or names that their lengths belie)")
+    elif text:
+        raise TreeError("names in a tree of / alone")
     if not set(map(type, values)) <= {bytes}:
         raise TreeError("a node value is not a byte string")
     if not set(map(type, gens)) <= {int} or min(gens) < 0:

@@ -87,22 +87,38 @@ def _with_tree(recs: list[Any], change: Any) -> list[Any]:
     return out
 
 
+def _set(column: int, index: int, value: Any) -> Any:
+    return lambda t: t[column].__setitem__(index, value)
+
+
+def _shift(column: int, index: int, by: int) -> Any:
+    return lambda t: t[column].__setitem__(index, t[column][index] + by)
+
+
+def _text(change: Any) -> Any:
+    return lambda t: t.__setitem__(1, change(t[1]))
+
+
+# The columns: 1 names (text), 2 name lengths, 3 values, 4 permission ids,
+# 5 generations, 6 child counts.
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda t: t[1].__setitem__(3, "bad/name"), "invalid node name 'bad/name'"),
-        (lambda t: t[1].__setitem__(3, ""), "invalid node name ''"),
-        (lambda t: t[1].__setitem__(0, "x"), "does not start at /"),
-        (lambda t: t[1].__setitem__(2, 7), "malformed record"),
-        (lambda t: t[2].__setitem__(1, "text"), "not a byte string"),
-        (lambda t: t[3].__setitem__(1, 99), "malformed record"),
-        (lambda t: t[3].__setitem__(1, -1), "malformed record"),
-        (lambda t: t[4].__setitem__(1, -5), "generation"),
-        (lambda t: t[5].__setitem__(0, t[5][0] + 1), "child counts add up"),
-        (lambda t: t[5].__setitem__(-1, -1), "negative"),
-        (lambda t: t[1].__setitem__(2, t[1][1]), "appears twice"),
+        (_text(lambda x: x.replace("deep", "de/p", 1)), "invalid node name 'de/p'"),
+        (_text(lambda x: x.replace("\n", "\n\n", 1)), "invalid node name ''"),
+        (_text(lambda x: 7), "no text"),
+        (_set(2, 0, 3), "does not start at /"),
+        (_shift(2, 1, 1), "invalid node name|belie"),
+        (lambda t: (_shift(2, 1, 1)(t), _shift(2, -1, -1)(t)), "do not match"),
+        (_set(3, 1, "text"), "not a byte string"),
+        (_set(4, 1, 99), "malformed record"),
+        (_set(4, 1, -1), "malformed record"),
+        (_set(5, 1, -5), "generation"),
+        (_shift(6, 0, 1), "child counts add up"),
+        (_set(6, -1, -1), "negative"),
+        (_text(lambda x: x.replace("deep", "tool", 1)), "appears twice"),
         (lambda t: t.pop(), "wrong number of columns"),
-        (lambda t: t[2].pop(), "different lengths"),
+        (lambda t: t[3].pop(), "different lengths"),
     ],
 )
 def test_malformed_tree_columns_are_refused(change: Any, message: str) -> None:
@@ -117,7 +133,7 @@ def test_a_tree_out_of_breadth_first_order_is_refused() -> None:
     def swap_counts(t: list[Any]) -> None:
         # / claims no child and its first child claims /'s children: a node would come
         # before its parent
-        counts = t[5]
+        counts = t[6]
         counts[0], counts[1] = 0, counts[0] + counts[1]
 
     with pytest.raises(StateError, match=r"breadth-first|add up"):

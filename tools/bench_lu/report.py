@@ -142,9 +142,9 @@ def _notes(results: Results, opts: Options) -> list[str]:
             if not up.ok:
                 notes.append(f"{row.daemon} {size_name(row.nodes)}: update failed: {up.error}")
     for row in results.rows:
-        phases = [up.phases for up in row.updates if up.phases]
-        if phases:
-            notes.append(f"xsd {size_name(row.nodes)} phases (last update): {phases[-1]}")
+        for i, up in enumerate(row.updates, 1):
+            if up.phases:
+                notes.append(f"xsd {size_name(row.nodes)} update {i}: {up.phases}")
     xsd_rows = [r for r in results.rows if r.daemon == "xsd" and r.summary.get("store_nodes")]
     if xsd_rows:
         extra = xsd_rows[-1].summary["store_nodes"] - xsd_rows[-1].nodes
