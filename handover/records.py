@@ -23,6 +23,7 @@ import dataclasses
 import gc
 import re
 from collections.abc import Iterable, Iterator
+from operator import attrgetter
 from typing import Any
 
 import msgpack
@@ -143,12 +144,16 @@ def dump(
     for conn in state.connections.values():
         yield _connection(conn)
         count += 1
-    watches = sorted(
-        (w for bucket in state.watches.by_path.values() for w in bucket), key=lambda w: w.seq
-    )
-    for w in watches:
-        yield ["watch", w.conn_id, w.seq, w.path, w.token, w.relative_to]
-        count += 1
+    watches = sorted((w for bucket in state.watches.by_path.values() for w in bucket), key=_seq)
+    yield [
+        "watches",
+        list(map(_conn_id, watches)),
+        list(map(_seq, watches)),
+        list(map(_path, watches)),
+        list(map(_token, watches)),
+        list(map(_relative_to, watches)),
+    ]
+    count += 1
     for conn in state.connections.values():
         for tx in conn.transactions.values():
             yield _transaction(conn.id, tx)
@@ -159,6 +164,13 @@ def dump(
             yield ["ext", field.name, encode(getattr(state, field.name))]
             count += 1
     yield ["end", count]
+
+
+_conn_id = attrgetter("conn_id")
+_seq = attrgetter("seq")
+_path = attrgetter("path")
+_token = attrgetter("token")
+_relative_to = attrgetter("relative_to")
 
 
 def _perms(perms: P.Perms) -> list[list[int]]:
@@ -396,14 +408,23 @@ class _Loader:
         conn.deferred = None if deferred is None else tuple(deferred)
         self.state.connections[cid] = conn
 
+    def _watches(self, r: Record) -> None:
+        _, cids, seqs, paths, tokens, relatives = r
+        connections = self.state.connections
+        by_path = self.state.watches.by_path
+        if not set(map(type, tokens)) <= {bytes} or not set(map(type, paths)) <= {str}:
+            raise StateError("a watch path or token of the wrong type")
+        for watch in map(Watch, cids, seqs, paths, tokens, relatives):
+            conn = connections.get(watch.conn_id)
+            if conn is None:
+                raise StateError(f"watch of unknown connection {watch.conn_id}")
+            by_path.setdefault(watch.path, []).append(watch)
+            conn.watches.append(watch)
+
     def _watch(self, r: Record) -> None:
+        # Format 1: a record per watch.
         _, cid, seq, path, token, relative_to = r
-        conn = self.state.connections.get(cid)
-        if conn is None:
-            raise StateError(f"watch of unknown connection {cid}")
-        watch = Watch(cid, seq, path, bytes(token), relative_to)
-        self.state.watches.by_path.setdefault(path, []).append(watch)
-        conn.watches.append(watch)
+        self._watches(["watches", [cid], [seq], [path], [bytes(token)], [relative_to]])
 
     def _tx(self, r: Record) -> None:
         _, cid, tx_id, generation, failed, accessed, copies, modified, events = r
