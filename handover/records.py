@@ -22,14 +22,14 @@ from __future__ import annotations
 import dataclasses
 import gc
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from operator import attrgetter
 from typing import Any
 
 import msgpack
 
 from handover import plain
-from handover.tree_columns import TreeError, dump_tree, load_tree
+from handover.tree_columns import TreeError, dump_tree, dump_tree_steps, load_tree
 from handover.tree_delta import DeltaError, apply_delta, dump_delta
 from xsd.core import perms as P
 from xsd.core.connections import Connection, Credentials
@@ -79,9 +79,26 @@ class TreeAhead:
 def dump_ahead(tree: Tree) -> TreeAhead:
     """Dump (and pack) ``tree`` now and start its journal: a later :func:`dump` given the
     result sends this dump and only the paths changed since."""
-    record, table = dump_tree(tree)
+    steps = dump_ahead_steps(tree)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            ahead: TreeAhead = done.value
+            return ahead
+
+
+def dump_ahead_steps(tree: Tree) -> Generator[None, None, TreeAhead]:
+    """:func:`dump_ahead` in steps (see ``tree_columns.dump_tree_steps``): the tree may
+    change between them, since the journal starts first."""
     tree.journal = set()
-    return TreeAhead(msgpack.packb(record, use_bin_type=True), table)
+    record, table = yield from dump_tree_steps(tree)
+    packer = msgpack.Packer(use_bin_type=True)
+    parts = [packer.pack_array_header(len(record))]
+    for column in record:  # a column per step: each is one C call
+        parts.append(packer.pack(column))
+        yield
+    return TreeAhead(b"".join(parts), table)
 
 
 def forget_ahead(tree: Tree) -> None:

@@ -21,6 +21,7 @@ child_counts]``; every column has one entry per node, ``/`` first (name length 0
 from __future__ import annotations
 
 import re
+from collections.abc import Generator
 from itertools import accumulate, compress, repeat
 from operator import add, attrgetter, itemgetter
 from typing import Any
@@ -35,44 +36,84 @@ NAME_OK = re.compile(r"[A-Za-z0-9_@-]+")
 _value = attrgetter("value")
 _perms = attrgetter("perms")
 _gen = attrgetter("gen")
-_children = attrgetter("children")
 
 
 class TreeError(ValueError):
     """The columns do not describe a tree."""
 
 
+STEP_NODES = 20_000
+"""About how many nodes :func:`dump_tree_steps` walks between two steps."""
+
+Steps = Generator[None, None, tuple[list[Any], list[P.Perms]]]
+
+
 def dump_tree(tree: Tree) -> tuple[list[Any], list[P.Perms]]:
     """The ``tree`` record of ``tree`` and the permission table its ids refer to."""
+    steps = dump_tree_steps(tree)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: tuple[list[Any], list[P.Perms]] = done.value
+            return result
+
+
+def dump_tree_steps(tree: Tree) -> Steps:
+    """:func:`dump_tree` in steps (a generator that yields between them and returns
+    the record and the table), so that a daemon can serve between them.
+
+    If the tree changes between steps, the record is a fuzzy copy: still one tree, each
+    directory listed as it was when the walk reached it and each value as it is at the
+    end, and exact for every node that did not change meanwhile. Whoever changes the
+    tree meanwhile must journal what they change (``Tree.journal``), so that a delta
+    (``handover.tree_delta``) can make it exact.
+    """
     nodes = tree.nodes
     order = ["/"]
     node_list = [nodes["/"]]
     texts: list[str] = []
     lengths = [0]
+    counted: list[tuple[int, int]] = []  # (position, number of children listed)
+    next_step = STEP_NODES
     # Both lists grow while we walk them: breadth first. Each node is looked up once,
     # in C (map), with its siblings; the Python loop only touches directories' lists.
-    for path, node in zip(order, node_list, strict=False):
+    for i, (path, node) in enumerate(zip(order, node_list, strict=False)):
         children = node.children
-        if children:
-            order.extend(children)
-            node_list.extend(map(nodes.__getitem__, children))
-            cut = 1 if path == "/" else len(path) + 1
-            names = list(map(itemgetter(slice(cut, None)), children))
-            texts.append("\n".join(names))
-            lengths.extend(map(len, names))
+        if not children:
+            continue
+        try:
+            kids = list(map(nodes.__getitem__, children))
+        except KeyError:
+            # A node removed or replaced since it was queued (between steps): what is
+            # left of its children; the journal has the rest.
+            children = [c for c in children if c in nodes]
+            if not children:
+                continue
+            kids = list(map(nodes.__getitem__, children))
+        order.extend(children)
+        node_list.extend(kids)
+        cut = 1 if path == "/" else len(path) + 1
+        names = list(map(itemgetter(slice(cut, None)), children))
+        texts.append("\n".join(names))
+        lengths.extend(map(len, names))
+        counted.append((i, len(names)))
+        if len(order) >= next_step:
+            yield
+            next_step = len(order) + STEP_NODES
+    counts = [0] * len(order)
+    for i, count in counted:
+        counts[i] = count
     perms = list(map(_perms, node_list))
+    yield
     table = list(dict.fromkeys(perms))
     ids = {p: i for i, p in enumerate(table)}
-    record = [
-        "tree",
-        "\n".join(texts),
-        lengths,
-        list(map(_value, node_list)),
-        list(map(ids.__getitem__, perms)),
-        list(map(_gen, node_list)),
-        list(map(len, map(_children, node_list))),
-    ]
-    return record, table
+    perm_ids = list(map(ids.__getitem__, perms))
+    del perms
+    yield
+    values = list(map(_value, node_list))
+    gens = list(map(_gen, node_list))
+    return ["tree", "\n".join(texts), lengths, values, perm_ids, gens, counts], table
 
 
 def load_tree(record: list[Any], table: list[P.Perms]) -> Tree:

@@ -22,13 +22,15 @@ block the update: they travel with the state.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shlex
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from xsd.server.daemon import Server
 
 log = logging.getLogger("xsd")
+
+T = TypeVar("T")
 
 LIVE_UPDATE_OPTION = "--live-update"
 CHECK_OPTION = "--check-state"
@@ -201,9 +205,10 @@ class LiveUpdate:
         """Let the new program load the current state in a child; None if it can.
 
         The tree dumped for it is kept, and the tree's journal started, so that ``-s``
-        dumps only what changed since."""
+        dumps only what changed since. The tree is dumped in steps, serving between them
+        (the journal makes the result exact)."""
         state = self.server.engine.state
-        session.ahead = records.dump_ahead(state.tree)
+        session.ahead = await _stepwise(records.dump_ahead_steps(state.tree))
         packed = stream.pack_each(records.dump(state, self.server.handover_extra(), session.ahead))
         fd = transports.write_memfd(stream.frame_parts(packed))
         del packed
@@ -270,6 +275,25 @@ class LiveUpdate:
             log.error("live-update: exec failed: %s", exc)
             return "Error activating new binary."
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _stepwise(steps: Generator[None, None, T]) -> T:
+    """Run a generator of steps to its result, letting the other tasks run between
+    steps; the cyclic collector waits (a full pass over a big store costs more than the
+    dump, and everything the dump makes is freed by reference counting)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            await trio.lowlevel.checkpoint()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _parse_start(args: list[str]) -> str:
