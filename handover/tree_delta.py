@@ -19,7 +19,7 @@ from typing import Any
 
 from handover.tree_columns import NAME_OK
 from xsd.core import perms as P
-from xsd.core.tree import NO_CHILDREN, Node, Tree
+from xsd.core.tree import NO_CHILDREN, Children, Node, Tree
 
 
 class DeltaError(ValueError):
@@ -54,7 +54,7 @@ def apply_delta(tree: Tree, record: list[Any], table: list[P.Perms]) -> None:
     nodes = tree.nodes
     present: list[tuple[str, Node, list[str]]] = []
     touched: list[str] = []
-    dropped: list[str] = []  # children the old versions of replaced nodes had
+    replaced: list[tuple[str, Children]] = []  # nodes the delta replaces: their old lists
     for entry in record[1]:
         path = entry[0]
         if not isinstance(path, str) or not path.startswith("/"):
@@ -62,7 +62,8 @@ def apply_delta(tree: Tree, record: list[Any], table: list[P.Perms]) -> None:
         old = nodes.pop(path, None)
         if old is not None:
             tree.charge(path, old, -1)
-            dropped.extend(old.children)
+            if old.children:
+                replaced.append((path, old.children))
         touched.append(path)
         if len(entry) == 2 and entry[1] is None:
             continue
@@ -83,19 +84,21 @@ def apply_delta(tree: Tree, record: list[Any], table: list[P.Perms]) -> None:
             node.children = [prefix + name for name in names]
     if len(set(touched)) != len(touched):
         raise DeltaError("a path appears twice in the tree-delta")
-    _check(tree, touched, dropped)
+    _check(tree, touched, replaced)
 
 
-def _check(tree: Tree, touched: list[str], dropped: list[str]) -> None:
+def _check(tree: Tree, touched: list[str], replaced: list[tuple[str, Children]]) -> None:
     """Every touched path linked as a tree requires, both ways, and no node left behind
-    by a parent that stopped listing it."""
+    by a parent that stopped listing it (set operations: a directory can have a
+    hundred thousand children)."""
     nodes = tree.nodes
     touched_set = set(touched)
-    for child in dropped:
-        if child in nodes and child not in touched_set:
-            parent = nodes.get(child[: child.rfind("/")] or "/")
-            if parent is None or child not in parent.children:
-                raise DeltaError(f"after the tree-delta, {child} has no parent listing it")
+    for path, old_children in replaced:
+        new = nodes.get(path)
+        gone = set(old_children).difference(new.children if new is not None else ())
+        gone -= touched_set
+        if any(child in nodes for child in gone):
+            raise DeltaError(f"after the tree-delta, a child of {path} has no parent listing it")
     listed_by: dict[str, set[str]] = {}  # a parent's children as a set, made once
     for path in touched:
         node = nodes.get(path)
