@@ -29,7 +29,7 @@ from typing import Any
 import msgpack
 
 from handover import plain
-from handover.tree_columns import TreeError, dump_tree, dump_tree_steps, load_tree
+from handover.tree_columns import TreeError, dump_tree, dump_tree_steps, load_tree, run_steps
 from handover.tree_delta import DeltaError, apply_delta, dump_delta
 from xsd.core import perms as P
 from xsd.core.connections import Connection, Credentials
@@ -79,13 +79,7 @@ class TreeAhead:
 def dump_ahead(tree: Tree) -> TreeAhead:
     """Dump (and pack) ``tree`` now and start its journal: a later :func:`dump` given the
     result sends this dump and only the paths changed since."""
-    steps = dump_ahead_steps(tree)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            ahead: TreeAhead = done.value
-            return ahead
+    return run_steps(dump_ahead_steps(tree))
 
 
 def dump_ahead_steps(tree: Tree) -> Generator[None, None, TreeAhead]:

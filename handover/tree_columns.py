@@ -24,7 +24,7 @@ import re
 from collections.abc import Generator
 from itertools import accumulate, compress, repeat
 from operator import add, attrgetter, itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from xsd.core import perms as P
 from xsd.core.tree import NO_CHILDREN, Node, Tree
@@ -48,15 +48,22 @@ STEP_NODES = 20_000
 Steps = Generator[None, None, tuple[list[Any], list[P.Perms]]]
 
 
-def dump_tree(tree: Tree) -> tuple[list[Any], list[P.Perms]]:
-    """The ``tree`` record of ``tree`` and the permission table its ids refer to."""
-    steps = dump_tree_steps(tree)
+T = TypeVar("T")
+
+
+def run_steps(steps: Generator[None, None, T]) -> T:
+    """Run a generator of steps (see :func:`dump_tree_steps`) at once, to its result."""
     while True:
         try:
             next(steps)
         except StopIteration as done:
-            result: tuple[list[Any], list[P.Perms]] = done.value
+            result: T = done.value
             return result
+
+
+def dump_tree(tree: Tree) -> tuple[list[Any], list[P.Perms]]:
+    """The ``tree`` record of ``tree`` and the permission table its ids refer to."""
+    return run_steps(dump_tree_steps(tree))
 
 
 def dump_tree_steps(tree: Tree) -> Steps:
