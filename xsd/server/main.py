@@ -293,7 +293,8 @@ def restore(spec: str) -> tuple[Engine, dict[str, Any], Multiplexer] | None:
     reply = extra.get("live_update_reply")
     if reply is not None:
         early.answer(reply)
-        timeline.mark("OK")
+        if not early.held:  # else the server sends it, after the effects before it
+            timeline.mark("OK")
     importer.start()
     early.serve_while(importer.is_alive)
     importer.join()
