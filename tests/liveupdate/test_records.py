@@ -231,7 +231,20 @@ def _paths() -> list[str]:
 
 _OPS = st.lists(
     st.tuples(
-        st.sampled_from(["write", "rm", "perms", "mkdir", "tx-write", "tx-rm"]),
+        st.sampled_from(
+            [
+                "write",
+                "rm",
+                "perms",
+                "mkdir",
+                "tx-write",
+                "tx-rm",
+                "introduce",
+                "release",
+                "watchdog",
+                "time",
+            ]
+        ),
         st.sampled_from(_paths()),
         st.integers(0, 3),
     ),
@@ -240,24 +253,38 @@ _OPS = st.lists(
 
 
 def _apply(engine: Engine, conn: int, ops: list[tuple[str, str, int]]) -> None:
+    """Play ``ops`` as domain 0; besides the store's own operations, domains come and go
+    (their watchdog nodes with them) and armed watchdogs fire as time passes."""
     for rid, (op, path, n) in enumerate(ops, 100):
+        now = engine.now + 1_000_000  # a millisecond a step
+
+        def send(kind: Op, payload: str, tx: int = 0) -> None:
+            engine.receive(conn, encode(kind, rid, tx, payload.encode()), now)  # noqa: B023
+
+        domain = f"/local/domain/{6 + n}"
         if op == "write":
-            engine.receive(conn, encode(Op.WRITE, rid, 0, f"{path}\0v{n}".encode()), 0)
+            send(Op.WRITE, f"{path}\0v{n}")
         elif op == "rm":
-            engine.receive(conn, encode(Op.RM, rid, 0, f"{path}\0".encode()), 0)
+            send(Op.RM, f"{path}\0")
         elif op == "perms":
-            engine.receive(
-                conn, encode(Op.SET_PERMS, rid, 0, f"{path}\0n{n}\0r{n + 1}\0".encode()), 0
-            )
+            send(Op.SET_PERMS, f"{path}\0n{n}\0r{n + 1}\0")
         elif op == "mkdir":
-            engine.receive(conn, encode(Op.MKDIR, rid, 0, f"{path}\0".encode()), 0)
+            send(Op.MKDIR, f"{path}\0")
+        elif op == "introduce":
+            send(Op.INTRODUCE, f"{6 + n}\0001\0001\0")
+        elif op == "release":
+            send(Op.RELEASE, f"{6 + n}\0")
+        elif op == "watchdog":
+            send(Op.WRITE, f"{domain}/watchdog/0/timeout\0{10 + n}")
+            send(Op.WRITE, f"{domain}/watchdog/0/control\0arm")
+        elif op == "time":
+            engine.tick(now + (n + 1) * 5_000_000)  # expiries write the watchdog nodes
         else:
-            engine.receive(conn, encode(Op.TRANSACTION_START, rid, 0, b"\0"), 0)
+            send(Op.TRANSACTION_START, "\0")
             tx = max(engine.state.connections[conn].transactions)
             body = f"{path}\0t{n}" if op == "tx-write" else f"{path}\0"
-            kind = Op.WRITE if op == "tx-write" else Op.RM
-            engine.receive(conn, encode(kind, rid, tx, body.encode()), 0)
-            engine.receive(conn, encode(Op.TRANSACTION_END, rid, tx, b"T\0"), 0)
+            send(Op.WRITE if op == "tx-write" else Op.RM, body, tx)
+            send(Op.TRANSACTION_END, "T\0", tx)
 
 
 def _delta_round_trip(engine: Engine, conn: int, ops: list[tuple[str, str, int]]) -> list[Any]:
