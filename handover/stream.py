@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgpack
@@ -44,6 +45,26 @@ def frame_parts(parts: list[bytes]) -> list[bytes]:
     return [_HEAD.pack(MAGIC, FORMAT_VERSION, length), *parts, digest.digest()]
 
 
+def write_framed(parts: list[bytes], write: Callable[[bytes], None]) -> None:
+    """Write a whole stream around a body given in parts, through ``write``, hashing the
+    parts in a thread while they are written (both let go of the GIL: two cores)."""
+    write(_HEAD.pack(MAGIC, FORMAT_VERSION, sum(map(len, parts))))
+    digest = hashlib.sha256()
+
+    def hash_parts() -> None:
+        for part in parts:
+            digest.update(part)
+
+    hasher = threading.Thread(target=hash_parts)
+    hasher.start()
+    try:
+        for part in parts:
+            write(part)
+    finally:
+        hasher.join()
+    write(digest.digest())
+
+
 def frame(body: bytes) -> bytes:
     """A whole stream around a body."""
     return b"".join(frame_parts([body]))
@@ -75,6 +96,13 @@ def unframe(blob: bytes | memoryview) -> memoryview:
     Raises:
         StateError: the stream is not whole and exactly ours.
     """
+    body, digest = _split(blob)
+    _check_digest(hashlib.sha256(body).digest(), digest)
+    return body
+
+
+def _split(blob: bytes | memoryview) -> tuple[memoryview, bytes]:
+    """The body and the digest of a stream whose header and length are right."""
     _, length = check_header(blob)
     expected = _HEAD.size + length + _DIGEST
     if len(blob) < expected:
@@ -82,10 +110,12 @@ def unframe(blob: bytes | memoryview) -> memoryview:
     if len(blob) > expected:
         raise StateError(f"state has {len(blob) - expected} bytes of trailing data")
     view = memoryview(blob)
-    body = view[_HEAD.size : _HEAD.size + length]
-    if hashlib.sha256(body).digest() != bytes(view[_HEAD.size + length :]):
+    return view[_HEAD.size : _HEAD.size + length], bytes(view[_HEAD.size + length :])
+
+
+def _check_digest(actual: bytes, expected: bytes) -> None:
+    if actual != expected:
         raise StateError("state checksum mismatch: the state was altered or damaged")
-    return body
 
 
 def unpack_records(body: bytes | memoryview) -> Iterator[Record]:
@@ -108,6 +138,31 @@ def encode_state(records: Iterable[Record | bytes]) -> bytes:
     return b"".join(frame_parts(pack_each(records)))
 
 
+PARALLEL_CHECK_BYTES = 1 << 20
+"""From this size on the checksum is computed in a thread while the body is unpacked:
+hashlib lets go of the GIL, so the two run on two cores."""
+
+
 def decode_state(blob: bytes | memoryview) -> list[Any]:
-    """A whole framed stream to its records (checked first)."""
-    return list(unpack_records(unframe(blob)))
+    """A whole framed stream to its records; nothing unpacked is returned unless the
+    whole stream checks out (the checksum first among the complaints).
+
+    Unpacking before the checksum is known is safe: msgpack limits every length to
+    the body's size.
+    """
+    body, digest = _split(blob)
+    if len(body) < PARALLEL_CHECK_BYTES:
+        _check_digest(hashlib.sha256(body).digest(), digest)
+        return list(unpack_records(body))
+    hashed: list[bytes] = []
+    hasher = threading.Thread(target=lambda: hashed.append(hashlib.sha256(body).digest()))
+    hasher.start()
+    try:
+        records = list(unpack_records(body))
+    except StateError:
+        hasher.join()
+        _check_digest(hashed[0], digest)
+        raise
+    hasher.join()
+    _check_digest(hashed[0], digest)
+    return records

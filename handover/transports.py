@@ -10,24 +10,37 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 from handover.records import Record, StateError
-from handover.stream import check_header, frame_parts, pack_each
+from handover.stream import check_header, frame_parts, pack_each, write_framed
 
 _KEY = struct.Struct(">Q")
 
 
-def write_memfd(blob: bytes | list[bytes]) -> int:
-    """A new inheritable memfd holding ``blob`` (or its parts one after the other),
-    positioned at its start."""
+def write_memfd(blob: bytes) -> int:
+    """A new inheritable memfd holding ``blob``, positioned at its start."""
+    return _memfd(lambda write: write(blob))
+
+
+def write_memfd_stream(parts: list[bytes]) -> int:
+    """A new inheritable memfd holding the whole stream around a body given in parts
+    (``stream.write_framed``), positioned at its start."""
+    return _memfd(lambda write: write_framed(parts, write))
+
+
+def _memfd(fill: Callable[[Callable[[bytes], None]], None]) -> int:
     fd = os.memfd_create("xsd-state", 0)
+
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+
     try:
-        for part in [blob] if isinstance(blob, bytes) else blob:
-            view = memoryview(part)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+        fill(write)
         os.lseek(fd, 0, os.SEEK_SET)
     except BaseException:
         os.close(fd)

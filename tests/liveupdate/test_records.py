@@ -401,3 +401,34 @@ def test_a_dump_made_in_steps_while_the_tree_changes_loads_the_current_tree(
     recs = list(records.dump(engine.state, None, ahead))
     again, _ = records.load(stream.decode_state(stream.encode_state(recs)))
     _same_tree(engine.state.tree, again.tree)
+
+
+def test_a_big_state_is_checked_while_it_is_unpacked() -> None:
+    """From 1 MiB on the checksum runs beside the unpacking: still nothing comes back
+    from a damaged stream, and the damage is reported as such."""
+    engine = Engine()
+    dom0 = engine.connect(0)
+    for i in range(400):
+        engine.receive(dom0, encode(Op.WRITE, i, 0, b"/big/n%d\0" % i + b"x" * 4000), 0)
+    blob = stream.encode_state(records.dump(engine.state))
+    assert len(blob) > stream.PARALLEL_CHECK_BYTES
+    state, _ = records.load(stream.decode_state(blob))
+    assert state.tree.nodes["/big/n399"].value == b"x" * 4000
+    for where in (len(blob) // 2, 40):  # inside a value; in the records' structure
+        damaged = bytearray(blob)
+        damaged[where] ^= 0xFF
+        with pytest.raises(StateError, match="checksum mismatch"):
+            stream.decode_state(bytes(damaged))
+
+
+def test_a_stream_written_to_a_memfd_in_parts_is_the_encoded_stream() -> None:
+    import os
+
+    from handover import transports
+
+    recs = list(records.dump(_engine_with_tree().state, {"k": 1}))
+    fd = transports.write_memfd_stream(stream.pack_each(recs))
+    try:
+        assert bytes(transports.read_fd(fd)) == stream.encode_state(recs)
+    finally:
+        os.close(fd)

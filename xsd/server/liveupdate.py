@@ -210,7 +210,7 @@ class LiveUpdate:
         state = self.server.engine.state
         session.ahead = await _stepwise(records.dump_ahead_steps(state.tree))
         packed = stream.pack_each(records.dump(state, self.server.handover_extra(), session.ahead))
-        fd = transports.write_memfd(stream.frame_parts(packed))
+        fd = transports.write_memfd_stream(packed)
         del packed
         try:
             argv = self._argv(session, [CHECK_OPTION, f"fd:{fd}"])
@@ -252,7 +252,7 @@ class LiveUpdate:
                 return f"Dump write error: {exc}"
             source = state_spec
         else:
-            memfd = transports.write_memfd(stream.frame_parts(stream.pack_each(recs)))
+            memfd = transports.write_memfd_stream(stream.pack_each(recs))
             source = f"fd:{memfd}"
         argv = self._argv(session, [LIVE_UPDATE_OPTION, source])
         sdnotify.notify_reloading()
