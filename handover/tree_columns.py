@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Generator
-from itertools import accumulate, compress, repeat
-from operator import add, attrgetter, itemgetter
+from itertools import compress, repeat
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 from xsd.core import perms as P
@@ -146,22 +146,25 @@ def load_tree(record: list[Any], table: list[P.Perms]) -> Tree:
     nums = [0] * len(table)
     sums[ids[0]] += 1 + len(values[0])  # /: its path, its value, and no name
     nums[ids[0]] += 1
-    # The children of the k-th node are the run of columns from starts[k]; the name of
-    # node j (j >= 1) starts at offset at[j - 1] of the text (at[n - 1]: its end + 1).
-    starts = list(accumulate(counts, initial=1))
-    if starts[-1] != n:
-        raise TreeError(f"child counts add up to {starts[-1] - 1} nodes below / of {n - 1}")
-    at = list(accumulate(map(add, lengths[1:], repeat(1)), initial=0))
+    # Directories come in breadth-first order, so the runs of their children follow one
+    # another: the k-th node's children start where the previous directory's ended, and
+    # their names right after the previous run's names in the text. Running sums, not a
+    # column of offsets: a million int objects would cost more than the walk.
     paths: list[str] = [""] * n
     paths[0] = "/"
+    start = 1
+    at = 0
     for k in compress(range(n), counts):
-        start = starts[k]
         if start <= k:
             raise TreeError("the tree record is not in breadth-first order")
         count = counts[k]
         end = start + count
+        if end > n:
+            raise TreeError(f"child counts add up to more than the {n - 1} nodes below /")
+        span = sum(lengths[start:end]) + count - 1
         prefix = "/" if k == 0 else paths[k] + "/"
-        names = text[at[start - 1] : at[end - 1] - 1]
+        names = text[at : at + span]
+        at += span + 1
         children = (prefix + names.replace("\n", "\n" + prefix)).split("\n")
         if len(children) != count:
             raise TreeError("the name lengths do not match the names")
@@ -181,6 +184,9 @@ def load_tree(record: list[Any], table: list[P.Perms]) -> Tree:
             for i, child in enumerate(children, start):
                 sums[ids[i]] += 2 * len(child) - cut + 1 + len(values[i])
                 nums[ids[i]] += 1
+        start = end
+    if start != n:
+        raise TreeError(f"child counts add up to {start - 1} nodes below / of {n - 1}")
     tree = Tree()
     tree.nodes = dict(zip(paths, node_list, strict=True))
     if len(tree.nodes) != n:
@@ -199,7 +205,7 @@ def _check_columns(
 ) -> None:
     """What the build would not catch by itself, in bulk C-level passes: names of path
     characters only, none empty, as long as their lengths say; values of bytes;
-    generations and child counts non-negative ints."""
+    generations non-negative ints."""
     n = len(lengths)
     if not isinstance(text, str) or lengths[0] != 0:
         raise TreeError("the tree record does not start at / or its names are no text")
@@ -224,5 +230,5 @@ def _check_columns(
         raise TreeError("a node value is not a byte string")
     if not set(map(type, gens)) <= {int} or min(gens) < 0:
         raise TreeError("a generation is not a non-negative integer")
-    if min(counts) < 0:  # their type: accumulate() and slicing refuse anything but ints
-        raise TreeError("a child count is negative")
+    # Child counts need no pass of their own: accumulate() into an array refuses
+    # anything but ints, and a negative count cannot match the names it claims.
