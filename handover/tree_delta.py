@@ -1,4 +1,4 @@
-"""What changed in the tree since a dump of it: a ``tree-delta`` record, and applying it.
+"""What changed in the tree since a dump of it: a ``delta`` record, and applying it.
 
 Live update dumps the tree at ``-f`` (for the dry run) and keeps that dump; from then
 on the tree's journal names every path written or removed. At ``-s`` the old process
@@ -27,7 +27,7 @@ class DeltaError(ValueError):
 
 
 def dump_delta(tree: Tree, paths: Iterable[str], ids: dict[P.Perms, int]) -> list[Any]:
-    """The ``tree-delta`` record for ``paths``; permissions not yet in ``ids`` are added
+    """The ``delta`` record for ``paths``; permissions not yet in ``ids`` are added
     to it (the caller sends the table after this call)."""
     entries: list[Any] = []
     nodes = tree.nodes
@@ -44,7 +44,10 @@ def dump_delta(tree: Tree, paths: Iterable[str], ids: dict[P.Perms, int]) -> lis
 
 
 def apply_delta(tree: Tree, record: list[Any], table: list[P.Perms]) -> None:
-    """Apply a ``tree-delta`` record to ``tree`` (nodes and usage).
+    """Apply a ``delta`` record to ``tree`` (nodes and usage).
+
+    Child lists hold the very strings the dict is keyed by, as everywhere in the tree
+    (a child's key from the delta if it is in it, else from its parent's old list).
 
     Raises:
         DeltaError: an entry is malformed, or the result is not a tree where it changed.
@@ -76,12 +79,17 @@ def apply_delta(tree: Tree, record: list[Any], table: list[P.Perms]) -> None:
     for path, node, _ in present:
         nodes[path] = node
         tree.charge(path, node, 1)
+    keys: dict[str, str] = {}  # the strings the dict is keyed by now
+    for _, old_children in replaced:
+        keys.update(zip(old_children, old_children, strict=True))
+    keys.update((path, path) for path, _, _ in present)  # re-inserted: the delta's
     for path, node, names in present:
         if names:
             if not all(isinstance(n, str) and NAME_OK.fullmatch(n) for n in names):
                 raise DeltaError(f"a tree-delta entry for {path} has an invalid child name")
             prefix = "/" if path == "/" else path + "/"
-            node.children = [prefix + name for name in names]
+            children = [prefix + name for name in names]
+            node.children = [keys.get(child, child) for child in children]
     if len(set(touched)) != len(touched):
         raise DeltaError("a path appears twice in the tree-delta")
     _check(tree, touched, replaced)

@@ -432,3 +432,15 @@ def test_a_stream_written_to_a_memfd_in_parts_is_the_encoded_stream() -> None:
         assert bytes(transports.read_fd(fd)) == stream.encode_state(recs)
     finally:
         os.close(fd)
+
+
+def test_child_lists_after_a_delta_hold_the_key_strings() -> None:
+    engine = _engine_with_tree()
+    conn = next(iter(engine.state.connections))
+    ahead = records.dump_ahead(engine.state.tree)
+    _apply(engine, conn, [("write", "/a/b0/new", 0), ("rm", "/a/b1", 0), ("write", "/t/a/b", 1)])
+    recs = list(records.dump(engine.state, None, ahead))
+    again, _ = records.load(stream.decode_state(stream.encode_state(recs)))
+    _same_tree(engine.state.tree, again.tree)
+    keys = {id(k) for k in again.tree.nodes}
+    assert all(id(c) in keys for n in again.tree.nodes.values() for c in n.children)
