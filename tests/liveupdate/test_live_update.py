@@ -304,3 +304,20 @@ def test_watchdog_deadlines_survive_and_one_due_during_the_update_fires_once(
     out = xsd.output()
     restored = out.index("live update: state restored")
     assert "watchdog" in out[restored:], out  # the expiry was handled by the new process
+
+
+def test_many_changes_between_f_and_s_drop_the_kept_dump(xsd: XsdDaemon, program: str) -> None:
+    """The journal of changes since the dry run does not grow without end while -s has
+    not come: past the size a delta is worth, the daemon drops it (and says so), and -s
+    dumps the tree whole; nothing is lost either way."""
+    with RawConn(str(xsd.socket), timeout=60) as ctl, RawConn(str(xsd.socket)) as writer:
+        assert ctl.call(Op.CONTROL, "live-update", "-f", program) == ("OK", b"OK\0")
+        for i in range(40):
+            assert writer.write(f"/many/n{i}", str(i)) == ("OK", b"OK\0")
+        deadline = time.monotonic() + 10
+        while "dumps the tree whole" not in xsd.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "-s dumps the tree whole" in xsd.output()
+        assert ctl.call(Op.CONTROL, "live-update", "-s", "-t", "10") == ("OK", b"OK\0")
+        assert writer.call(Op.READ, "/many/n39") == ("OK", b"39")
+        assert writer.call(Op.DIRECTORY, "/many")[1].count(b"\0") == 40

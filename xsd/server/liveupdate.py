@@ -44,6 +44,9 @@ log = logging.getLogger("xsd")
 
 T = TypeVar("T")
 
+JOURNAL_CHECK_SECONDS = 0.5
+"""How often an open session looks at the size of the tree's journal."""
+
 LIVE_UPDATE_OPTION = "--live-update"
 CHECK_OPTION = "--check-state"
 
@@ -169,9 +172,29 @@ class LiveUpdate:
         elif error is None:
             session.checked = True
             session.checked_cmdline = session.cmdline
+            assert self.server.nursery is not None
+            self.server.nursery.start_soon(self._bound_journal, session)
         elif self.session is session:
             self._end()
         self._answer(conn_id, error)
+
+    async def _bound_journal(self, session: Session) -> None:
+        """While ``-s`` has not come, keep the journal from outgrowing its use: once
+        more nodes changed than a delta is sent for, drop it and the kept dump (``-s``
+        then dumps the tree whole), rather than grow with every write."""
+        tree = self.server.engine.state.tree
+        while self.session is session and session.ahead is not None:
+            await trio.sleep(JOURNAL_CHECK_SECONDS)
+            journal = tree.journal
+            if journal is None or self.session is not session or session.starting:
+                return
+            if len(journal) * records.DELTA_SHARE_MAX > len(tree.nodes):
+                log.info(
+                    "live-update: %d paths changed since the dry run; -s dumps the tree whole",
+                    len(journal),
+                )
+                session.ahead = None
+                records.forget_ahead(tree)
 
     def _answer(self, conn_id: int, error: str | None) -> None:
         self.server.engine.complete_deferred(conn_id, (error or "OK").encode() + b"\0")
