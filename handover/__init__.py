@@ -1,9 +1,11 @@
 """handover: the daemon's state to a flat stream of records and back, for live update.
 
-``records`` turns a State into records and back; ``stream`` frames them (version,
-length, checksum); ``transports`` carries the frame in a memfd or an LMDB file.
-:func:`load` is the whole restore path, used by the new program and by its dry run.
-Nothing here imports trio.
+``records`` turns a State into records and back, the tree through ``tree_columns``
+(breadth-first columns) and ``tree_delta`` (what changed since a kept dump), typed parts
+through ``plain``; ``stream`` frames them (version, length, checksum); ``transports``
+carries the frame in a memfd or an LMDB file; ``timeline`` notes when each step of a
+live update happened. :func:`load` is the whole restore path, used by the new program
+and by its dry run. Nothing here imports trio.
 """
 
 from __future__ import annotations
