@@ -68,3 +68,26 @@ def test_a_client_that_leaves_early_is_forgotten() -> None:
     early.serve_while(lambda: next(rounds, None) is not None and conn in early.mux.clients)
     assert conn not in early.mux.clients
     assert conn not in engine.state.connections
+
+
+def test_a_deadline_that_passed_during_the_update_fires_before_serving() -> None:
+    import time
+
+    from xsd.core.watchdogs import EXPIRED, of
+
+    engine = Engine()
+    ours, theirs = socket.socketpair()
+    conn = engine.connect(0)
+    engine.receive(conn, encode(Op.INTRODUCE, 1, 0, b"3\0001\0001\0"), 0)
+    engine.take_effects()  # the domain's socket: the old process opened it
+    engine.take_dirty()
+    engine.now = time.monotonic_ns() - 10_000_000_000  # armed ten seconds ago...
+    of(engine).set_timeout(engine, 3, 0, 1000)  # ...for one second
+    of(engine).arm(engine, 3, 0)
+    early = EarlyService(engine, {conn: theirs.detach()})
+    early.answer(conn)
+    assert engine.state.watchdogs.domains[3].dogs[0].state == EXPIRED
+    assert early.held  # its action is the server's, and everything waits behind it
+    assert "watchdog" in [e.kind for e in engine.take_effects()]
+    early.mux.close()
+    ours.close()

@@ -12,14 +12,17 @@ Invariants:
 * once the engine has an effect to apply (a domain introduced, a connection to close, a
   control command for the shell...), early serving stops: that effect and every reply
   after it wait for the server, which applies effects before it sends, as always;
+* timers run as in the server: a deadline that passed during the update fires before
+  the ``OK`` (after the requests already queued, kicks among them), later ones when due;
 * requests are traced (``engine.trace``) if the log wants them, for the server to
-  write out; new connections wait in the listen backlog, and timers for the server.
+  write out; new connections wait in the listen backlog.
 """
 
 from __future__ import annotations
 
 import socket
 import sys
+import time
 from collections.abc import Callable
 
 from xsd.core.engine import Engine
@@ -54,16 +57,26 @@ class EarlyService:
         self.engine.complete_deferred(conn_id, b"OK\0")
         for other in list(self.engine.state.connections):
             self.mux.resume(other)
-        self._flush()
+        self._tick()  # flushes
 
     def serve_while(self, busy: Callable[[], bool]) -> None:
         """Serve until ``busy()`` turns false, or an effect needs the server."""
         interval = sys.getswitchinterval()
         sys.setswitchinterval(_SWITCH_INTERVAL)
         try:
-            self.mux.serve_early(lambda: self.held or not busy())
+            self.mux.serve_early(lambda: self.held or not busy(), self._tick)
         finally:
             sys.setswitchinterval(interval)
+
+    def _tick(self) -> None:
+        """Fire what is due (an expiry's action is an effect: the server's), then flush."""
+        if self.held:
+            return
+        now = time.monotonic_ns()
+        deadline = self.engine.next_deadline()
+        if deadline is not None and deadline <= now:
+            self.engine.tick(now)
+        self._flush()
 
     def _flush(self) -> None:
         if self.engine.effects:

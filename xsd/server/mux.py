@@ -198,14 +198,18 @@ class Multiplexer:
                 await trio.lowlevel.checkpoint()
                 yield_at = clock() + _YIELD_EVERY
 
-    def serve_early(self, stop: Callable[[], bool], wait: float = 0.002) -> None:
+    def serve_early(
+        self, stop: Callable[[], bool], between: Callable[[], None], wait: float = 0.002
+    ) -> None:
         """Serve without trio until ``stop()`` is true, checking it at least every
-        ``wait`` seconds (no timers, no accepts: only the clients already here)."""
+        ``wait`` seconds and calling ``between()`` as often (no accepts: only the
+        clients already here)."""
         epoll = self.epoll
         while not stop():
             events = epoll.poll(0 if self._turns else wait, _BATCH)
             if events or self._turns:
                 self._pass(events)
+            between()
 
     def _pass(self, events: list[tuple[int, int]]) -> None:
         """Handle ready sockets, give each connection with requests left its turn, and
