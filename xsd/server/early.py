@@ -32,6 +32,10 @@ _SWITCH_INTERVAL = 0.001
 """While the import thread runs, the GIL changes hands this often (default 5 ms), so a
 request waits at most about this long for it."""
 
+_IDLE_WAKE = 0.01
+"""How often the loop wakes with nothing to do (to see the import done, fire timers):
+seldom, so as not to take the GIL from the import thread for nothing."""
+
 
 class EarlyService:
     """The restored engine and its inherited connections, served without trio."""
@@ -40,6 +44,7 @@ class EarlyService:
         self.engine = engine
         self.mux = Multiplexer(engine, self._flush, self._drop)
         self.held = False
+        self._next_check = 0  # when _tick() next looks for due deadlines (ns)
         for conn_id, fd in conn_fds.items():
             sock = socket.socket(fileno=fd)
             sock.set_inheritable(False)
@@ -64,7 +69,7 @@ class EarlyService:
         interval = sys.getswitchinterval()
         sys.setswitchinterval(_SWITCH_INTERVAL)
         try:
-            self.mux.serve_early(lambda: self.held or not busy(), self._tick)
+            self.mux.serve_early(lambda: self.held or not busy(), self._tick, _IDLE_WAKE)
         finally:
             sys.setswitchinterval(interval)
 
@@ -73,9 +78,11 @@ class EarlyService:
         if self.held:
             return
         now = time.monotonic_ns()
-        deadline = self.engine.next_deadline()
-        if deadline is not None and deadline <= now:
-            self.engine.tick(now)
+        if now >= self._next_check:  # next_deadline() looks at every connection
+            self._next_check = now + int(_IDLE_WAKE * 1e9)
+            deadline = self.engine.next_deadline()
+            if deadline is not None and deadline <= now:
+                self.engine.tick(now)
         self._flush()
 
     def _flush(self) -> None:
