@@ -44,8 +44,10 @@ def _wait_for_socket(path: Path, proc: subprocess.Popen[bytes] | None, what: str
 
 def need_reference() -> None:
     """Skip (or, in CI, fail) when Xen's reference daemons and clients are missing."""
-    have = REFERENCE_SCRIPT.exists() and (XEN_BIN / "xenstored").exists() and shutil.which(
-        "xenstore-read"
+    have = (
+        REFERENCE_SCRIPT.exists()
+        and (XEN_BIN / "xenstored").exists()
+        and shutil.which("xenstore-read")
     )
     if not have:
         if os.environ.get("CI"):
@@ -117,5 +119,3 @@ class ReferenceDaemon:
 
     def stop(self) -> None:
         subprocess.run(["bash", str(REFERENCE_SCRIPT), "stop", str(self.rundir)], check=False)
-
-

@@ -69,17 +69,17 @@ class Step:
     note: str = ""
 
     def __repr__(self) -> str:
-        where = (f"raw={self.raw!r}" if self.raw is not None
-                 else f"{op_name(self.op)} {self.payload!r}")
+        where = (
+            f"raw={self.raw!r}" if self.raw is not None else f"{op_name(self.op)} {self.payload!r}"
+        )
         extra = "" if self.tx == 0 else f" tx={self.tx!r}"
         return f"<c{self.conn} {where}{extra}>"
 
     def describe(self, req_id: int, tx: int) -> str:
         if self.raw is not None:
             return f"c{self.conn} RAW {self.raw!r}" + (f"  # {self.note}" if self.note else "")
-        return (
-            f"c{self.conn} {op_name(self.op)} req={req_id} tx={tx} {self.payload!r}"
-            + (f"  # {self.note}" if self.note else "")
+        return f"c{self.conn} {op_name(self.op)} req={req_id} tx={tx} {self.payload!r}" + (
+            f"  # {self.note}" if self.note else ""
         )
 
 
@@ -90,8 +90,9 @@ def op_name(op: int) -> str:
         return f"TYPE{op}"
 
 
-def s(conn: int, op: Op | int, *args: bytes | str | int, tx: int | _Current = 0,
-      note: str = "") -> Step:
+def s(
+    conn: int, op: Op | int, *args: bytes | str | int, tx: int | _Current = 0, note: str = ""
+) -> Step:
     """A step whose payload is the NUL-terminated ``args``."""
     return Step(conn, int(op), join_args(*args), tx=tx, note=note)
 
@@ -153,8 +154,10 @@ class Rule:
             return False
         if not payload.startswith(self.request_prefix):
             return False
-        return not self.request_regex or re.fullmatch(
-            self.request_regex, payload.decode("latin-1"), re.S) is not None
+        return (
+            not self.request_regex
+            or re.fullmatch(self.request_regex, payload.decode("latin-1"), re.S) is not None
+        )
 
 
 def load_rules(path: Path = DIFFERENCES) -> list[Rule]:
@@ -171,8 +174,7 @@ def load_rules(path: Path = DIFFERENCES) -> list[Rule]:
     data = tomllib.loads(m.group(1))
     rules = []
     for r in data.get("normalise", []):
-        if r["action"] not in ("mask-generation", "ignore-payload", "regex", "unordered",
-                               "expect"):
+        if r["action"] not in ("mask-generation", "ignore-payload", "regex", "unordered", "expect"):
             raise ValueError(f"unknown normalisation action {r['action']!r} in {path}")
         rules.append(
             Rule(
@@ -322,8 +324,9 @@ def fmt(packet: Packet, payload: bytes | None = None) -> str:
 class Session:
     """The connections of one script run against one daemon."""
 
-    def __init__(self, sock: Path | str, nconns: int, rules: Sequence[Rule],
-                 reference: bool = False) -> None:
+    def __init__(
+        self, sock: Path | str, nconns: int, rules: Sequence[Rule], reference: bool = False
+    ) -> None:
         self.path = str(sock)
         self.reference = reference
         self.rules = rules
@@ -395,8 +398,11 @@ class Session:
         if conn is None:
             self.lines.append(f"  c{st.conn} is closed")
             return
-        data = st.raw if st.raw is not None else HEADER.pack(
-            st.op, req_id, tx, len(st.payload)) + st.payload
+        data = (
+            st.raw
+            if st.raw is not None
+            else HEADER.pack(st.op, req_id, tx, len(st.payload)) + st.payload
+        )
         try:
             conn.send_raw(data)
         except OSError as e:
@@ -421,9 +427,11 @@ class Session:
         if st.op == Op.TRANSACTION_START and pkt.op == Op.TRANSACTION_START:
             with contextlib.suppress(ValueError):
                 self.txids[st.conn] = int(pkt.payload.rstrip(b"\0"))
-        if st.op == Op.TRANSACTION_END and pkt.op == Op.TRANSACTION_END and tx == self.txids[
-            st.conn
-        ]:
+        if (
+            st.op == Op.TRANSACTION_END
+            and pkt.op == Op.TRANSACTION_END
+            and tx == self.txids[st.conn]
+        ):
             self.txids[st.conn] = 0
 
     def run(self, steps: Iterable[Step]) -> list[str]:
@@ -440,21 +448,27 @@ class Session:
         for rule in self.rules:
             if not rule.applies(st.op, st.payload):
                 continue
-            body = self.lines[start + 1:]
+            body = self.lines[start + 1 :]
             if rule.action == "unordered":
                 body = sorted(body)
             elif rule.action == "expect" and self.reference:
                 req_id = st.req_id if st.req_id is not None else 1000 + n
                 tx = self.txids[st.conn] if isinstance(st.tx, _Current) else st.tx
-                body = [f"  c{st.conn} reply {rule.reply_type}(req={req_id},tx={tx}) "
-                        f"{rule.reply!r}"]
+                body = [
+                    f"  c{st.conn} reply {rule.reply_type}(req={req_id},tx={tx}) {rule.reply!r}"
+                ]
             else:
                 continue
-            self.lines[start + 1:] = body
+            self.lines[start + 1 :] = body
 
 
-def run_script(sock: Path | str, steps: Sequence[Step], nconns: int = 2,
-               rules: Sequence[Rule] | None = None, reference: bool = False) -> list[str]:
+def run_script(
+    sock: Path | str,
+    steps: Sequence[Step],
+    nconns: int = 2,
+    rules: Sequence[Rule] | None = None,
+    reference: bool = False,
+) -> list[str]:
     """Play ``steps`` against the daemon at ``sock``; return its transcript.
 
     ``reference``: this is the reference daemon (``expect`` rules rewrite its answers).
@@ -489,8 +503,9 @@ def _directory(conn: RawConn, path: bytes) -> tuple[list[bytes], str | None]:
         data += rest
 
 
-def dump_tree(sock: Path | str, rules: Sequence[Rule] | None = None,
-              root: bytes = b"/") -> list[str]:
+def dump_tree(
+    sock: Path | str, rules: Sequence[Rule] | None = None, root: bytes = b"/"
+) -> list[str]:
     """One line per node, depth first in child order: path, perms, generation, value."""
     rules = load_rules() if rules is None else rules
     masked = mask_generations(rules)
@@ -518,15 +533,21 @@ def dump_tree(sock: Path | str, rules: Sequence[Rule] | None = None,
 # Comparing
 
 
-def diff_text(ref: Sequence[str], got: Sequence[str], ref_name: str = "C xenstored",
-              got_name: str = "xsd") -> str:
+def diff_text(
+    ref: Sequence[str], got: Sequence[str], ref_name: str = "C xenstored", got_name: str = "xsd"
+) -> str:
     return "\n".join(
         difflib.unified_diff(list(ref), list(got), ref_name, got_name, n=4, lineterm="")
     )
 
 
-def assert_same(ref: Sequence[str], got: Sequence[str], what: str,
-                ref_name: str = "C xenstored", got_name: str = "xsd") -> None:
+def assert_same(
+    ref: Sequence[str],
+    got: Sequence[str],
+    what: str,
+    ref_name: str = "C xenstored",
+    got_name: str = "xsd",
+) -> None:
     """Fail with a unified diff (and the first differing line) if the lists differ."""
     if list(ref) == list(got):
         return
@@ -534,7 +555,7 @@ def assert_same(ref: Sequence[str], got: Sequence[str], what: str,
         (i for i, (a, b) in enumerate(zip(ref, got, strict=False)) if a != b),
         min(len(ref), len(got)),
     )
-    context = "\n".join(ref[max(0, first - 3): first + 1])
+    context = "\n".join(ref[max(0, first - 3) : first + 1])
     raise AssertionError(
         f"{what}: {got_name} differs from {ref_name} at line {first}\n"
         f"--- context ({ref_name}) ---\n{context}\n"
@@ -542,17 +563,29 @@ def assert_same(ref: Sequence[str], got: Sequence[str], what: str,
     )
 
 
-def compare(ref_sock: Path | str, got_sock: Path | str, steps: Sequence[Step], nconns: int = 2,
-            tree: bool = True, ref_name: str = "C xenstored", got_name: str = "xsd",
-            tree_root: bytes = b"/") -> list[str]:
+def compare(
+    ref_sock: Path | str,
+    got_sock: Path | str,
+    steps: Sequence[Step],
+    nconns: int = 2,
+    tree: bool = True,
+    ref_name: str = "C xenstored",
+    got_name: str = "xsd",
+    tree_root: bytes = b"/",
+) -> list[str]:
     """Play ``steps`` against both daemons; assert equal transcripts and trees."""
     rules = load_rules()
     ref = run_script(ref_sock, steps, nconns, rules, reference=True)
     got = run_script(got_sock, steps, nconns, rules)
     assert_same(ref, got, "reply transcript", ref_name, got_name)
     if tree:
-        assert_same(dump_tree(ref_sock, rules, tree_root), dump_tree(got_sock, rules, tree_root),
-                    "tree after the script", ref_name, got_name)
+        assert_same(
+            dump_tree(ref_sock, rules, tree_root),
+            dump_tree(got_sock, rules, tree_root),
+            "tree after the script",
+            ref_name,
+            got_name,
+        )
     return ref
 
 

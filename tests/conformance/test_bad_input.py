@@ -68,8 +68,7 @@ class OneRequest:
         """The answer docs/differences.md prescribes instead of C's, if it does."""
         for rule in load_rules():
             if rule.action == "expect" and rule.applies(self.op, self.payload):
-                return (f"{rule.reply_type} req=42 tx={self.tx} {rule.reply!r}, "
-                        "then no reply, open")
+                return f"{rule.reply_type} req=42 tx={self.tx} {rule.reply!r}, then no reply, open"
         return None
 
 
@@ -86,11 +85,13 @@ def raw_bytes(data: bytes, then_close: bool = False, wait: float = 1.0) -> Case:
             return reply_of(c, wait) if wait else silent_then_open(c)
         finally:
             c.close()
+
     return case
 
 
 def announce(length: int, op: int = Op.READ) -> Case:
     """A header announcing ``length`` payload bytes, then (maybe) some bytes."""
+
     def case(sock: Path) -> str:
         with open_conn(sock) as c:
             try:
@@ -98,6 +99,7 @@ def announce(length: int, op: int = Op.READ) -> Case:
             except OSError:
                 return "closed"
             return "closed" if is_closed(c, 2.0) else "open"
+
     return case
 
 
@@ -200,8 +202,10 @@ CASES: dict[str, tuple[Case, set[str] | None]] = {
     # framing
     "truncated-header-then-close": (raw_bytes(b"\x02\0\0\0\x01\0\0\0", then_close=True), None),
     "truncated-header-silent": (raw_bytes(b"\x02\0\0\0\x01\0\0\0", wait=0), {"no reply, open"}),
-    "header-without-payload-silent": (raw_bytes(HEADER.pack(Op.READ, 1, 0, 6), wait=0),
-                                      {"no reply, open"}),
+    "header-without-payload-silent": (
+        raw_bytes(HEADER.pack(Op.READ, 1, 0, 6), wait=0),
+        {"no reply, open"},
+    ),
     "header-then-close": (raw_bytes(HEADER.pack(Op.READ, 1, 0, 6), then_close=True), None),
     "half-header-then-rest": (half_header_then_rest, None),
     "trickled-request": (trickled, None),
@@ -215,9 +219,13 @@ CASES: dict[str, tuple[Case, set[str] | None]] = {
     "payload-exactly-4096": (one_request(b"/max\0" + b"m" * (4096 - 5), Op.WRITE), None),
     "reply-size-limits": (reply_too_big, None),
     # unknown types
-    **{f"type-{t}": (one_request(b"/tool\0", t), {
-        "ERROR req=42 tx=0 b'ENOSYS\\x00', then no reply, open"})
-       for t in (15, 16, 20, 23, 24, 27, 1000, 65535, 0xFFFFFFFF)},
+    **{
+        f"type-{t}": (
+            one_request(b"/tool\0", t),
+            {"ERROR req=42 tx=0 b'ENOSYS\\x00', then no reply, open"},
+        )
+        for t in (15, 16, 20, 23, 24, 27, 1000, 65535, 0xFFFFFFFF)
+    },
     # missing NULs and wrong argument counts
     "read-no-nul": (one_request(b"/tool"), None),
     "write-no-nul": (one_request(b"/tool", Op.WRITE), None),
@@ -228,37 +236,68 @@ CASES: dict[str, tuple[Case, set[str] | None]] = {
     "get-domain-path-empty": (one_request(b"", Op.GET_DOMAIN_PATH), None),
     "control-empty": (one_request(b"", Op.CONTROL), None),
     # bad paths
-    **{f"path-{name}": (one_request(path + b"\0"), {
-        "ERROR req=42 tx=0 b'EINVAL\\x00', then no reply, open"}) for name, path in (
-        ("double-slash", b"//"), ("trailing-slash", b"/tool/"), ("space", b"/a b"),
-        ("dot", b"/a.b"), ("high-byte", b"/\xff"), ("control-char", b"/a\n"),
-        ("utf8", b"/\xc3\xa9"), ("empty-component", b"/a//b"), ("at-read", b"@releaseDomain"),
-    )},
+    **{
+        f"path-{name}": (
+            one_request(path + b"\0"),
+            {"ERROR req=42 tx=0 b'EINVAL\\x00', then no reply, open"},
+        )
+        for name, path in (
+            ("double-slash", b"//"),
+            ("trailing-slash", b"/tool/"),
+            ("space", b"/a b"),
+            ("dot", b"/a.b"),
+            ("high-byte", b"/\xff"),
+            ("control-char", b"/a\n"),
+            ("utf8", b"/\xc3\xa9"),
+            ("empty-component", b"/a//b"),
+            ("at-read", b"@releaseDomain"),
+        )
+    },
     "path-3073-write": (one_request(b"/" + b"p" * 3072 + b"\0v", Op.WRITE), None),
     "path-2049-write": (one_request(b"/" + b"p" * 2048 + b"\0v", Op.WRITE), None),
     "path-2048-write": (one_request(b"/" + b"p" * 2047 + b"\0v", Op.WRITE), None),
     "rel-path-2049-write": (one_request(b"p" * 2049 + b"\0v", Op.WRITE), None),
     "deep-path-write": (one_request(b"/d" * 1000 + b"\0v", Op.WRITE), None),
     # bad permission strings
-    **{f"perms-{bad!r}": (one_request(b"/tool\0" + bad + b"\0", Op.SET_PERMS), {
-        "ERROR req=42 tx=0 b'EINVAL\\x00', then no reply, open"})
-       for bad in (b"x5", b"r", b"", b"R0", b"rabc", b"r5x")},
+    **{
+        f"perms-{bad!r}": (
+            one_request(b"/tool\0" + bad + b"\0", Op.SET_PERMS),
+            {"ERROR req=42 tx=0 b'EINVAL\\x00', then no reply, open"},
+        )
+        for bad in (b"x5", b"r", b"", b"R0", b"rabc", b"r5x")
+    },
     # C 4.17 reads these as (nonexistent) domids rather than as malformed: ENOENT.
-    **{f"perms-{bad!r}": (one_request(b"/tool\0" + bad + b"\0", Op.SET_PERMS), {
-        f"ERROR req=42 tx=0 b'{e}\\x00', then no reply, open" for e in ("EINVAL", "ENOENT")})
-       for bad in (b"r-1", b"r65536")},
-    "perms-missing-node": (one_request(b"/nope\0n0\0", Op.SET_PERMS), {
-        "ERROR req=42 tx=0 b'ENOENT\\x00', then no reply, open"}),
+    **{
+        f"perms-{bad!r}": (
+            one_request(b"/tool\0" + bad + b"\0", Op.SET_PERMS),
+            {f"ERROR req=42 tx=0 b'{e}\\x00', then no reply, open" for e in ("EINVAL", "ENOENT")},
+        )
+        for bad in (b"r-1", b"r65536")
+    },
+    "perms-missing-node": (
+        one_request(b"/nope\0n0\0", Op.SET_PERMS),
+        {"ERROR req=42 tx=0 b'ENOENT\\x00', then no reply, open"},
+    ),
     # unknown transaction ids
-    **{f"unknown-tx-{name}": (one_request(payload, op, tx=99), {
-        "ERROR req=42 tx=99 b'ENOENT\\x00', then no reply, open"}) for name, op, payload in (
-        ("read", Op.READ, b"/tool\0"), ("write", Op.WRITE, b"/x\0v"), ("end", Op.TRANSACTION_END,
-         b"T\0"), ("start", Op.TRANSACTION_START, b"\0"), ("dirpart", Op.DIRECTORY_PART,
-         b"/\x000\0"), ("domain-path", Op.GET_DOMAIN_PATH, b"0\0"), ("control",
-         Op.CONTROL, b"help\0"),
-    )},
-    "end-without-tx": (one_request(b"T\0", Op.TRANSACTION_END), {
-        "ERROR req=42 tx=0 b'ENOENT\\x00', then no reply, open"}),
+    **{
+        f"unknown-tx-{name}": (
+            one_request(payload, op, tx=99),
+            {"ERROR req=42 tx=99 b'ENOENT\\x00', then no reply, open"},
+        )
+        for name, op, payload in (
+            ("read", Op.READ, b"/tool\0"),
+            ("write", Op.WRITE, b"/x\0v"),
+            ("end", Op.TRANSACTION_END, b"T\0"),
+            ("start", Op.TRANSACTION_START, b"\0"),
+            ("dirpart", Op.DIRECTORY_PART, b"/\x000\0"),
+            ("domain-path", Op.GET_DOMAIN_PATH, b"0\0"),
+            ("control", Op.CONTROL, b"help\0"),
+        )
+    },
+    "end-without-tx": (
+        one_request(b"T\0", Op.TRANSACTION_END),
+        {"ERROR req=42 tx=0 b'ENOENT\\x00', then no reply, open"},
+    ),
     # vanishing clients
     "vanish-mid-request": (vanish_mid_request, None),
     "vanish-with-transaction": (vanish_with_transaction, None),

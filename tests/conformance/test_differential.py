@@ -36,8 +36,23 @@ from hypothesis import strategies as st
 from xsd_client.protocol import Op
 
 O = Op  # noqa: E741 - short, the scripts below are tables
-BAD_PATHS = [b"", b"//", b"/a/", b"/a//b", b"a/", b"/a b", b"/a.b", b"/a%b", b"/a\xff",
-             b"/a\x01", b"/\xc3\xa9", b"/a\\b", b"/a:b", b"/a,b", b"/~"]
+BAD_PATHS = [
+    b"",
+    b"//",
+    b"/a/",
+    b"/a//b",
+    b"a/",
+    b"/a b",
+    b"/a.b",
+    b"/a%b",
+    b"/a\xff",
+    b"/a\x01",
+    b"/\xc3\xa9",
+    b"/a\\b",
+    b"/a:b",
+    b"/a,b",
+    b"/~",
+]
 
 
 def one_arg_abuse(op: Op, path: bytes = b"/tool") -> list[Step]:
@@ -228,18 +243,42 @@ SCRIPTS["directory_part"] = [
 
 # --- GET_PERMS / SET_PERMS --------------------------------------------------------
 PERM_STRINGS = [
-    [b"n0"], [b"r0"], [b"w0"], [b"b0"], [b"n1"], [b"n0", b"r1", b"w2", b"b3", b"n4"],
-    [b"n0", b"r0"], [b"n0", b"r1", b"r1"], [b"x5"], [b"r"], [b"n"], [b""], [b"r-1"],
-    [b"r65536"], [b"r65535"], [b"r0x10"], [b"r010"], [b"r 5"], [b"r5 "], [b"r+5"],
-    [b"R5"], [b"n0", b"q1"], [b"n0", b""], [b"r32752"], [b"r32757"], [b"r99999999999"],
+    [b"n0"],
+    [b"r0"],
+    [b"w0"],
+    [b"b0"],
+    [b"n1"],
+    [b"n0", b"r1", b"w2", b"b3", b"n4"],
+    [b"n0", b"r0"],
+    [b"n0", b"r1", b"r1"],
+    [b"x5"],
+    [b"r"],
+    [b"n"],
+    [b""],
+    [b"r-1"],
+    [b"r65536"],
+    [b"r65535"],
+    [b"r0x10"],
+    [b"r010"],
+    [b"r 5"],
+    [b"r5 "],
+    [b"r+5"],
+    [b"R5"],
+    [b"n0", b"q1"],
+    [b"n0", b""],
+    [b"r32752"],
+    [b"r32757"],
+    [b"r99999999999"],
     [b"n0"] * 20,
 ]
 SCRIPTS["perms"] = [
     s(0, O.GET_PERMS, "/"),
     s(0, O.GET_PERMS, "/tool"),
     w(0, "/q", b"v"),
-    *[Step(0, O.SET_PERMS, b"/q\0" + b"".join(x + b"\0" for x in ps), note="perm strings")
-      for ps in PERM_STRINGS],
+    *[
+        Step(0, O.SET_PERMS, b"/q\0" + b"".join(x + b"\0" for x in ps), note="perm strings")
+        for ps in PERM_STRINGS
+    ],
     s(0, O.GET_PERMS, "/q"),
     s(0, O.SET_PERMS, "/q", "b7", "r8"),
     s(0, O.GET_PERMS, "/q"),
@@ -523,9 +562,27 @@ SCRIPTS["transaction_conflicts"] = [
 
 # --- Domains ----------------------------------------------------------------------
 SCRIPTS["domain_path"] = [
-    *[p(0, O.GET_DOMAIN_PATH, d + b"\0", note=f"domid {d!r}") for d in (
-        b"0", b"1", b"7", b"65535", b"65536", b"32752", b"-1", b"abc", b"1x", b" 1", b"+1",
-        b"0x10", b"010", b"00", b"4294967296", b"")],
+    *[
+        p(0, O.GET_DOMAIN_PATH, d + b"\0", note=f"domid {d!r}")
+        for d in (
+            b"0",
+            b"1",
+            b"7",
+            b"65535",
+            b"65536",
+            b"32752",
+            b"-1",
+            b"abc",
+            b"1x",
+            b" 1",
+            b"+1",
+            b"0x10",
+            b"010",
+            b"00",
+            b"4294967296",
+            b"",
+        )
+    ],
     *one_arg_abuse(O.GET_DOMAIN_PATH, b"1"),
     s(0, O.GET_DOMAIN_PATH, 3, tx=77, note="unknown tx id"),
 ]
@@ -575,14 +632,42 @@ SCRIPTS["domains"] = [
 
 # --- CONTROL ---------------------------------------------------------------------
 CONTROL_PAYLOADS = [
-    b"help\0", b"help\0extra\0", b"check\0", b"check\0x\0", b"log\0", b"log\0on\0",
-    b"log\0off\0", b"log\0+io\0", b"log\0bogus\0", b"logfile\0", b"memreport\0",
-    b"print\0hello\0", b"print\0", b"print\0a\0b\0", b"quota\0", b"quota\0set\0nodes\0" b"5\0",
-    b"quota\0", b"quota\0set\0nodes\0" b"1000\0", b"quota\0set\0bogus\0" b"5\0",
-    b"quota\0set\0nodes\0" b"0\0", b"quota\0set\0nodes\0", b"quota\0" b"5\0", b"quota\0abc\0",
-    b"quota\0max\0", b"quota-soft\0", b"quota-soft\0set\0memory\0" b"100\0", b"quota-soft\0x\0",
-    b"bogus\0", b"", b"help", b"\0", b"live-update\0", b"live-update\0-a\0",
-    b"live-update\0-s\0", b"live-update\0-c\0x\0", b"live-update\0-x\0",
+    b"help\0",
+    b"help\0extra\0",
+    b"check\0",
+    b"check\0x\0",
+    b"log\0",
+    b"log\0on\0",
+    b"log\0off\0",
+    b"log\0+io\0",
+    b"log\0bogus\0",
+    b"logfile\0",
+    b"memreport\0",
+    b"print\0hello\0",
+    b"print\0",
+    b"print\0a\0b\0",
+    b"quota\0",
+    b"quota\0set\0nodes\05\0",
+    b"quota\0",
+    b"quota\0set\0nodes\01000\0",
+    b"quota\0set\0bogus\05\0",
+    b"quota\0set\0nodes\00\0",
+    b"quota\0set\0nodes\0",
+    b"quota\05\0",
+    b"quota\0abc\0",
+    b"quota\0max\0",
+    b"quota-soft\0",
+    b"quota-soft\0set\0memory\0100\0",
+    b"quota-soft\0x\0",
+    b"bogus\0",
+    b"",
+    b"help",
+    b"\0",
+    b"live-update\0",
+    b"live-update\0-a\0",
+    b"live-update\0-s\0",
+    b"live-update\0-c\0x\0",
+    b"live-update\0-x\0",
 ]
 SCRIPTS["control"] = [
     *[p(0, O.CONTROL, c, note="control") for c in CONTROL_PAYLOADS],
@@ -596,8 +681,10 @@ SCRIPTS["control_quota_domain"] = [
 
 # --- ENOSYS, header echo ------------------------------------------------------------
 SCRIPTS["enosys"] = [
-    *[p(0, t, b"\0", note="unsupported type") for t in (15, 16, 20, 23, 24, 25, 26, 27, 28,
-                                                         100, 65534, 65535, 0xFFFFFFFF)],
+    *[
+        p(0, t, b"\0", note="unsupported type")
+        for t in (15, 16, 20, 23, 24, 25, 26, 27, 28, 100, 65534, 65535, 0xFFFFFFFF)
+    ],
     p(0, 15, b"/a\0tok\0"),
     p(0, 23, b""),
     p(0, 20, b"", tx=77, note="ENOSYS before the tx lookup"),
@@ -625,7 +712,8 @@ def test_normalisations_name_their_rows() -> None:
     table = [line.replace("`", "") for line in text.splitlines() if line.startswith("| ")]
     for rule in load_rules(DIFFERENCES) if sut_kind() == "xsd" else []:
         assert any(row.startswith(f"| {rule.id}") for row in table), (
-            f"normalisation {rule.id!r} names no row of {DIFFERENCES}")
+            f"normalisation {rule.id!r} names no row of {DIFFERENCES}"
+        )
 
 
 def test_every_type_is_scripted() -> None:
@@ -639,8 +727,14 @@ def test_every_type_is_scripted() -> None:
 @pytest.mark.reference
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_script(pair: Pair, name: str) -> None:
-    compare(pair.ref.socket, pair.sut.socket, SCRIPTS[name], nconns=2, ref_name=pair.ref_name,
-            got_name=pair.sut_name)
+    compare(
+        pair.ref.socket,
+        pair.sut.socket,
+        SCRIPTS[name],
+        nconns=2,
+        ref_name=pair.ref_name,
+        got_name=pair.sut_name,
+    )
 
 
 # --- Generated sequences -----------------------------------------------------------------
@@ -653,17 +747,42 @@ PERMS = [("n0",), ("r0",), ("n0", "r1"), ("b3", "w0")]
 @st.composite
 def gen_step(draw: st.DrawFn) -> Step:
     conn = draw(st.integers(0, 1))
-    kind = draw(st.sampled_from(
-        ["write", "write", "read", "read", "mkdir", "rm", "dir", "dirpart", "getperms",
-         "setperms", "watch", "unwatch", "start", "commit", "abort", "reset", "odd"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "write",
+                "write",
+                "read",
+                "read",
+                "mkdir",
+                "rm",
+                "dir",
+                "dirpart",
+                "getperms",
+                "setperms",
+                "watch",
+                "unwatch",
+                "start",
+                "commit",
+                "abort",
+                "reset",
+                "odd",
+            ]
+        )
+    )
     path = draw(st.sampled_from(PATHS))
     intx = draw(st.booleans())
     tx = TX if intx else 0
     if kind == "write":
         return w(conn, path, draw(st.sampled_from(VALUES)), tx=tx)
     if kind in ("read", "mkdir", "rm", "dir", "getperms"):
-        op = {"read": O.READ, "mkdir": O.MKDIR, "rm": O.RM, "dir": O.DIRECTORY,
-              "getperms": O.GET_PERMS}[kind]
+        op = {
+            "read": O.READ,
+            "mkdir": O.MKDIR,
+            "rm": O.RM,
+            "dir": O.DIRECTORY,
+            "getperms": O.GET_PERMS,
+        }[kind]
         return s(conn, op, path, tx=tx)
     if kind == "dirpart":
         return s(conn, O.DIRECTORY_PART, path, draw(st.sampled_from([0, 2, 100])), tx=tx)
@@ -677,16 +796,20 @@ def gen_step(draw: st.DrawFn) -> Step:
     if kind == "reset":
         return p(conn, O.RESET_WATCHES, b"")
     if kind == "odd":  # malformed or unusual requests in the middle of the rest
-        return draw(st.sampled_from([
-            p(conn, O.READ, draw(st.sampled_from(BAD_PATHS)) + b"\0", tx=tx),
-            p(conn, O.WRITE, draw(st.sampled_from(BAD_PATHS)) + b"\0v", tx=tx),
-            p(conn, O.TRANSACTION_START, b"\0", tx=TX),
-            p(conn, O.TRANSACTION_END, b"T\0", tx=77),
-            p(conn, O.READ, path.encode() + b"\0", tx=77),
-            p(conn, 27, b"\0", tx=tx),
-            s(conn, O.GET_DOMAIN_PATH, 0, tx=tx),
-            s(conn, O.WATCH, "@introduceDomain", "i"),
-        ]))
+        return draw(
+            st.sampled_from(
+                [
+                    p(conn, O.READ, draw(st.sampled_from(BAD_PATHS)) + b"\0", tx=tx),
+                    p(conn, O.WRITE, draw(st.sampled_from(BAD_PATHS)) + b"\0v", tx=tx),
+                    p(conn, O.TRANSACTION_START, b"\0", tx=TX),
+                    p(conn, O.TRANSACTION_END, b"T\0", tx=77),
+                    p(conn, O.READ, path.encode() + b"\0", tx=77),
+                    p(conn, 27, b"\0", tx=tx),
+                    s(conn, O.GET_DOMAIN_PATH, 0, tx=tx),
+                    s(conn, O.WATCH, "@introduceDomain", "i"),
+                ]
+            )
+        )
     return p(conn, O.TRANSACTION_END, b"T\0" if kind == "commit" else b"F\0", tx=TX)
 
 

@@ -51,11 +51,17 @@ def read_write(sock: Path) -> Obs:
         c.mkdir(b"/py/dir")
         c.mkdir(b"/py/a")  # exists: value kept
         return [
-            c.read(b"/py/a"), c.read(b"/py/b"), c.read(b"/py/bin"),
-            len(c.read(b"/py/deep/er/est")), c.read(b"/py/dir"),
-            err(lambda: c.read(b"/py/missing")), c.read(b"/py/missing", b"default"),
-            c.exists(b"/py/a"), c.exists(b"/py/missing"),
-            c.get_domain_path(0), c.get_domain_path(7),
+            c.read(b"/py/a"),
+            c.read(b"/py/b"),
+            c.read(b"/py/bin"),
+            len(c.read(b"/py/deep/er/est")),
+            c.read(b"/py/dir"),
+            err(lambda: c.read(b"/py/missing")),
+            c.read(b"/py/missing", b"default"),
+            c.exists(b"/py/a"),
+            c.exists(b"/py/missing"),
+            c.get_domain_path(0),
+            c.get_domain_path(7),
         ]
 
 
@@ -66,8 +72,12 @@ def listing(sock: Path) -> Obs:
         c.write(b"/ls/alpha/child", b"c")
         out: Obs = [c.list(b"/ls"), c.list(b"/ls/zeta"), err(lambda: c.list(b"/nope"))]
         c.delete(b"/ls/alpha")
-        out += [c.list(b"/ls"), err(lambda: c.delete(b"/ls/gone/deeper")),
-                err(lambda: c.delete(b"/")), list(c.walk(b"/ls"))]
+        out += [
+            c.list(b"/ls"),
+            err(lambda: c.delete(b"/ls/gone/deeper")),
+            err(lambda: c.delete(b"/")),
+            list(c.walk(b"/ls")),
+        ]
         return out
 
 
@@ -150,10 +160,12 @@ def watches(sock: Path) -> Obs:
 
 def threads(sock: Path) -> Obs:
     """Four pyxs clients in threads, each writing its own keys, all land."""
+
     def work(i: int) -> None:
         with client(sock) as c:
             for j in range(50):
                 c.write(f"/thr/{i}/{j}".encode(), str(j).encode())
+
     ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in ts:
         t.start()
@@ -164,23 +176,82 @@ def threads(sock: Path) -> Obs:
 
 
 SCENARIOS: dict[str, tuple[Callable[[Path], Obs], Obs]] = {
-    "read-write": (read_write, [
-        b"1", b"", b"sp ace ~!\x7f", 3000, b"", "ENOENT", b"default", True, False,
-        b"/local/domain/0", b"/local/domain/7"]),
-    "list": (listing, [
-        [b"zeta", b"alpha", b"mid"], [], "ENOENT", [b"zeta", b"mid"], "ENOENT", "EINVAL",
-        [(b"/ls", b"", [b"zeta", b"mid"]), (b"/ls/zeta", b"zeta", []),
-         (b"/ls/mid", b"mid", [])]]),
-    "permissions": (permissions, [
-        [b"n0"], [b"n0", b"r1", b"w2", b"b3"], [b"n0", b"r1", b"w2", b"b3"], "ENOENT",
-        "ENOENT", [b"r0"]]),
-    "transactions": (transactions, [
-        b"a", b"b", b"a", True, b"b", b"b", b"b", False, b"outside", b"outside+1", 1 * 0,
-        "EALREADY"]),
-    "watches": (watches, [
-        (b"/w", b"tok"), (b"/w/x", b"tok"), (b"/w", b"tok"), None, (b"/w/tx", b"tok"),
-        (b"/w", b"tok"), None, "EEXIST", None, "ENOENT",
-        (b"@introduceDomain", b"intro")]),
+    "read-write": (
+        read_write,
+        [
+            b"1",
+            b"",
+            b"sp ace ~!\x7f",
+            3000,
+            b"",
+            "ENOENT",
+            b"default",
+            True,
+            False,
+            b"/local/domain/0",
+            b"/local/domain/7",
+        ],
+    ),
+    "list": (
+        listing,
+        [
+            [b"zeta", b"alpha", b"mid"],
+            [],
+            "ENOENT",
+            [b"zeta", b"mid"],
+            "ENOENT",
+            "EINVAL",
+            [
+                (b"/ls", b"", [b"zeta", b"mid"]),
+                (b"/ls/zeta", b"zeta", []),
+                (b"/ls/mid", b"mid", []),
+            ],
+        ],
+    ),
+    "permissions": (
+        permissions,
+        [
+            [b"n0"],
+            [b"n0", b"r1", b"w2", b"b3"],
+            [b"n0", b"r1", b"w2", b"b3"],
+            "ENOENT",
+            "ENOENT",
+            [b"r0"],
+        ],
+    ),
+    "transactions": (
+        transactions,
+        [
+            b"a",
+            b"b",
+            b"a",
+            True,
+            b"b",
+            b"b",
+            b"b",
+            False,
+            b"outside",
+            b"outside+1",
+            1 * 0,
+            "EALREADY",
+        ],
+    ),
+    "watches": (
+        watches,
+        [
+            (b"/w", b"tok"),
+            (b"/w/x", b"tok"),
+            (b"/w", b"tok"),
+            None,
+            (b"/w/tx", b"tok"),
+            (b"/w", b"tok"),
+            None,
+            "EEXIST",
+            None,
+            "ENOENT",
+            (b"@introduceDomain", b"intro"),
+        ],
+    ),
     "threads": (threads, [[b"0", b"1", b"2", b"3"], [50, 50, 50, 50]]),
 }
 

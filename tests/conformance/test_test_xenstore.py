@@ -18,14 +18,30 @@ from conformance_util import PairPool, dump_tree, pool_fixture  # noqa: F401
 from daemons import XEN_BIN
 
 TEST_XENSTORE = XEN_BIN / "test-xenstore"
-TESTS = ["read 1", "read 2000", "write 1", "write 2000", "dir", "rm node", "rm dir",
-         "ta empty", "ta empty x", "ta rmw", "ta rmw x", "ta err"]
+TESTS = [
+    "read 1",
+    "read 2000",
+    "write 1",
+    "write 2000",
+    "dir",
+    "rm node",
+    "rm dir",
+    "ta empty",
+    "ta empty x",
+    "ta rmw",
+    "ta rmw x",
+    "ta err",
+]
 
 
 def run_test(sock: Path, name: str, env: dict[str, str], *extra: str) -> tuple[int, str]:
-    r = subprocess.run([str(TEST_XENSTORE), "-t", name, *extra],
-                       env=dict(env, XENSTORED_PATH=str(sock)), capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [str(TEST_XENSTORE), "-t", name, *extra],
+        env=dict(env, XENSTORED_PATH=str(sock)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return r.returncode, r.stdout + r.stderr
 
 
@@ -62,9 +78,13 @@ def test_xen_test(pool: PairPool, name: str, xs_env: dict[str, str]) -> None:
 def test_all_iterated(pool: PairPool, xs_env: dict[str, str]) -> None:
     """All 12 in one run, 5 iterations each, as Xen's developers run it."""
     pair = pool.get_pair()
-    r = subprocess.run([str(TEST_XENSTORE), "-i", "5"], env=dict(
-        xs_env, XENSTORED_PATH=str(pair.sut.socket)), capture_output=True, text=True,
-        timeout=120)
+    r = subprocess.run(
+        [str(TEST_XENSTORE), "-i", "5"],
+        env=dict(xs_env, XENSTORED_PATH=str(pair.sut.socket)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "failed" not in r.stdout + r.stderr, r.stdout + r.stderr
     assert len(r.stdout.splitlines()) == 12, r.stdout

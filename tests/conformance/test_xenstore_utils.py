@@ -63,8 +63,9 @@ def run(actions: list[Action], sock: Path, env: dict[str, str]) -> list[str]:
             out.append(f"  rc={r.returncode} stdout={r.stdout!r}")
             out.append(f"  stderr={r.stderr!r}")
         elif isinstance(act, Watch):
-            watch = subprocess.Popen(act.argv, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+            watch = subprocess.Popen(
+                act.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
             assert watch.stdout is not None
             first = watch.stdout.readline()  # the initial event: the watch is registered
             out.append(f"$ {' '.join(act.argv)} &")
@@ -183,9 +184,13 @@ SEQUENCES: dict[str, list[Action]] = {
         X("exists"),
     ],
     "big-directory": [
-        *[X("write", *[x for i in range(j, j + 20)
-                       for x in (f"/big/child-{i:03d}-{'x' * 40}", str(i))])
-          for j in range(0, 120, 20)],
+        *[
+            X(
+                "write",
+                *[x for i in range(j, j + 20) for x in (f"/big/child-{i:03d}-{'x' * 40}", str(i))],
+            )
+            for j in range(0, 120, 20)
+        ],
         X("list", "/big"),
         X("ls", "/big"),
         X("ls", "-f", "/big"),
@@ -273,10 +278,23 @@ def test_xenstore_utils(pair: Pair, name: str, xs_env: dict[str, str]) -> None:
 
 def test_commands_exist() -> None:
     """The sequences above use every tool and option the issue names."""
-    used = {" ".join(a.argv[:2]) for seq in SEQUENCES.values() for a in seq
-            if isinstance(a, Cmd | Watch)}
-    for tool_opt in ("xenstore-read -p", "xenstore-read -R", "xenstore-ls -f", "xenstore-ls -p",
-                     "xenstore-rm -t", "xenstore-chmod -r", "xenstore-chmod -u",
-                     "xenstore-watch -n", "xenstore-list /", "xenstore-exists /a",
-                     "xenstore-write /a"):
+    used = {
+        " ".join(a.argv[:2])
+        for seq in SEQUENCES.values()
+        for a in seq
+        if isinstance(a, Cmd | Watch)
+    }
+    for tool_opt in (
+        "xenstore-read -p",
+        "xenstore-read -R",
+        "xenstore-ls -f",
+        "xenstore-ls -p",
+        "xenstore-rm -t",
+        "xenstore-chmod -r",
+        "xenstore-chmod -u",
+        "xenstore-watch -n",
+        "xenstore-list /",
+        "xenstore-exists /a",
+        "xenstore-write /a",
+    ):
         assert tool_opt in used, tool_opt

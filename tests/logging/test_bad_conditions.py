@@ -19,10 +19,15 @@ from xsd_client.protocol import Op
 def tiny_disk(where: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs at ``where`` (root), else a file that is always full (/dev/full)."""
     where.mkdir()
-    mounted = os.geteuid() == 0 and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
-        capture_output=True, check=False,
-    ).returncode == 0
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
     try:
         yield where
     finally:
@@ -79,8 +84,10 @@ def test_full_disk_daemon_serves_reports_and_recovers(tmp_path: Path) -> None:
             if mounted:
                 filler.unlink()
                 Load(daemon.socket, "g", count=5).run()
-                wait_until(lambda: b"Last error" not in control(daemon.socket, "log", "status")[1],
-                           what="writing to work again")
+                wait_until(
+                    lambda: b"Last error" not in control(daemon.socket, "log", "status")[1],
+                    what="writing to work again",
+                )
         finally:
             daemon.stop()
         err = daemon.output()

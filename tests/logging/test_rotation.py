@@ -73,8 +73,12 @@ def test_rotation_under_load_follower_sees_every_line_once(tmp_path: Path) -> No
             d.stop()
 
     def closed_all() -> bool:
-        done = [r for r in follower.records if str(r.get("text", "")).startswith("log: closing")
-                and str(r.get("text", "")).endswith("(stopped)")]
+        done = [
+            r
+            for r in follower.records
+            if str(r.get("text", "")).startswith("log: closing")
+            and str(r.get("text", "")).endswith("(stopped)")
+        ]
         return len(done) == len(names)
 
     try:
@@ -122,17 +126,44 @@ def test_sighup_reopens_and_follower_filters(tmp_path: Path) -> None:
     assert any(ln.text.endswith("(SIGHUP)") for ln in hup)
     # The follower's filters, on the finished files.
     out = subprocess.run(
-        [FOLLOW or "xsd-logfollow", str(shared), "--from-start", "--idle-exit", "0.5",
-         "--source", "hup", "--type", "write", "--domain", "0"],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            FOLLOW or "xsd-logfollow",
+            str(shared),
+            "--from-start",
+            "--idle-exit",
+            "0.5",
+            "--source",
+            "hup",
+            "--type",
+            "write",
+            "--domain",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout.splitlines()
     parsed = [parse_line(t) for t in out]
     assert len(parsed) == 40  # 20 WRITE requests and their 20 replies
     assert all(p is not None and p.instance == "hup" and p.type == "WRITE" for p in parsed)
     as_json = subprocess.run(
-        [FOLLOW or "xsd-logfollow", str(log), "--from-start", "--idle-exit", "0.5", "--json",
-         "--source", "other", "--class", "daemon"],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            FOLLOW or "xsd-logfollow",
+            str(log),
+            "--from-start",
+            "--idle-exit",
+            "0.5",
+            "--json",
+            "--source",
+            "other",
+            "--class",
+            "daemon",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout.splitlines()
     records = [json.loads(t) for t in as_json]
     assert records and all(r["instance"] == "other" and r["cls"] == "daemon" for r in records)

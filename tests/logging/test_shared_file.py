@@ -16,16 +16,17 @@ def test_three_daemons_share_one_file(tmp_path: Path) -> None:
     names = ["alpha", "beta", "gamma"]
     daemons = [start(tmp_path / n, log, n) for n in names]
     try:
-        per_daemon = {n: [Load(d.socket, f"{n}{i}", count=400) for i in range(2)]
-                      for n, d in zip(names, daemons, strict=True)}
+        per_daemon = {
+            n: [Load(d.socket, f"{n}{i}", count=400) for i in range(2)]
+            for n, d in zip(names, daemons, strict=True)
+        }
         clients = [c for group in per_daemon.values() for c in group]
         for c in clients:
             c.start()
         for c in clients:
             c.finish()
         # A line with odd bytes in it: still one line, and it round-trips.
-        assert control(daemons[0].socket, "print", "tab\there\nnewline \\ done") == (
-            "OK", b"OK\0")
+        assert control(daemons[0].socket, "print", "tab\there\nnewline \\ done") == ("OK", b"OK\0")
     finally:
         for d in daemons:
             d.stop()
@@ -42,10 +43,13 @@ def test_three_daemons_share_one_file(tmp_path: Path) -> None:
         assert len(ins) == served + control_requests, name
         assert len(outs) == len(ins)
         assert collections.Counter(ln.type for ln in ins if ln.type != "CONTROL") == {
-            "WRITE": served // 2, "READ": served // 2}
+            "WRITE": served // 2,
+            "READ": served // 2,
+        }
         # Every request has exactly one reply, on its connection, with its req_id.
         assert sorted((ln.conn, ln.req_id) for ln in ins) == sorted(
-            (ln.conn, ln.req_id) for ln in outs)
+            (ln.conn, ln.req_id) for ln in outs
+        )
         texts = [ln.text for ln in group]
         assert any(t.startswith("start: xsd") for t in texts)
         assert texts[-1] == f"log: closing {log} (stopped)"
