@@ -165,6 +165,17 @@ def test_failures_leave_the_daemon_serving(xsd: XsdDaemon, program: str, tmp_pat
     failing = _script(tmp_path, "failing", "#!/bin/sh\necho 'broken build' >&2\nexit 1\n")
     kind, text = live_update(sock, failing)
     assert kind == "OK" and text.startswith(b"New program failed to load the state: broken build")
+    # A command line (-c) the new program would refuse fails the dry run, not the exec.
+    with RawConn(str(sock), timeout=60) as conn:
+        assert conn.call(Op.CONTROL, "live-update", "-f", program) == ("OK", b"OK\0")
+        assert conn.call(Op.CONTROL, "live-update", "-c", "--no-such-option") == ("OK", b"OK\0")
+        kind, text = conn.call(Op.CONTROL, "live-update", "-s", "-t", "10")
+        assert kind == "OK" and text.startswith(b"New program failed to load the state: ")
+        assert b"unrecognized arguments: --no-such-option" in text
+        assert conn.call(Op.CONTROL, "live-update", "-f", program) == ("OK", b"OK\0")
+        assert conn.call(Op.CONTROL, "live-update", "-c", "--quota nodes=lots") == ("OK", b"OK\0")
+        kind, text = conn.call(Op.CONTROL, "live-update", "-s", "-t", "10")
+        assert kind == "OK" and b"bad quota 'nodes=lots'" in text
     # Passes the dry run, then vanishes before the exec: the exec itself fails.
     vanishing = _script(tmp_path, "vanishing", '#!/bin/sh\nrm -f "$0"\nexit 0\n')
     assert live_update(sock, vanishing) == ("OK", b"Error activating new binary.\0")

@@ -178,12 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``xsd`` console script."""
     argv = sys.argv[1:] if argv is None else argv
     if "--check-state" in argv:
-        # The dry run of a live update: no need for the daemon's parser or imports; the
-        # other options are the daemon's own and are ignored here.
+        # The dry run of a live update. The other options are those the new program
+        # will run with: they are checked too, so that a command line it would refuse
+        # fails here rather than after the exec.
         quick = argparse.ArgumentParser(prog="xsd", add_help=False)
         quick.add_argument("--check-state", metavar="STATE", required=True)
-        known, _ = quick.parse_known_args(argv)
+        known, rest = quick.parse_known_args(argv)
+        if options(rest) is None:
+            return 2
         return check_state(known.check_state)
+    parsed = options(argv)
+    if parsed is None:
+        return 2
+    return serve(*parsed)
+
+
+def options(argv: list[str]) -> tuple[argparse.Namespace, Settings, Quotas] | None:
+    """The options (a ``--config`` file's first), and the settings and quotas they make;
+    None, with the reason printed, if they are wrong (argparse itself exits with 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.config is not None:
@@ -193,14 +205,14 @@ def main(argv: list[str] | None = None) -> int:
             apply_file(parser, args.config)
         except ConfigError as exc:
             print(f"xsd: {exc}", file=sys.stderr)
-            return 2
+            return None
         args = parser.parse_args(argv)
     try:
         settings, quotas = initial_settings(args)
     except ValueError as exc:
         print(f"xsd: {exc}", file=sys.stderr)
-        return 2
-    return serve(args, settings, quotas)
+        return None
+    return args, settings, quotas
 
 
 def initial_settings(args: argparse.Namespace) -> tuple[Settings, Quotas]:
