@@ -13,20 +13,11 @@ import json
 import sys
 from pathlib import Path
 
+from tools.bench.cli import add_output_options, comma_list, count
 from tools.bench.daemons import KINDS
 from tools.bench.report import render
 from tools.bench.runner import Options, Shape, run
 from tools.bench.workloads import MAX_CLIENTS, WORKLOADS
-
-
-def _list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _count(text: str) -> int:
-    t = text.strip().lower().replace("_", "")
-    scale = {"k": 1000, "m": 1_000_000}.get(t[-1:], 1)
-    return int(float(t[:-1] if scale > 1 else t) * scale)
 
 
 def _shape(text: str) -> Shape:
@@ -69,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None]:
     )
     p.add_argument(
         "--preload",
-        type=_count,
+        type=count,
         default=100_000,
         help="nodes to preload before running every cell again; 0 = skip [%(default)s]",
     )
@@ -96,31 +87,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None]:
         default=2,
         help="processes holding the watching connections [%(default)s]",
     )
-    p.add_argument(
-        "--rundir",
-        type=Path,
-        default=None,
-        help="where the daemons' run directories go (default: a temp dir)",
-    )
-    p.add_argument(
-        "--json",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="also write every figure to FILE as JSON",
-    )
+    add_output_options(p)
     a = p.parse_args(argv)
-    daemons = _list(a.daemons)
+    daemons = comma_list(a.daemons)
     for d in daemons:
         if d not in KINDS:
             p.error(f"unknown daemon {d!r}; choose from {', '.join(KINDS)}")
-    workloads = _list(a.workloads)
+    workloads = comma_list(a.workloads)
     for w in workloads:
         if w not in WORKLOADS:
             p.error(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
     try:
-        shapes = [_shape(s) for s in _list(a.shapes)]
-        memory = [_count(m) for m in _list(a.memory)]
+        shapes = [_shape(s) for s in comma_list(a.shapes)]
+        memory = [count(m) for m in comma_list(a.memory)]
     except (ValueError, argparse.ArgumentTypeError) as exc:
         p.error(str(exc))
     if a.duration <= 0 or a.watchers < 1 or a.watcher_procs < 1:

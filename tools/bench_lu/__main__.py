@@ -13,20 +13,11 @@ import json
 import sys
 from pathlib import Path
 
+from tools.bench.cli import add_output_options, comma_list, count
 from tools.bench_lu.report import render
 from tools.bench_lu.run import C_PROGRAM, Options, run
 
 DAEMONS = ("xsd", "c")
-
-
-def count(text: str) -> int:
-    """``1000``, ``10k``, ``1.5M`` -> an int."""
-    t = text.strip().lower().replace("_", "")
-    scale = {"k": 1000, "m": 1_000_000}.get(t[-1:], 1)
-    value = int(float(t[:-1] if scale > 1 else t) * scale)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return value
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None]:
@@ -118,26 +109,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None]:
         default=d.time_budget,
         help="seconds for the whole run; what is left is skipped [%(default)s]",
     )
-    p.add_argument(
-        "--rundir",
-        type=Path,
-        default=None,
-        help="where the daemons' run directories go (default: a temp dir)",
-    )
-    p.add_argument(
-        "--json",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="also write every figure to FILE as JSON",
-    )
+    add_output_options(p)
     a = p.parse_args(argv)
-    daemons = [x.strip() for x in a.daemons.split(",") if x.strip()]
+    daemons = comma_list(a.daemons)
     for name in daemons:
         if name not in DAEMONS:
             p.error(f"unknown daemon {name!r}; choose from {', '.join(DAEMONS)}")
     try:
-        sizes = sorted({count(x) for x in a.nodes.split(",") if x.strip()})
+        sizes = sorted({count(x) for x in comma_list(a.nodes)})
     except (ValueError, argparse.ArgumentTypeError) as exc:
         p.error(str(exc))
     if not sizes or a.connections < 1 or a.repeat < 1:
