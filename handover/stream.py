@@ -1,9 +1,10 @@
 """The framed byte stream that carries the records: versioned and checksummed.
 
 Layout: ``MAGIC`` (8 bytes), format version (u32), body length (u64), the body (msgpack
-records back to back), then the SHA-256 of the body (32 bytes). The loader checks all of
-it before it unpacks a single record, and refuses, with a message naming the problem,
-a stream that is not ours, from a newer format, truncated, padded or altered.
+records back to back), then the SHA-256 of the body (32 bytes). The loader returns no
+record of a stream that does not check out whole, and refuses, with a message naming
+the problem, a stream that is not ours, from a newer format, truncated, padded or
+altered.
 """
 
 from __future__ import annotations
@@ -31,20 +32,6 @@ def pack_each(records: Iterable[Record | bytes]) -> list[bytes]:
     return [r if isinstance(r, bytes) else packer.pack(r) for r in records]
 
 
-def pack_records(records: Iterable[Record | bytes]) -> bytes:
-    """The body: records packed back to back."""
-    return b"".join(pack_each(records))
-
-
-def frame_parts(parts: list[bytes]) -> list[bytes]:
-    """A whole stream around a body given in parts, as parts (nothing copied)."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part)
-    length = sum(map(len, parts))
-    return [_HEAD.pack(MAGIC, FORMAT_VERSION, length), *parts, digest.digest()]
-
-
 def write_framed(parts: list[bytes], write: Callable[[bytes], None]) -> None:
     """Write a whole stream around a body given in parts, through ``write``, hashing the
     parts in a thread while they are written (both let go of the GIL: two cores)."""
@@ -65,11 +52,6 @@ def write_framed(parts: list[bytes], write: Callable[[bytes], None]) -> None:
     write(digest.digest())
 
 
-def frame(body: bytes) -> bytes:
-    """A whole stream around a body."""
-    return b"".join(frame_parts([body]))
-
-
 def check_header(blob: bytes | memoryview) -> tuple[int, int]:
     """``(version, body_length)`` from the start of a stream.
 
@@ -88,17 +70,6 @@ def check_header(blob: bytes | memoryview) -> tuple[int, int]:
     if version < 1:
         raise StateError(f"state format version {version} is not a valid version")
     return version, length
-
-
-def unframe(blob: bytes | memoryview) -> memoryview:
-    """The body of a stream, after checking magic, version, length and checksum.
-
-    Raises:
-        StateError: the stream is not whole and exactly ours.
-    """
-    body, digest = _split(blob)
-    _check_digest(hashlib.sha256(body).digest(), digest)
-    return body
 
 
 def _split(blob: bytes | memoryview) -> tuple[memoryview, bytes]:
@@ -131,6 +102,13 @@ def unpack_records(body: bytes | memoryview) -> Iterator[Record]:
         yield from unpacker
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
         raise StateError(f"state body does not decode: {exc}") from exc
+
+
+def frame_parts(parts: list[bytes]) -> list[bytes]:
+    """A whole stream around a body given in parts, as parts (nothing copied)."""
+    out: list[bytes] = []
+    write_framed(parts, out.append)
+    return out
 
 
 def encode_state(records: Iterable[Record | bytes]) -> bytes:

@@ -81,7 +81,7 @@ def write_lmdb(path: Path, records: list[Record | bytes]) -> None:
 
 
 def read_lmdb(path: Path) -> bytes:
-    """The framed stream kept in an LMDB file (checked by the caller with ``unframe``).
+    """The framed stream kept in an LMDB file (checked by the caller: ``stream.decode_state``).
 
     Raises:
         StateError: the file is missing or not an xsd state.
@@ -109,7 +109,7 @@ def read_lmdb(path: Path) -> bytes:
 
 def load_blob(spec: str) -> bytes | memoryview:
     """The framed stream named by ``fd:N`` (a memfd) or ``lmdb:PATH`` (not yet checked:
-    ``stream.unframe`` checks it).
+    ``stream.decode_state`` checks it).
 
     Raises:
         StateError: the source cannot be read, or the stream is not whole.
