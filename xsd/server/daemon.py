@@ -115,21 +115,15 @@ class Server:
         }
 
     def adopt_handover(self, extra: dict[str, Any]) -> None:
-        """Take over the descriptors a previous process left us (before :meth:`serve`);
-        ``extra`` has no ``conns`` if the multiplexer already serves them."""
+        """Take over the descriptors a previous process left us (before :meth:`serve`):
+        listeners, the lock and the log. The client connections came with the
+        multiplexer (``xsd.server.early`` adopted them)."""
         self.restored = True
         for domid, fd in extra["listeners"].items():
             sock = socket.socket(fileno=fd)
             sock.set_inheritable(False)
             sock.setblocking(False)
             self.listeners[int(domid)] = sock
-        for conn_id, fd in extra.get("conns", {}).items():
-            sock = socket.socket(fileno=fd)
-            sock.set_inheritable(False)
-            self.mux.add(int(conn_id), sock)
-        for conn_id in list(self.engine.state.connections):
-            if conn_id not in self.mux.clients:
-                self.engine.disconnect(conn_id)  # no descriptor came with it
         self.lock_fd = extra.get("lock")
         if self.lock_fd is not None:
             os.set_inheritable(self.lock_fd, False)

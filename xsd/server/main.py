@@ -300,7 +300,7 @@ def restore(spec: str) -> tuple[Engine, dict[str, Any], Multiplexer] | None:
     engine = Engine(state)
     timeline.restore(extra.get("timeline"))
     timeline.mark("loaded")
-    early = EarlyService(engine, extra.pop("conns", {}))  # its connections from now on
+    early = EarlyService(engine, extra.pop("conns", {}))  # the connections are its now
     importer = threading.Thread(target=_import_server, name="xsd-import", daemon=True)
     reply = extra.get("live_update_reply")
     if reply is not None:
