@@ -206,9 +206,18 @@ def test_typed_state_parts_are_checked_against_their_types() -> None:
     bad = copy.deepcopy(recs)
     bad_ext = next(r for r in bad if r[0] == "ext" and r[1] == "watchdogs")
     bad_ext[2]["domains"][0][1]["dogs"][0]["timeout_ms"] = "soon"
-    with pytest.raises(StateError, match="state part 'watchdogs': expected int, got str"):
+    with pytest.raises(
+        StateError, match="state part 'watchdogs': Dog.timeout_ms: expected int, got str"
+    ):
         records.load(bad)
     assert ext[2]["domains"][0][1]["dogs"][0]["timeout_ms"] == 60_000
+    bad_ext[2]["domains"][0][1]["dogs"][0]["timeout_ms"] = 60_000
+    bad_ext[2]["heap"] = [[1, 2, "3", 4]]  # a tuple of ints, one of them not
+    with pytest.raises(StateError, match="expected a tuple of int, int, int, int"):
+        records.load(bad)
+    bad_ext[2]["heap"] = [[1, 2, 3]]
+    with pytest.raises(StateError, match="expected a tuple of int, int, int, int"):
+        records.load(bad)
     unknown = [*recs[:-1], ["ext", "mystery", {}], ["end", len(recs)]]
     with pytest.raises(StateError, match="unknown state part 'mystery'"):
         records.load(unknown)
