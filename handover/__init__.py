@@ -27,14 +27,22 @@ def load(spec: str) -> tuple[State, dict[str, Any]]:
     Raises:
         StateError: the state cannot be loaded; nothing was loaded.
     """
-    blob = transports.load_blob(spec)
-    if spec.startswith("fd:"):
-        os.close(int(spec[3:]))
-    recs = stream.decode_state(blob)  # checks the frame first
-    timeline.mark("unpacked")
-    state = records.load(recs)
-    timeline.mark("rebuilt")
-    # What was just loaded lives as long as the daemon: keep it out of every later
-    # garbage collection (gc.freeze), so a big store costs no collection time.
-    gc.freeze()
+    # What a load builds lives as long as the daemon: the cyclic collector waits until it
+    # is all built, and then it goes out of every later collection (gc.freeze). Were
+    # the collector enabled first, the first allocation would collect the whole load.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        blob = transports.load_blob(spec)
+        if spec.startswith("fd:"):
+            os.close(int(spec[3:]))
+        recs = stream.decode_state(blob)  # checks the frame first
+        timeline.mark("unpacked")
+        state = records.load(recs)
+        del recs, blob
+        gc.freeze()
+        timeline.mark("rebuilt")
+    finally:
+        if collecting:
+            gc.enable()
     return state
