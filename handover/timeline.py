@@ -1,14 +1,20 @@
 """When each step of a live update happened, across the exec.
 
-The old process marks the ``-s`` and the moment before the exec; the marks travel in the
-handed-over state (``extra["timeline"]``); the new process adds its own and, once it
-answered ``OK``, logs one line with the stall and where it went. CLOCK_MONOTONIC is
-system-wide, so marks taken on both sides of the exec compare directly.
+The old process marks the ``-s`` and the end of its dump; those marks travel in the
+handed-over state (``extra["timeline"]``). The moment of the exec itself comes after the
+state is written, so it travels in the environment (:func:`mark_exec`). The new process
+adds its own marks and, once it answered ``OK``, logs one line with the stall and where
+it went. CLOCK_MONOTONIC is system-wide, so marks taken on both sides of the exec
+compare directly.
 """
 
 from __future__ import annotations
 
+import os
 import time
+
+EXEC_ENV = "XSD_LIVE_UPDATE_EXEC_NS"
+"""The environment variable that carries the moment of the exec to the new process."""
 
 _marks: list[tuple[str, int]] = []
 
@@ -21,6 +27,24 @@ def mark(step: str, ns: int | None = None) -> None:
 def marks() -> list[list[str | int]]:
     """The marks so far, msgpack-able (for the handed-over state)."""
     return [[step, ns] for step, ns in _marks]
+
+
+def mark_exec() -> None:
+    """Note, in the environment the exec passes on, that the exec happens now."""
+    os.environ[EXEC_ENV] = str(time.monotonic_ns())
+
+
+def forget_exec() -> None:
+    """The exec failed: the variable must not reach anything else we run."""
+    os.environ.pop(EXEC_ENV, None)
+
+
+def take_exec_mark() -> None:
+    """In the new process: mark the exec (if the old process noted it) and take the
+    variable out of our environment, so that our children do not inherit it."""
+    ns = os.environ.pop(EXEC_ENV, "")
+    if ns.isdigit():
+        mark("exec", int(ns))
 
 
 def restore(earlier: object) -> None:

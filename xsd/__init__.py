@@ -4,4 +4,9 @@
 around it. Start the daemon with the ``xsd`` console script or ``python -m xsd``.
 """
 
+import time as _time
+
+STARTED_NS = _time.monotonic_ns()
+"""When the interpreter, ``site`` done, first reached our code (a live update's timeline)."""
+
 __version__ = "0.1.0"

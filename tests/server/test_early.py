@@ -24,7 +24,9 @@ def test_requests_are_answered_until_an_effect_needs_the_server() -> None:
     engine = Engine()
     ours, theirs = socket.socketpair()
     conn = engine.connect(0)
-    early = EarlyService(engine, {conn: theirs.detach()})
+    early = EarlyService(engine)
+    early.adopt({conn: theirs.detach()})
+    early.start()
     seen: dict[str, object] = {}
 
     def client() -> None:
@@ -62,7 +64,9 @@ def test_a_client_that_leaves_early_is_forgotten() -> None:
     engine = Engine()
     ours, theirs = socket.socketpair()
     conn = engine.connect(0)
-    early = EarlyService(engine, {conn: theirs.detach()})
+    early = EarlyService(engine)
+    early.adopt({conn: theirs.detach()})
+    early.start()
     ours.close()
     rounds = iter(range(50))
     early.serve_while(lambda: next(rounds, None) is not None and conn in early.mux.clients)
@@ -70,24 +74,82 @@ def test_a_client_that_leaves_early_is_forgotten() -> None:
     assert conn not in engine.state.connections
 
 
-def test_a_deadline_that_passed_during_the_update_fires_before_serving() -> None:
+def _overdue_watchdog(engine: Engine, conn: int) -> None:
+    """Domain 3's watchdog, armed ten seconds ago for one second."""
     import time
 
-    from xsd.core.watchdogs import EXPIRED, of
+    from xsd.core.watchdogs import of
+
+    engine.receive(conn, encode(Op.INTRODUCE, 1, 0, b"3\0001\0001\0"), 0)
+    engine.take_effects()  # the domain's socket: the old process opened it
+    engine.take_dirty()
+    engine.now = time.monotonic_ns() - 10_000_000_000
+    of(engine).set_timeout(engine, 3, 0, 1000)
+    of(engine).arm(engine, 3, 0)
+
+
+def test_a_deadline_that_passed_during_the_update_fires_before_serving() -> None:
+    from xsd.core.watchdogs import EXPIRED
 
     engine = Engine()
     ours, theirs = socket.socketpair()
     conn = engine.connect(0)
-    engine.receive(conn, encode(Op.INTRODUCE, 1, 0, b"3\0001\0001\0"), 0)
-    engine.take_effects()  # the domain's socket: the old process opened it
-    engine.take_dirty()
-    engine.now = time.monotonic_ns() - 10_000_000_000  # armed ten seconds ago...
-    of(engine).set_timeout(engine, 3, 0, 1000)  # ...for one second
-    of(engine).arm(engine, 3, 0)
-    early = EarlyService(engine, {conn: theirs.detach()})
-    early.answer(conn)
+    _overdue_watchdog(engine, conn)
+    early = EarlyService(engine)
+    early.adopt({conn: theirs.detach()})
+    early.start()
     assert engine.state.watchdogs.domains[3].dogs[0].state == EXPIRED
     assert early.held  # its action is the server's, and everything waits behind it
     assert "watchdog" in [e.kind for e in engine.take_effects()]
+    early.mux.close()
+    ours.close()
+
+
+def test_the_ok_goes_out_before_the_others_are_adopted() -> None:
+    from xsd.core.watchdogs import ARMED, EXPIRED
+
+    engine = Engine()
+    control_ours, control_theirs = socket.socketpair()
+    other_ours, other_theirs = socket.socketpair()
+    control = engine.connect(0)
+    other = engine.connect(0)
+    _overdue_watchdog(engine, other)
+    # the -s, as the old process left it: deferred, the shell's to answer
+    engine.receive(control, encode(Op.CONTROL, 9, 0, b"live-update\0-s\0"), 0)
+    assert "deferred" in [e.kind for e in engine.take_effects()]  # the old shell's
+    early = EarlyService(engine)
+    early.adopt({control: control_theirs.detach()})
+    assert early.answer(control)
+    control_ours.settimeout(5)
+    reply = _reply(control_ours, Decoder())
+    assert (reply.req_id, reply.payload) == (9, b"OK\0")
+    # nothing else happened yet: the overdue watchdog fires once all are adopted
+    assert engine.state.watchdogs.domains[3].dogs[0].state == ARMED
+    early.adopt({other: other_theirs.detach()})
+    early.start()
+    assert engine.state.watchdogs.domains[3].dogs[0].state == EXPIRED
+    assert early.held
+    early.mux.close()
+    control_ours.close()
+    other_ours.close()
+
+
+def test_an_effect_owed_before_the_ok_holds_it_for_the_server() -> None:
+    engine = Engine()
+    ours, theirs = socket.socketpair()
+    control = engine.connect(0)
+    engine.receive(control, encode(Op.CONTROL, 9, 0, b"live-update\0-s\0"), 0)
+    engine.take_effects()
+    engine.receive(engine.connect(0), encode(Op.INTRODUCE, 1, 0, b"4\0001\0001\0"), 0)
+    early = EarlyService(engine)  # the introduction's effect is still to be applied
+    early.adopt({control: theirs.detach()})
+    assert not early.answer(control)
+    assert early.held
+    ours.settimeout(0.2)
+    try:
+        early_bytes = ours.recv(65536)
+    except TimeoutError:
+        early_bytes = b""
+    assert early_bytes == b""
     early.mux.close()
     ours.close()

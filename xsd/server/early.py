@@ -40,28 +40,41 @@ seldom, so as not to take the GIL from the import thread for nothing."""
 class EarlyService:
     """The restored engine and its inherited connections, served without trio."""
 
-    def __init__(self, engine: Engine, conn_fds: dict[int, int]) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.mux = Multiplexer(engine, self._flush, self._drop)
         self.held = False
         self._next_check = 0  # when _tick() next looks for due deadlines (ns)
-        for conn_id, fd in conn_fds.items():
-            sock = socket.socket(fileno=fd)
-            sock.set_inheritable(False)
-            self.mux.add(int(conn_id), sock)
-        for conn_id in list(engine.state.connections):
-            if conn_id not in self.mux.clients:
-                engine.disconnect(conn_id)  # no descriptor came with it
         settings = engine.state.settings
         if settings.trace_on and settings.trace_file and "io" in settings.log_classes:
             engine.trace = []
 
-    def answer(self, conn_id: int) -> None:
-        """Answer the ``-s`` of connection ``conn_id`` and the requests queued behind
-        it and everyone else's."""
+    def adopt(self, conn_fds: dict[int, int]) -> None:
+        """Serve these connections (id -> inherited descriptor)."""
+        for conn_id, fd in conn_fds.items():
+            sock = socket.socket(fileno=fd)
+            sock.set_inheritable(False)
+            self.mux.add(int(conn_id), sock)
+
+    def answer(self, conn_id: int) -> bool:
+        """Answer the ``-s`` of connection ``conn_id`` (adopted already) and send it at
+        once, before anything else is done, unless an effect must go first (then the
+        server sends it). True if it was sent."""
         self.engine.complete_deferred(conn_id, b"OK\0")
-        for other in list(self.engine.state.connections):
-            self.mux.resume(other)
+        if self.engine.effects:
+            self.held = True
+            return False
+        self.mux.send(conn_id)
+        return True
+
+    def start(self) -> None:
+        """Every connection adopted: forget those that came without a descriptor, and
+        answer the requests queued behind the ``-s`` and everyone else's."""
+        for conn_id in list(self.engine.state.connections):
+            if conn_id not in self.mux.clients:
+                self.engine.disconnect(conn_id)  # no descriptor came with it
+        for conn_id in list(self.engine.state.connections):
+            self.mux.resume(conn_id)
         self._tick()  # flushes
 
     def serve_while(self, busy: Callable[[], bool]) -> None:

@@ -284,9 +284,11 @@ class LiveUpdate:
             sock.set_inheritable(True)
         if lock is not None:
             os.set_inheritable(lock, True)
+        timeline.mark_exec()
         try:
             os.execv(argv[0], argv)
         except OSError as exc:
+            timeline.forget_exec()
             for sock in fds:
                 sock.set_inheritable(False)
             if lock is not None:

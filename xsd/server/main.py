@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -12,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import xsd
 from xsd import __version__
 
 _STARTED_NS = time.monotonic_ns()  # live update: when the new program reached our code
@@ -19,11 +19,16 @@ _STARTED_NS = time.monotonic_ns()  # live update: when the new program reached o
 # The daemon's heavy imports (trio, the server) wait until they are needed, so that the
 # live-update dry run (--check-state) starts fast.
 if TYPE_CHECKING:
+    import argparse
+
     from xsd.core.engine import Engine
     from xsd.core.quota import Quotas
     from xsd.core.state import Settings
     from xsd.server.daemon import Server
     from xsd.server.mux import Multiplexer
+
+    Options = tuple[argparse.Namespace, Settings, Quotas]
+    """What :func:`options` makes of a command line."""
 
 log = logging.getLogger("xsd")
 
@@ -43,6 +48,8 @@ def default_rundir() -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options of ``xsd``."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="xsd",
         description="A Xenstore-compatible state store daemon. Runs in the foreground and "
@@ -181,19 +188,44 @@ def main(argv: list[str] | None = None) -> int:
         # The dry run of a live update. The other options are those the new program
         # will run with: they are checked too, so that a command line it would refuse
         # fails here rather than after the exec.
+        import argparse
+
         quick = argparse.ArgumentParser(prog="xsd", add_help=False)
         quick.add_argument("--check-state", metavar="STATE", required=True)
         known, rest = quick.parse_known_args(argv)
         if options(rest) is None:
             return 2
         return check_state(known.check_state)
+    spec = handed_over_state(argv)
+    if spec is not None:
+        # The new process of a live update: the state first, the options (which its
+        # dry run checked already) once the -s has its answer, so that parsing them is
+        # not part of the pause.
+        restored = restore(spec, argv)
+        if restored is None:
+            return 1
+        engine, extra, mux, parsed = restored
+        if parsed is None:
+            return 2
+        return serve(*parsed, restored=(engine, extra, mux))
     parsed = options(argv)
     if parsed is None:
         return 2
     return serve(*parsed)
 
 
-def options(argv: list[str]) -> tuple[argparse.Namespace, Settings, Quotas] | None:
+def handed_over_state(argv: list[str]) -> str | None:
+    """The STATE of ``--live-update STATE`` (as a live update passes it, spelled in
+    full), or None."""
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--":
+            break
+        if arg == "--live-update":
+            return argv[i + 1]
+    return None
+
+
+def options(argv: list[str]) -> Options | None:
     """The options (a ``--config`` file's first), and the settings and quotas they make;
     None, with the reason printed, if they are wrong (argparse itself exits with 2)."""
     parser = build_parser()
@@ -280,16 +312,22 @@ def _import_server() -> None:
     import xsd.server.sdnotify  # noqa: F401
 
 
-def restore(spec: str) -> tuple[Engine, dict[str, Any], Multiplexer] | None:
+def restore(
+    spec: str, argv: list[str] | None
+) -> tuple[Engine, dict[str, Any], Multiplexer, Options | None] | None:
     """Load a handed-over state and serve it at once (``xsd.server.early``), answering the
-    ``-s`` that started us, while a thread imports the rest of the daemon; returns when
-    the server can take over (None, with the reason printed, if the state cannot load).
+    ``-s`` that started us, while a thread imports the rest of the daemon and parses
+    ``argv`` (if given); returns when the server can take over, with the options (None if
+    they are wrong, the reason printed, or not asked for), or None (the reason printed)
+    if the state cannot load.
     """
     import handover
     from xsd.core.engine import Engine
     from xsd.server.early import EarlyService
 
     timeline = handover.timeline
+    timeline.take_exec_mark()
+    timeline.mark("python", xsd.STARTED_NS)
     timeline.mark("main", _STARTED_NS)
     timeline.mark("imports")
     try:
@@ -300,29 +338,47 @@ def restore(spec: str) -> tuple[Engine, dict[str, Any], Multiplexer] | None:
     engine = Engine(state)
     timeline.restore(extra.get("timeline"))
     timeline.mark("loaded")
-    early = EarlyService(engine, extra.pop("conns", {}))  # the connections are its now
-    importer = threading.Thread(target=_import_server, name="xsd-import", daemon=True)
+    early = EarlyService(engine)
+    conns = {int(k): v for k, v in extra.pop("conns", {}).items()}  # now the service's
+    parsed: list[Options | None] = []
+
+    def prepare() -> None:
+        _import_server()
+        if argv is not None:
+            parsed.append(options(argv))
+
+    importer = threading.Thread(target=prepare, name="xsd-import", daemon=True)
     reply = extra.get("live_update_reply")
-    if reply is not None:
-        early.answer(reply)
-        if not early.held:  # else the server sends it, after the effects before it
+    if reply in conns:  # its OK first: the others can wait the few ms of their adoption
+        early.adopt({reply: conns.pop(reply)})
+        if early.answer(reply):
             timeline.mark("OK")
+    early.adopt(conns)
+    early.start()
     importer.start()
     early.serve_while(importer.is_alive)
     importer.join()
     timeline.mark("server imported")
-    return engine, extra, early.mux
+    return engine, extra, early.mux, parsed[0] if parsed else None
 
 
-def serve(args: argparse.Namespace, settings: Settings, quotas: Quotas) -> int:
-    """Run the daemon as the options say (fresh, or restored by a live update, whose
+def serve(
+    args: argparse.Namespace,
+    settings: Settings,
+    quotas: Quotas,
+    restored: tuple[Engine, dict[str, Any], Multiplexer] | None = None,
+) -> int:
+    """Run the daemon as the options say: fresh, or ``restored`` by a live update (whose
     state keeps its own settings and quotas, run-time changes included)."""
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="xsd: %(message)s", stream=sys.stderr)
     rundir = args.rundir or default_rundir()
-    restored = restore(args.live_update) if args.live_update else None
     if args.live_update and restored is None:
-        return 1
+        # --live-update spelled so that main() did not see it (an abbreviation).
+        restored_now = restore(args.live_update, None)
+        if restored_now is None:
+            return 1
+        restored = restored_now[:3]
 
     import trio
 
