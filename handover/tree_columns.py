@@ -21,6 +21,7 @@ child_counts]``; every column has one entry per node, ``/`` first (name length 0
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Generator
 from itertools import compress, repeat
 from operator import attrgetter, itemgetter
@@ -180,10 +181,13 @@ def load_tree(record: list[Any], table: list[P.Perms]) -> Tree:
             )
             nums[pid] += count
         else:
-            cut = len(prefix)
-            for i, child in enumerate(children, start):
-                sums[ids[i]] += 2 * len(child) - cut + 1 + len(values[i])
-                nums[ids[i]] += 1
+            fixed = len(prefix) + 1
+            kid_lengths = lengths[start:end]
+            for pid, name_length, value in zip(
+                kid_ids, kid_lengths, values[start:end], strict=True
+            ):
+                sums[pid] += fixed + 2 * name_length + len(value)
+                nums[pid] += 1
         start = end
     if start != n:
         raise TreeError(f"child counts add up to {start - 1} nodes below / of {n - 1}")
@@ -228,7 +232,9 @@ def _check_columns(
         raise TreeError("names in a tree of / alone")
     if not set(map(type, values)) <= {bytes}:
         raise TreeError("a node value is not a byte string")
-    if not set(map(type, gens)) <= {int} or min(gens) < 0:
-        raise TreeError("a generation is not a non-negative integer")
+    try:
+        array("Q", gens)  # one C pass: ints from 0 up only (and bools, which are ints)
+    except (TypeError, OverflowError):
+        raise TreeError("a generation is not a non-negative integer") from None
     # Child counts need no pass of their own: accumulate() into an array refuses
     # anything but ints, and a negative count cannot match the names it claims.

@@ -114,6 +114,8 @@ def _text(change: Any) -> Any:
         (_set(4, 1, 99), "malformed record"),
         (_set(4, 1, -1), "malformed record"),
         (_set(5, 1, -5), "generation"),
+        (_set(5, 1, 1.5), "generation"),
+        (_set(5, 1, "7"), "generation"),
         (_shift(6, 0, 1), "child counts add up"),
         (_set(6, -1, -1), "add up|do not match"),
         (_text(lambda x: x.replace("deep", "tool", 1)), "appears twice"),
