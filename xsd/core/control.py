@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from xsd.core import quota
 from xsd.core.domains import parse_domid
 from xsd.core.errors import Deferred, XsError
-from xsd_client.logformat import CLASSES
 
 if TYPE_CHECKING:
     from xsd.core.engine import Engine
@@ -76,7 +75,7 @@ def _log(engine: Engine, args: list[bytes]) -> str:
         raise Deferred("log", args)
     if arg == b"off":
         settings.trace_on = False
-    elif arg[:1] in (b"+", b"-") and arg[1:].decode(errors="replace") in CLASSES:
+    elif arg[:1] in (b"+", b"-") and arg[1:].decode(errors="replace") in _log_classes():
         name = arg[1:].decode()
         classes = [c for c in settings.log_classes if c != name]
         settings.log_classes = [*classes, name] if arg[:1] == b"+" else classes
@@ -172,3 +171,11 @@ _COMMANDS: dict[bytes, Command] = {
     b"connections": _connections,
     b"help": _help,
 }
+
+
+def _log_classes() -> tuple[str, ...]:
+    # Imported when asked: a live update's restore imports this module, and need not
+    # pay for the log format before it answers.
+    from xsd_client.logformat import CLASSES
+
+    return CLASSES

@@ -15,7 +15,6 @@ reads a clock, and a record holds no reference into the state that later changes
 
 from __future__ import annotations
 
-from xsd_client.logformat import format_io
 from xsd_client.protocol import HEADER, Packet
 
 TraceRecord = tuple[int, int, int, Packet | bytes]
@@ -24,6 +23,10 @@ TraceRecord = tuple[int, int, int, Packet | bytes]
 
 def io_text(record: TraceRecord) -> str:
     """The TEXT of the ``io`` line for ``record`` (see :mod:`xsd_client.logformat`)."""
+    # Imported here: the engine imports this module, and a live update's restore need
+    # not pay for the log format (its regexes and tables) before it answers.
+    from xsd_client.logformat import format_io
+
     conn_id, domid, _, message = record
     if isinstance(message, Packet):
         return format_io(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
 
     Options = tuple[argparse.Namespace, Settings, Quotas]
     """What :func:`options` makes of a command line."""
-
-log = logging.getLogger("xsd")
 
 SYSTEM_RUNDIR = Path("/var/run/xenstored")
 
@@ -370,6 +367,9 @@ def serve(
 ) -> int:
     """Run the daemon as the options say: fresh, or ``restored`` by a live update (whose
     state keeps its own settings and quotas, run-time changes included)."""
+    import logging  # not before: a live update's restore does without it
+
+    log = logging.getLogger("xsd")
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="xsd: %(message)s", stream=sys.stderr)
     rundir = args.rundir or default_rundir()
@@ -429,6 +429,8 @@ def serve(
 
 
 async def _run(server: Server) -> None:
+    import logging
+
     import trio
 
     from xsd.server import sdnotify
@@ -442,7 +444,7 @@ async def _run(server: Server) -> None:
                 if signum == signal.SIGHUP:
                     server.reopen_log("SIGHUP")  # logging: after a rotation
                     continue
-                log.info("%s received, stopping", signal.Signals(signum).name)
+                logging.getLogger("xsd").info("%s received, stopping", signal.Signals(signum).name)
                 sdnotify.notify("STOPPING=1")
                 server.live_update.abort()
                 nursery.cancel_scope.cancel()

@@ -24,18 +24,28 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import logging
 import select
 import socket
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from xsd.core.engine import Engine
 from xsd_client.protocol import ProtocolError
 
-log = logging.getLogger("xsd")
+if TYPE_CHECKING:
+    import logging
+
+
+def _log() -> logging.Logger:
+    # logging is imported when first needed: a live update's restore serves through
+    # this module before it has any use for it.
+    import logging
+
+    return logging.getLogger("xsd")
+
 
 _RECV_SIZE = 65536
 _BATCH = 256
@@ -235,7 +245,7 @@ class Multiplexer:
         except BlockingIOError:
             return
         except OSError as exc:
-            log.debug("connection %d: %s", conn_id, exc)
+            _log().debug("connection %d: %s", conn_id, exc)
             self._drop(conn_id)
             return
         if not data:
@@ -244,10 +254,10 @@ class Multiplexer:
         try:
             self._answer(client, self.engine.receive, data)
         except ProtocolError as exc:
-            log.warning("connection %d: %s; disconnecting", conn_id, exc)
+            _log().warning("connection %d: %s; disconnecting", conn_id, exc)
             self._drop(conn_id)
             return
         except Exception:
             # Last line of defence: one connection goes, the daemon and the others stay.
-            log.exception("connection %d: internal error; disconnecting", conn_id)
+            _log().exception("connection %d: internal error; disconnecting", conn_id)
             self._drop(conn_id)
