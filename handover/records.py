@@ -8,7 +8,12 @@ few large arrays. Invariants of a stream (format 2):
 * ``meta`` comes first and ``end`` last, ``end`` carrying the number of records before it;
 * the permission table (``perms``) comes before the ``tree`` that refers to it;
 * connections come before their watches and transactions;
-* a kind this version does not know is refused, never skipped.
+* a kind this version does not know is refused, never skipped;
+* ``meta`` may carry the tree's ``usage`` (``[[owner, nodes, bytes], ...]``), exact when
+  dumped: the loader then takes it rather than recounting every node in the pause of a
+  live update. A live update's dry run recounts it (``xsd --check-state``), and if the
+  two differ the update sends no usage, so that the new process recounts. A stream
+  without it (from an earlier version) is recounted.
 
 Format 1 (written by earlier versions, still loaded) sent the tree as ``nodes`` records
 of full paths in depth-first order, parents first, followed by the permission table.
@@ -104,12 +109,17 @@ def forget_ahead(tree: Tree) -> None:
 
 
 def dump(
-    state: State, extra: dict[str, Any] | None = None, ahead: TreeAhead | None = None
+    state: State,
+    extra: dict[str, Any] | None = None,
+    ahead: TreeAhead | None = None,
+    *,
+    with_usage: bool = True,
 ) -> Iterator[Record | Packed]:
     """The records of ``state``; ``extra`` is opaque data for the shell (descriptors).
 
     With ``ahead`` (from :func:`dump_ahead` on this tree, its journal kept since), the
-    tree goes as that dump plus a delta of what changed, unless too much did."""
+    tree goes as that dump plus a delta of what changed, unless too much did. Without
+    ``with_usage``, the loader recounts the tree's usage rather than taking ours."""
     yield [
         "meta",
         {
@@ -120,6 +130,9 @@ def dump(
             "quotas": {"hard": state.quotas.hard, "soft": state.quotas.soft},
             "special_perms": {k: _perms(v) for k, v in state.special_perms.items()},
             "extra": extra or {},
+            "usage": [[owner, n, size] for owner, (n, size) in state.tree.usage.items()]
+            if with_usage
+            else None,
         },
     ]
     tree = state.tree
@@ -263,6 +276,8 @@ class _Loader:
         self.has_tree = False
         self.has_delta = False
         self.ended = False
+        self.usage: dict[int, list[int]] | None = None
+        """The tree's usage as the stream gives it (None: recount it)."""
 
     def run(self, records: Iterable[Record]) -> tuple[State, dict[str, Any]]:
         for record in records:
@@ -297,13 +312,18 @@ class _Loader:
         state.quotas = Quotas(hard=dict(meta["quotas"]["hard"]), soft=dict(meta["quotas"]["soft"]))
         state.special_perms = {k: _to_perms(v) for k, v in meta["special_perms"].items()}
         self.extra = dict(meta["extra"])
+        usage = meta.get("usage")
+        if usage is not None:
+            if not all(len(u) == 3 and all(type(x) is int for x in u) for u in usage):
+                raise StateError("the tree's usage is not a list of [owner, nodes, bytes]")
+            self.usage = {owner: [n, size] for owner, n, size in usage}
 
     def _tree(self, r: Record) -> None:
         if self.perm_table is None or self.has_tree:
             raise StateError("a tree record before the permission table, or a second one")
         generation = self.state.tree.generation
         try:
-            self.state.tree = load_tree(r, self.perm_table)
+            self.state.tree = load_tree(r, self.perm_table, count_usage=self.usage is None)
         except TreeError as exc:
             raise StateError(str(exc)) from None
         self.state.tree.generation = generation
@@ -477,6 +497,8 @@ class _Loader:
         for conn in self.state.connections.values():
             if conn.domid not in self.state.domains:
                 raise StateError(f"connection {conn.id} of unknown domain {conn.domid}")
+        if self.usage is not None:  # the delta's recharges were for nothing then
+            self.state.tree.usage = self.usage
         self.ended = True
 
 

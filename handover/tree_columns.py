@@ -124,8 +124,9 @@ def dump_tree_steps(tree: Tree) -> Steps:
     return ["tree", "\n".join(texts), lengths, values, perm_ids, gens, counts], table
 
 
-def load_tree(record: list[Any], table: list[P.Perms]) -> Tree:
-    """A tree (nodes and usage; generation left at 0) from a ``tree`` record.
+def load_tree(record: list[Any], table: list[P.Perms], *, count_usage: bool = True) -> Tree:
+    """A tree (nodes, and usage unless not ``count_usage``; generation left at 0) from
+    a ``tree`` record.
 
     Raises:
         TreeError: the columns are malformed or do not describe one tree rooted at ``/``.
@@ -171,24 +172,24 @@ def load_tree(record: list[Any], table: list[P.Perms]) -> Tree:
             raise TreeError("the name lengths do not match the names")
         paths[start:end] = children
         node_list[k].children = children
+        begin, start = start, end
+        if not count_usage:
+            continue
         # A child costs its path (prefix + name), its value, its name and separator.
-        name_chars = len(names) - (count - 1)
-        kid_ids = ids[start:end]
+        kid_ids = ids[begin:end]
         pid = kid_ids[0]
         if kid_ids.count(pid) == count:  # the usual case: one owner, in bulk
-            sums[pid] += (
-                count * (len(prefix) + 1) + 2 * name_chars + sum(map(len, values[start:end]))
-            )
+            name_chars = len(names) - (count - 1)
+            value_chars = sum(map(len, values[begin:end]))
+            sums[pid] += count * (len(prefix) + 1) + 2 * name_chars + value_chars
             nums[pid] += count
         else:
             fixed = len(prefix) + 1
-            kid_lengths = lengths[start:end]
-            for pid, name_length, value in zip(
-                kid_ids, kid_lengths, values[start:end], strict=True
-            ):
+            kid_lengths = lengths[begin:end]
+            kid_values = values[begin:end]
+            for pid, name_length, value in zip(kid_ids, kid_lengths, kid_values, strict=True):
                 sums[pid] += fixed + 2 * name_length + len(value)
                 nums[pid] += 1
-        start = end
     if start != n:
         raise TreeError(f"child counts add up to {start - 1} nodes below / of {n - 1}")
     tree = Tree()

@@ -147,6 +147,37 @@ def test_lmdb_transport_keeps_the_file(xsd: XsdDaemon, program: str, tmp_path: P
     assert check.returncode == 0, check.stderr
 
 
+def test_a_dry_run_that_finds_the_usage_wrong_makes_the_new_process_recount(
+    xsd: XsdDaemon, program: str, tmp_path: Path
+) -> None:
+    """The daemon's usage cannot drift from outside (that would be a bug), so the new
+    program here is a wrapper around the real one whose dry run also prints the
+    verdict a drifted usage gets; the old process must then send no usage, and the new
+    process recount it, exactly."""
+    from xsd.server.main import RECOUNT_VERDICT
+
+    wrapper = _script(
+        tmp_path,
+        "xsd-verdict",
+        "#!/bin/sh\n"
+        'for a in "$@"; do\n'
+        f'  if [ "$a" = --check-state ]; then {program} "$@" || exit $?; '
+        f'echo "{RECOUNT_VERDICT}"; exit 0; fi\n'
+        "done\n"
+        f'exec {program} "$@"\n',
+    )
+    with RawConn(str(xsd.socket)) as conn:
+        assert conn.call(Op.INTRODUCE, 4, 1, 1) == ("OK", b"OK\0")
+        for i in range(30):
+            conn.write(f"/local/domain/4/n{i}", "v" * i)
+        assert conn.call(Op.SET_PERMS, "/local/domain/4/n7", "n4") == ("OK", b"OK\0")
+        before = conn.call(Op.CONTROL, "quota", "4")
+        assert b"nodes           :        1" in before[1]
+        assert live_update(xsd.socket, wrapper) == ("OK", b"OK\0")
+        assert conn.call(Op.CONTROL, "quota", "4") == before
+    assert "usage differs from its nodes; recounting it" in xsd.output()
+
+
 def _script(tmp_path: Path, name: str, body: str, mode: int = 0o755) -> str:
     path = tmp_path / name
     path.write_text(body)

@@ -65,16 +65,61 @@ def test_a_tree_round_trips_through_columns_and_msgpack() -> None:
     blob = stream.encode_state(records.dump(state))
     again, _ = records.load(stream.decode_state(blob))
     _same_tree(state.tree, again.tree)
-    # usage is recounted from the nodes, as node_cost() counts them
+    # usage, recounted from the columns, is what node_cost() counts
     recount: dict[int, list[int]] = {}
     for path, node in again.tree.nodes.items():
         entry = recount.setdefault(node.perms[0][1], [0, 0])
         entry[0] += 1
         entry[1] += node_cost(path, node)
     assert recount == again.tree.usage
+    recounted, _ = records.load(
+        stream.decode_state(stream.encode_state(records.dump(state, with_usage=False)))
+    )
+    assert recounted.tree.usage == recount
     # child lists hold the very strings used as keys (one string per path)
     keys = {id(k) for k in again.tree.nodes}
     assert all(id(c) in keys for n in again.tree.nodes.values() for c in n.children)
+
+
+def test_the_usage_travels_and_is_taken_as_it_comes_unless_left_out(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from handover import transports
+
+    state = _engine_with_tree().state
+    right = state.tree.count_usage()
+    loaded, _ = records.load(stream.decode_state(stream.encode_state(records.dump(state))))
+    assert loaded.tree.usage == right == state.tree.usage
+    # a usage that drifted (a bug) travels as it is...
+    state.tree.usage = {owner: [n + 1, size + 7] for owner, (n, size) in right.items()}
+    drifted = list(records.dump(state))
+    loaded, _ = records.load(stream.decode_state(stream.encode_state(drifted)))
+    assert loaded.tree.usage == state.tree.usage != right
+    # ...the dry run tells (and still passes)...
+    transports.write_lmdb(tmp_path / "drifted.lmdb", drifted)
+    transports.write_lmdb(tmp_path / "right.lmdb", list(records.dump(_engine_with_tree().state)))
+    verdicts = {}
+    for name in ("drifted", "right"):
+        check = subprocess.run(
+            [sys.executable, "-m", "xsd", "--check-state", f"lmdb:{tmp_path / name}.lmdb"],
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0, check.stderr
+        verdicts[name] = check.stdout
+    assert verdicts == {"drifted": "xsd: check-state: recount usage\n", "right": ""}
+    # ...and left out, the new process recounts it
+    recounted = records.dump(state, with_usage=False)
+    loaded, _ = records.load(stream.decode_state(stream.encode_state(recounted)))
+    assert loaded.tree.usage == right
+
+
+def test_a_malformed_usage_is_refused() -> None:
+    recs = list(records.dump(_engine_with_tree().state))
+    recs[0][1]["usage"] = [[0, 1]]
+    with pytest.raises(StateError, match="usage is not a list of"):
+        records.load(recs)
 
 
 def _tree_record(recs: list[Any]) -> list[Any]:
@@ -209,7 +254,7 @@ def test_typed_state_parts_are_checked_against_their_types() -> None:
     bad_ext = next(r for r in bad if r[0] == "ext" and r[1] == "watchdogs")
     bad_ext[2]["domains"][0][1]["dogs"][0]["timeout_ms"] = "soon"
     with pytest.raises(
-        StateError, match="state part 'watchdogs': Dog.timeout_ms: expected int, got str"
+        StateError, match=r"state part 'watchdogs': Dog\.timeout_ms: expected int, got str"
     ):
         records.load(bad)
     assert ext[2]["domains"][0][1]["dogs"][0]["timeout_ms"] == 60_000
@@ -304,6 +349,10 @@ def _delta_round_trip(engine: Engine, conn: int, ops: list[tuple[str, str, int]]
     recs = list(records.dump(engine.state, None, ahead))
     again, _ = records.load(stream.decode_state(stream.encode_state(recs)))
     _same_tree(engine.state.tree, again.tree)
+    # the usage travels; recounted from the kept dump and the delta, it is the same
+    recount = list(records.dump(engine.state, None, ahead, with_usage=False))
+    again, _ = records.load(stream.decode_state(stream.encode_state(recount)))
+    _same_tree(engine.state.tree, again.tree)
     return recs
 
 
@@ -330,6 +379,10 @@ def test_a_delta_carries_released_domains_and_scrubbed_acls() -> None:
     again, _ = records.load(stream.decode_state(stream.encode_state(recs)))
     _same_tree(engine.state.tree, again.tree)
     assert again.tree.nodes["/a/b1"].perms == ((0, 0),)
+    # recounted rather than taken: the delta recharges the scrubbed owners
+    recs = list(records.dump(engine.state, None, ahead, with_usage=False))
+    again, _ = records.load(stream.decode_state(stream.encode_state(recs)))
+    _same_tree(engine.state.tree, again.tree)
 
 
 def test_too_many_changes_mean_a_full_dump() -> None:

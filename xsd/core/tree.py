@@ -143,6 +143,18 @@ class Tree:
         usage[0] += sign
         usage[1] += sign * node_cost(path, node)
 
+    def count_usage(self) -> dict[int, list[int]]:
+        """The usage recounted from the nodes: what :attr:`usage` holds, but for owners
+        whose count fell to ``[0, 0]``, which it may keep."""
+        usage: dict[int, list[int]] = {}
+        for path, node in self.nodes.items():
+            entry = usage.get(node.perms[0][1])
+            if entry is None:
+                entry = usage[node.perms[0][1]] = [0, 0]
+            entry[0] += 1
+            entry[1] += node_cost(path, node)
+        return usage
+
     def next_generation(self) -> int:
         """Advance the counter and return the new value."""
         self.generation += 1

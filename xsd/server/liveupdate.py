@@ -36,6 +36,7 @@ import trio
 
 from handover import records, stream, timeline, transports
 from xsd.server import sdnotify
+from xsd.server.main import RECOUNT_VERDICT
 
 if TYPE_CHECKING:
     from xsd.server.daemon import Server
@@ -65,6 +66,8 @@ class Session:
     aborted: bool = False
     ahead: records.TreeAhead | None = None
     """The tree as the dry run dumped it; -s sends it and the changes since."""
+    recount_usage: bool = False
+    """The dry run found the tree's usage wrong: -s sends none, the new process recounts."""
 
 
 class LiveUpdate:
@@ -250,6 +253,9 @@ class LiveUpdate:
             detail = reason[-1] if reason else f"exit status {result.returncode}"
             log.error("live-update: dry run failed: %s", detail)
             return f"New program failed to load the state: {detail}"
+        session.recount_usage = RECOUNT_VERDICT in result.stdout.decode(errors="replace")
+        if session.recount_usage:
+            log.warning("live-update: the tree's usage differs from its nodes; recounting it")
         return None
 
     def _exec(self, session: Session, conn_id: int, state_spec: str) -> str:
@@ -263,7 +269,14 @@ class LiveUpdate:
         extra["live_update_reply"] = conn_id
         extra["timeline"] = timeline_marks = timeline.marks()
         # The -s request's reply is owed by the new process: it is in the state.
-        recs = list(records.dump(server.engine.state, extra, session.ahead))
+        recs = list(
+            records.dump(
+                server.engine.state,
+                extra,
+                session.ahead,
+                with_usage=not session.recount_usage,
+            )
+        )
         timeline_marks.append(["dumped", time.monotonic_ns()])  # packed below, with it
         fds = [*server.listeners.values(), *server.mux.sockets().values()]
         memfd: int | None = None

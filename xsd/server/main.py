@@ -277,11 +277,19 @@ def initial_settings(args: argparse.Namespace) -> tuple[Settings, Quotas]:
     return settings, quotas
 
 
+RECOUNT_VERDICT = "xsd: check-state: recount usage"
+"""What the dry run prints on stdout when the state's accounting (the tree's usage,
+which the restore takes as it comes) differs from its nodes: the update then sends
+none, and the new process recounts it."""
+
+
 def check_state(spec: str) -> int:
     """``xsd --check-state SPEC``: load a handed-over state completely, serve nothing.
 
     The daemon's own modules are imported too, so that a new program that could load
-    the state but not run fails here, before the exec, not after it."""
+    the state but not run fails here, before the exec, not after it. The usage the
+    state carries is checked against a recount of its nodes (:data:`RECOUNT_VERDICT`).
+    """
     import handover
 
     try:
@@ -294,11 +302,24 @@ def check_state(spec: str) -> int:
     except Exception as exc:
         print(f"xsd: cannot import the daemon: {exc!r}", file=sys.stderr)
         return 1
+    tree = state.tree
+    if _owning(tree.count_usage()) != _owning(tree.usage):
+        print(
+            "xsd: the state's usage differs from a recount of its nodes: "
+            "the new process will recount it",
+            file=sys.stderr,
+        )
+        print(RECOUNT_VERDICT, flush=True)
     print(
         f"xsd: state loads: {len(state.tree.nodes)} nodes, {len(state.connections)} connections",
         file=sys.stderr,
     )
     return 0
+
+
+def _owning(usage: dict[int, list[int]]) -> dict[int, list[int]]:
+    """Usage without the owners of nothing (a tree may keep them at ``[0, 0]``)."""
+    return {owner: entry for owner, entry in usage.items() if entry != [0, 0]}
 
 
 def _import_server() -> None:
