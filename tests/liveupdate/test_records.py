@@ -107,8 +107,8 @@ def test_the_usage_travels_and_is_taken_as_it_comes_unless_left_out(tmp_path: Pa
             text=True,
         )
         assert check.returncode == 0, check.stderr
-        verdicts[name] = check.stdout
-    assert verdicts == {"drifted": "xsd: check-state: recount usage\n", "right": ""}
+        verdicts[name] = "xsd: check-state: recount usage" in check.stdout.splitlines()
+    assert verdicts == {"drifted": True, "right": False}
     # ...and left out, the new process recounts it
     recounted = records.dump(state, with_usage=False)
     loaded, _ = records.load(stream.decode_state(stream.encode_state(recounted)))

@@ -11,7 +11,8 @@ replaces its command line; ``-s`` starts the update; ``-a`` aborts. The sequence
 2. at ``-s``, stop everything (we are in one synchronous step from here), dump the
    state with the ``-s`` request's reply still owed, put it in a memfd (or an LMDB
    file), make exactly the sockets, the lock and the memfd inheritable, tell systemd
-   RELOADING, and exec the new program in this process;
+   RELOADING, and exec the new program in this process (a Python program without
+   ``site``, if its dry run allowed it: ``xsd.server.reexec``);
 3. the new process loads the state, adopts the descriptors, answers ``OK`` to the
    waiting ``-s`` and serves on.
 
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, TypeVar
 import trio
 
 from handover import records, stream, timeline, transports
-from xsd.server import sdnotify
+from xsd.server import reexec, sdnotify
 from xsd.server.main import RECOUNT_VERDICT
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class Session:
     """The tree as the dry run dumped it; -s sends it and the changes since."""
     recount_usage: bool = False
     """The dry run found the tree's usage wrong: -s sends none, the new process recounts."""
+    plan: reexec.Plan | None = None
+    """How to exec the new program without ``site``, as its dry run told (None: as is)."""
 
 
 class LiveUpdate:
@@ -253,7 +256,9 @@ class LiveUpdate:
             detail = reason[-1] if reason else f"exit status {result.returncode}"
             log.error("live-update: dry run failed: %s", detail)
             return f"New program failed to load the state: {detail}"
-        session.recount_usage = RECOUNT_VERDICT in result.stdout.decode(errors="replace")
+        stdout = result.stdout.decode(errors="replace")
+        session.plan = reexec.exec_plan(session.program, stdout)
+        session.recount_usage = RECOUNT_VERDICT in stdout
         if session.recount_usage:
             log.warning("live-update: the tree's usage differs from its nodes; recounting it")
         return None
@@ -298,8 +303,12 @@ class LiveUpdate:
         if lock is not None:
             os.set_inheritable(lock, True)
         timeline.mark_exec()
+        plan = session.plan
         try:
-            os.execv(argv[0], argv)
+            if plan is not None:
+                os.execve(plan.interpreter, plan.argv(argv), plan.environment(os.environ))
+            else:
+                os.execv(argv[0], argv)
         except OSError as exc:
             timeline.forget_exec()
             for sock in fds:

@@ -302,6 +302,9 @@ def check_state(spec: str) -> int:
     except Exception as exc:
         print(f"xsd: cannot import the daemon: {exc!r}", file=sys.stderr)
         return 1
+    from xsd.server import reexec
+
+    print(reexec.report(), flush=True)  # how the update may exec us (stdout)
     tree = state.tree
     if _owning(tree.count_usage()) != _owning(tree.usage):
         print(
@@ -341,8 +344,10 @@ def restore(
     """
     import handover
     from xsd.core.engine import Engine
+    from xsd.server import reexec
     from xsd.server.early import EarlyService
 
+    reexec.restore_environment()  # before anything we run could inherit ours
     timeline = handover.timeline
     timeline.take_exec_mark()
     timeline.mark("python", xsd.STARTED_NS)
