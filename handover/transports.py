@@ -7,14 +7,18 @@ it back reassembles exactly the stream a memfd would hold, checked the same way.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from handover.records import Record, StateError
 from handover.stream import check_header, frame_parts, pack_each, write_framed
+
+if TYPE_CHECKING:
+    from pathlib import Path  # the memfd transport, a live update's default, needs none
 
 _KEY = struct.Struct(">Q")
 
@@ -66,7 +70,8 @@ def write_lmdb(path: Path, records: list[Record | bytes]) -> None:
     head, digest = parts[0], parts[-1]
     size_of_stream = sum(map(len, parts))
     for suffix in ("", "-lock"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
     size = max(1 << 20, 2 * size_of_stream + (len(packed) * 64))
     env = lmdb.open(str(path), subdir=False, map_size=size, max_dbs=0, mode=0o600)
     try:
@@ -120,6 +125,8 @@ def load_blob(spec: str) -> bytes | memoryview:
         except (ValueError, OSError) as exc:
             raise StateError(f"cannot read state from {spec}: {exc}") from exc
     elif spec.startswith("lmdb:"):
+        from pathlib import Path
+
         blob = read_lmdb(Path(spec[5:]))
     else:
         raise StateError(f"unknown state source {spec!r} (use fd:N or lmdb:PATH)")

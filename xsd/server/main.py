@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import xsd
@@ -19,6 +18,7 @@ _STARTED_NS = time.monotonic_ns()  # live update: when the new program reached o
 # live-update dry run (--check-state) starts fast.
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
     from xsd.core.engine import Engine
     from xsd.core.quota import Quotas
@@ -29,16 +29,18 @@ if TYPE_CHECKING:
     Options = tuple[argparse.Namespace, Settings, Quotas]
     """What :func:`options` makes of a command line."""
 
-SYSTEM_RUNDIR = Path("/var/run/xenstored")
+SYSTEM_RUNDIR = "/var/run/xenstored"
 
 
 def default_rundir() -> Path:
     """``$XENSTORED_RUNDIR``, else Xen's ``/var/run/xenstored`` for root, else a private one."""
+    from pathlib import Path  # not at import: a live update's restore does without it
+
     env = os.environ.get("XENSTORED_RUNDIR")
     if env:
         return Path(env)
     if os.geteuid() == 0:
-        return SYSTEM_RUNDIR
+        return Path(SYSTEM_RUNDIR)
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     return Path(runtime) / "xsd" if runtime else Path(f"/tmp/xsd-{os.geteuid()}")
 
@@ -46,6 +48,7 @@ def default_rundir() -> Path:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options of ``xsd``."""
     import argparse
+    from pathlib import Path
 
     parser = argparse.ArgumentParser(
         prog="xsd",
@@ -169,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def prepare_rundir(rundir: Path) -> None:
     """Create the run directory if needed, refusing one another user could tamper with."""
-    private = rundir != SYSTEM_RUNDIR and os.environ.get("XENSTORED_RUNDIR") is None
+    private = str(rundir) != SYSTEM_RUNDIR and os.environ.get("XENSTORED_RUNDIR") is None
     rundir.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o755)
     info = rundir.stat()
     if info.st_uid != os.geteuid():
@@ -393,7 +396,8 @@ def serve(
 ) -> int:
     """Run the daemon as the options say: fresh, or ``restored`` by a live update (whose
     state keeps its own settings and quotas, run-time changes included)."""
-    import logging  # not before: a live update's restore does without it
+    import logging  # not before: a live update's restore does without them
+    from pathlib import Path
 
     log = logging.getLogger("xsd")
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
