@@ -36,6 +36,7 @@ import msgpack
 from handover import plain
 from handover.tree_columns import TreeError, dump_tree, dump_tree_steps, load_tree, run_steps
 from handover.tree_delta import DeltaError, apply_delta, dump_delta
+from handover.watchdog_columns import WatchdogRecordError, dump_watchdogs, load_watchdogs
 from xsd.core import perms as P
 from xsd.core.connections import Connection, Credentials
 from xsd.core.domains import DOMID_MAX, Domain
@@ -56,8 +57,11 @@ _CORE_FIELDS = frozenset(
         "domains",
         "settings",
         "quotas",
+        "watchdogs",
     }
 )
+_EXT_IN_FORMAT_2 = frozenset({"watchdogs"})
+"""Parts that earlier versions sent as ``ext`` records, before they had their own."""
 
 
 class StateError(Exception):
@@ -182,6 +186,8 @@ def dump(
         for tx in conn.transactions.values():
             yield _transaction(conn.id, tx)
             count += 1
+    yield dump_watchdogs(state.watchdogs)
+    count += 1
     for field in dataclasses.fields(state):
         if field.name not in _CORE_FIELDS:
             encode = plain.encoder(plain.hints(State)[field.name])
@@ -479,10 +485,16 @@ class _Loader:
             raise StateError(f"transaction {tx_id} of connection {cid} is inconsistent")
         conn.transactions[tx_id] = tx
 
+    def _watchdogs(self, r: Record) -> None:
+        try:
+            self.state.watchdogs = load_watchdogs(r)
+        except WatchdogRecordError as exc:
+            raise StateError(f"watchdogs: {exc}") from None
+
     def _ext(self, r: Record) -> None:
         _, name, value = r
         hints = plain.hints(State)
-        if name not in hints or name in _CORE_FIELDS:
+        if name not in hints or (name in _CORE_FIELDS and name not in _EXT_IN_FORMAT_2):
             raise StateError(f"unknown state part {name!r}")
         try:
             setattr(self.state, name, plain.from_plain(hints[name], value))

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handover import records, stream
+from handover import plain, records, stream
 from handover.records import StateError
 from xsd.core.engine import Engine
 from xsd.core.state import State
@@ -240,16 +240,62 @@ def test_an_empty_state_round_trips() -> None:
     assert set(state.tree.nodes) == {"/", "/tool", "/tool/xenstored"}
 
 
-def test_typed_state_parts_are_checked_against_their_types() -> None:
+def _engine_with_watchdogs() -> Engine:
     engine = Engine()
     dom0 = engine.connect(0)
     for domid in (1, 2, 3):
         engine.receive(dom0, encode(Op.INTRODUCE, domid, 0, b"%d\0001\0001\0" % domid), 0)
+    engine.receive(dom0, encode(Op.WRITE, 9, 0, b"/local/domain/2/watchdog/1/timeout\x0030"), 0)
+    engine.receive(dom0, encode(Op.WRITE, 9, 0, b"/local/domain/2/watchdog/1/control\0arm"), 0)
     assert len(engine.state.watchdogs.domains) == 3
+    assert engine.state.watchdogs.heap
+    return engine
+
+
+def test_the_watchdogs_go_as_columns_and_come_back_checked() -> None:
+    engine = _engine_with_watchdogs()
     recs = list(records.dump(engine.state))
     state, _ = records.load(recs)
     assert state.watchdogs == engine.state.watchdogs
-    ext = next(r for r in recs if r[0] == "ext" and r[1] == "watchdogs")
+    (record,) = [r for r in recs if r[0] == "watchdogs"]
+    assert record[2] == [1, 2, 3] and record[3] == [2, 2, 2]
+    assert record[5]["timeout_ms"][:2] == [60_000, 60_000]
+
+    def broken(change: Any) -> list[Any]:
+        out = copy.deepcopy(recs)
+        change(next(r for r in out if r[0] == "watchdogs"))
+        return out
+
+    for change, message in [
+        (lambda r: r[5]["timeout_ms"].__setitem__(0, "soon"), r"Dog\.timeout_ms: not a column"),
+        (lambda r: r[5]["state"].pop(), r"Dog\.state: 5 values for 6"),
+        (lambda r: r[3].__setitem__(0, 3), "Dog.*values for 7"),
+        (lambda r: r[2].__setitem__(1, 1), "a domain appears twice"),
+        (lambda r: r[6].__setitem__(0, [1, 2, "3", 4]), "a tuple of int, int, int, int"),
+        (lambda r: r[4].pop("seq"), None),  # a field with a default: filled
+        (lambda r: r[4].__setitem__("later", [1, 2, 3]), None),  # unknown: ignored
+        (lambda r: r.pop(), "wrong number of parts"),
+    ]:
+        if message is None:
+            again, _ = records.load(broken(change))
+            assert again.watchdogs.domains.keys() == engine.state.watchdogs.domains.keys()
+        else:
+            with pytest.raises(StateError, match=message):
+                records.load(broken(change))
+
+
+def test_the_watchdogs_as_earlier_versions_sent_them_still_load() -> None:
+    """Format 2 before the watchdogs record: an ``ext`` record of plain maps."""
+    engine = _engine_with_watchdogs()
+    hint = plain.hints(State)["watchdogs"]
+    recs = [
+        ["ext", "watchdogs", plain.encoder(hint)(engine.state.watchdogs)]
+        if r[0] == "watchdogs"
+        else r
+        for r in records.dump(engine.state)
+    ]
+    state, _ = records.load(recs)
+    assert state.watchdogs == engine.state.watchdogs
     bad = copy.deepcopy(recs)
     bad_ext = next(r for r in bad if r[0] == "ext" and r[1] == "watchdogs")
     bad_ext[2]["domains"][0][1]["dogs"][0]["timeout_ms"] = "soon"
@@ -257,7 +303,6 @@ def test_typed_state_parts_are_checked_against_their_types() -> None:
         StateError, match=r"state part 'watchdogs': Dog\.timeout_ms: expected int, got str"
     ):
         records.load(bad)
-    assert ext[2]["domains"][0][1]["dogs"][0]["timeout_ms"] == 60_000
     bad_ext[2]["domains"][0][1]["dogs"][0]["timeout_ms"] = 60_000
     bad_ext[2]["heap"] = [[1, 2, "3", 4]]  # a tuple of ints, one of them not
     with pytest.raises(StateError, match="expected a tuple of int, int, int, int"):
@@ -268,6 +313,9 @@ def test_typed_state_parts_are_checked_against_their_types() -> None:
     unknown = [*recs[:-1], ["ext", "mystery", {}], ["end", len(recs)]]
     with pytest.raises(StateError, match="unknown state part 'mystery'"):
         records.load(unknown)
+    tree_as_ext = [*recs[:-1], ["ext", "tree", {}], ["end", len(recs)]]
+    with pytest.raises(StateError, match="unknown state part 'tree'"):
+        records.load(tree_as_ext)
 
 
 # ---------------------------------------------------------------------------- deltas
