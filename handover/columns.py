@@ -31,9 +31,7 @@ class ColumnError(ValueError):
 def scalar_fields(cls: type) -> list[tuple[str, type]]:
     """``(name, type)`` of the fields of dataclass ``cls`` that go as columns."""
     hints = plain.hints(cls)
-    return [
-        (f.name, hints[f.name]) for f in dataclasses.fields(cls) if hints[f.name] in SCALARS
-    ]
+    return [(f.name, hints[f.name]) for f in dataclasses.fields(cls) if hints[f.name] in SCALARS]
 
 
 def to_columns(cls: type, items: list[Any]) -> dict[str, list[Any]]:

@@ -56,16 +56,16 @@ def load_watchdogs(record: list[Any]) -> WatchdogState:
     try:
         if not isinstance(settings, dict) or not set(map(type, domids)) <= {int}:
             raise WatchdogRecordError("watchdog settings or domain ids of the wrong type")
-        if len(counts) != len(domids) or not set(map(type, counts)) <= {int} or (
-            counts and min(counts) < 0
+        if (
+            len(counts) != len(domids)
+            or not set(map(type, counts)) <= {int}
+            or (counts and min(counts) < 0)
         ):
             raise WatchdogRecordError("watchdog counts do not match the domains")
         dogs = columns.from_columns(Dog, dog_columns, sum(counts))
         bounds = list(accumulate(counts, initial=0))
         dog_lists = [dogs[a:b] for a, b in pairwise(bounds)]
-        domains = columns.from_columns(
-            DomainDogs, domain_columns, len(domids), {"dogs": dog_lists}
-        )
+        domains = columns.from_columns(DomainDogs, domain_columns, len(domids), {"dogs": dog_lists})
         state: WatchdogState = columns.from_columns(
             WatchdogState,
             {name: [value] for name, value in settings.items()},
