@@ -141,6 +141,17 @@ def _notes(results: Results, opts: Options) -> list[str]:
         for up in row.updates:
             if not up.ok:
                 notes.append(f"{row.daemon} {size_name(row.nodes)}: update failed: {up.error}")
+    gauges = [
+        f"{r.daemon} {size_name(r.nodes)} {r.machine_ms:.1f}"
+        for r in results.rows
+        if r.machine_ms is not None
+    ]
+    if gauges:
+        notes.append(
+            "machine speed before each cell (median ms of `python -S -c pass`; the same "
+            "machine at another hour can be half again as slow, and every figure with it): "
+            + ", ".join(gauges)
+        )
     for row in results.rows:
         for i, up in enumerate(row.updates, 1):
             if up.phases:

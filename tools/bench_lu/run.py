@@ -20,6 +20,8 @@ import contextlib
 import multiprocessing
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from array import array
@@ -118,6 +120,10 @@ class Row:
     nodes: int
     loaded: int = 0
     load_seconds: float = 0.0
+    machine_ms: float | None = None
+    """This shared machine's speed just before the cell's updates: the median time an
+    interpreter takes to start (``python -S -c pass``); it varies by half and more
+    from one hour to the next, and every stall with it."""
     skipped: str = ""
     updates: list[Update] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -510,6 +516,7 @@ def run_daemon(kind: str, rundir: Path, opts: Options, out: Results, deadline: f
                 if loaded < n:
                     row.skipped = f"loaded only {loaded} nodes within the load budget"
                     break
+                row.machine_ms = interpreter_start_ms()
                 for _ in range(opts.repeat):
                     if time.monotonic() > deadline:
                         row.skipped = row.skipped or "time budget spent"
@@ -537,6 +544,17 @@ def run_daemon(kind: str, rundir: Path, opts: Options, out: Results, deadline: f
             _end(holder_proc, 10)
         setup["log_tail"] = daemon.log_tail(8)
         daemon.stop()
+
+
+def interpreter_start_ms(samples: int = 7) -> float:
+    """The median time, in ms, for ``python -S -c pass`` to run: a gauge of how fast the
+    machine is right now (a live update's new process starts the same way)."""
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-S", "-c", "pass"], check=True)
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
 
 
 def run(opts: Options) -> Results:
