@@ -102,3 +102,22 @@ def test_the_new_process_runs_without_site_and_gives_back_pythonpath(
     assert xsd.pid == pid
     # the wrapper was exec'd as it is, and it exec'd the script with site
     assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1] == os.fsencode(program)
+
+
+def test_a_program_changed_since_its_dry_run_is_exec_d_as_it_is(
+    xsd: XsdDaemon, tmp_path: Path
+) -> None:
+    program = shutil.which("xsd")
+    assert program, "the xsd console script is not installed (pip install -e .)"
+    copy = tmp_path / "xsd-copy"
+    copy.write_text(Path(program).read_text())
+    copy.chmod(0o755)
+    with RawConn(str(xsd.socket), timeout=60) as conn:
+        assert conn.call(Op.CONTROL, "live-update", "-f", str(copy)) == ("OK", b"OK\0")
+        # replaced between -f and -s (by a shell script): no plan for it any more
+        copy.write_text(f'#!/bin/sh\nexec {program} "$@"\n')
+        assert conn.call(Op.CONTROL, "live-update", "-s", "-t", "10") == ("OK", b"OK\0")
+        assert conn.call(Op.READ, "/tool/xenstored") == ("OK", b"")
+    cmdline = Path(f"/proc/{xsd.pid}/cmdline").read_bytes().split(b"\0")
+    assert b"-S" not in cmdline
+    assert cmdline[1] == os.fsencode(program)

@@ -302,8 +302,10 @@ class LiveUpdate:
             sock.set_inheritable(True)
         if lock is not None:
             os.set_inheritable(lock, True)
-        timeline.mark_exec()
         plan = session.plan
+        if plan is not None and reexec.shebang_interpreter(argv[0]) != plan.interpreter:
+            plan = None  # the program changed since its dry run: exec it as it is now
+        timeline.mark_exec()
         try:
             if plan is not None:
                 os.execve(plan.interpreter, plan.argv(argv), plan.environment(os.environ))
