@@ -31,9 +31,20 @@ class Monitor:
     """A QMP client for the test's own monitor."""
 
     def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(str(path))
+        # QEMU creates the socket file when it binds, and listens just after: under
+        # load a connect can fall in between and be refused, so try again briefly
+        deadline = time.monotonic() + 15
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(10)
+            try:
+                self.sock.connect(str(path))
+                break
+            except ConnectionRefusedError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         self.file = self.sock.makefile("rwb")
         self.events: list[dict[str, Any]] = []
         assert "QMP" in self._message()
