@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -345,22 +346,30 @@ def restore(
     they are wrong, the reason printed, or not asked for), or None (the reason printed)
     if the state cannot load.
     """
-    import handover
-    from xsd.core.engine import Engine
-    from xsd.server import reexec
-    from xsd.server.early import EarlyService
-
-    reexec.restore_environment()  # before anything we run could inherit ours
-    timeline = handover.timeline
-    timeline.take_exec_mark()
-    timeline.mark("python", xsd.STARTED_NS)
-    timeline.mark("main", _STARTED_NS)
-    timeline.mark("imports")
+    # The modules and the state about to be built live as long as the daemon: the
+    # cyclic collector waits until handover.load has frozen them (gc.freeze).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        state, extra = handover.load(spec)
-    except handover.StateError as exc:
-        print(f"xsd: live update: cannot load the state: {exc}", file=sys.stderr)
-        return None
+        import handover
+        from xsd.core.engine import Engine
+        from xsd.server import reexec
+        from xsd.server.early import EarlyService
+
+        reexec.restore_environment()  # before anything we run could inherit ours
+        timeline = handover.timeline
+        timeline.take_exec_mark()
+        timeline.mark("python", xsd.STARTED_NS)
+        timeline.mark("main", _STARTED_NS)
+        timeline.mark("imports")
+        try:
+            state, extra = handover.load(spec)
+        except handover.StateError as exc:
+            print(f"xsd: live update: cannot load the state: {exc}", file=sys.stderr)
+            return None
+    finally:
+        if collecting:
+            gc.enable()
     engine = Engine(state)
     timeline.restore(extra.get("timeline"))
     timeline.mark("loaded")
