@@ -21,8 +21,6 @@ from typing import Any
 
 from handover import plain
 
-SCALARS = (int, str, bytes, bool)
-
 
 class ColumnError(ValueError):
     """Columns that do not rebuild the instances they should."""
@@ -31,7 +29,8 @@ class ColumnError(ValueError):
 def scalar_fields(cls: type) -> list[tuple[str, type]]:
     """``(name, type)`` of the fields of dataclass ``cls`` that go as columns."""
     hints = plain.hints(cls)
-    return [(f.name, hints[f.name]) for f in dataclasses.fields(cls) if hints[f.name] in SCALARS]
+    fields = dataclasses.fields(cls)
+    return [(f.name, hints[f.name]) for f in fields if hints[f.name] in plain.SCALARS]
 
 
 def to_columns(cls: type, items: list[Any]) -> dict[str, list[Any]]:

@@ -117,7 +117,7 @@ def decoder(hint: Any) -> Convert:
         if len(args) == 2 and args[1] is Ellipsis:
             item = decoder(args[0])
             return lambda plain: tuple(item(v) for v in _list(plain))
-        if all(a in _SCALARS for a in args):
+        if all(a in SCALARS for a in args):
             return _scalar_tuple_decoder(args)
         items = [decoder(a) for a in args]
         return lambda plain: tuple(i(v) for i, v in zip(items, _list(plain), strict=True))
@@ -130,7 +130,7 @@ def decoder(hint: Any) -> Convert:
     raise PlainError(f"cannot rebuild a value of type {hint}")
 
 
-_SCALARS = (int, str, bytes, bool)
+SCALARS = (int, str, bytes, bool)
 """Types whose values need only a type check (no conversion) to be rebuilt."""
 
 
@@ -141,7 +141,7 @@ def _dataclass_decoder(cls: type) -> Convert:
     converted: list[tuple[str, Convert]] = []
     for f in dataclasses.fields(cls):
         hint = hints(cls)[f.name]
-        if hint in _SCALARS:
+        if hint in SCALARS:
             checked.append((f.name, hint))
         else:
             converted.append((f.name, decoder(hint)))
