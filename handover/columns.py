@@ -1,4 +1,4 @@
-"""Many instances of one dataclass as one column per field, and back.
+"""Many instances of one state class as one column per field, and back.
 
 A thousand domains' watchdogs are thousands of small objects. As maps of field name
 to value (``handover.plain``) each costs a map to pack and a dict of keyword arguments
@@ -8,18 +8,24 @@ The columns are keyed by field name, so a later version may add a field with a d
 (its column is missing here: the default fills it) or drop one (an unknown column is
 ignored), as with ``plain``.
 
-Only fields of scalar types (int, str, bytes, bool) go as columns; the caller supplies
-the others (``given``).
+The classes are the core's slotted ones (``xsd.core.fields``): their fields and types
+come from their annotations, read as written, so that this runs without ``typing``
+during a live update's pause. Only fields annotated with a scalar type (int, str,
+bytes, bool) go as columns; the caller supplies the others (``given``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
-from handover import plain
+from xsd.core import fields
+
+SCALARS = (int, str, bytes, bool)
+"""Types whose values need only a type check (no conversion) to be rebuilt."""
+_SCALAR_HINTS = {hint: kind for kind in SCALARS for hint in (kind, kind.__name__)}
+"""Each scalar type by itself and by the name that an annotation gives it."""
 
 
 class ColumnError(ValueError):
@@ -27,10 +33,9 @@ class ColumnError(ValueError):
 
 
 def scalar_fields(cls: type) -> list[tuple[str, type]]:
-    """``(name, type)`` of the fields of dataclass ``cls`` that go as columns."""
-    hints = plain.hints(cls)
-    fields = dataclasses.fields(cls)
-    return [(f.name, hints[f.name]) for f in fields if hints[f.name] in plain.SCALARS]
+    """``(name, type)`` of the fields of ``cls`` that go as columns."""
+    hinted = fields.hints(cls).items()
+    return [(name, _SCALAR_HINTS[hint]) for name, hint in hinted if hint in _SCALAR_HINTS]
 
 
 def to_columns(cls: type, items: list[Any]) -> dict[str, list[Any]]:
@@ -52,25 +57,21 @@ def from_columns(
         raise ColumnError(f"{cls.__name__} columns are not a map")
     given = given or {}
     kinds = dict(scalar_fields(cls))
+    optional = fields.defaults(cls)
     args: list[Any] = []
-    for f in dataclasses.fields(cls):
-        if not f.init:
-            continue
-        if f.name in given:
-            column = given[f.name]
-        elif f.name in kinds and f.name in columns:
-            column = columns[f.name]
-            if not isinstance(column, list) or not set(map(type, column)) <= {kinds[f.name]}:
-                raise ColumnError(f"{cls.__name__}.{f.name}: not a column of {kinds[f.name]}")
-        elif f.default is not dataclasses.MISSING:
-            args.append(repeat(f.default, count))
-            continue
-        elif f.default_factory is not dataclasses.MISSING:
-            args.append([f.default_factory() for _ in range(count)])
+    for name in fields.parameters(cls):
+        if name in given:
+            column = given[name]
+        elif name in kinds and name in columns:
+            column = columns[name]
+            if not isinstance(column, list) or not set(map(type, column)) <= {kinds[name]}:
+                raise ColumnError(f"{cls.__name__}.{name}: not a column of {kinds[name]}")
+        elif name in optional:
+            args.append(repeat(optional[name], count))
             continue
         else:
-            raise ColumnError(f"{cls.__name__}.{f.name}: no column and no default")
+            raise ColumnError(f"{cls.__name__}.{name}: no column and no default")
         if len(column) != count:
-            raise ColumnError(f"{cls.__name__}.{f.name}: {len(column)} values for {count}")
+            raise ColumnError(f"{cls.__name__}.{name}: {len(column)} values for {count}")
         args.append(column)
     return list(map(cls, *args)) if args else [cls() for _ in range(count)]

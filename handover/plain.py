@@ -1,24 +1,29 @@
 """Typed state parts to msgpack-able plain data and back, by their type hints.
 
-A part of the state that has no record kind of its own (the watchdogs, say) travels as
-plain data: dataclasses as maps of field name to value (so a later version can add a
-field with a default, or drop one), dicts as lists of pairs (msgpack keys must be
-simple), sets sorted, tuples and deques as lists.
+A part of the state that has no record kind of its own travels as plain data (earlier
+versions sent the watchdogs so): the core's slotted classes (``xsd.core.fields``) as
+maps of field name to value (so a later version can add a field with a default, or drop
+one), dicts as lists of pairs (msgpack keys must be simple), sets sorted, tuples and
+deques as lists.
 
 The conversion is driven by the type hints, once per type: :func:`encoder` and
 :func:`decoder` build (and cache) one small function per hint, so converting a thousand
 domains' watchdogs costs a few function calls each, not a walk of ``typing`` per value.
+This module imports ``typing`` and evaluates hints: a live update's restore loads it
+only for parts sent this way.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import types
 import typing
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from handover.columns import SCALARS
+from xsd.core import fields
 
 Convert = Callable[[Any], Any]
 
@@ -42,13 +47,13 @@ def encoder(hint: Any) -> Convert:
     """The function that turns a value of type ``hint`` into plain data."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        fields = [(f.name, encoder(hints(hint)[f.name])) for f in dataclasses.fields(hint)]
+    if _is_fields_class(hint):
+        encoders = [(name, encoder(hints(hint)[name])) for name in fields.names(hint)]
 
-        def encode_dataclass(value: Any) -> Any:
-            return {name: enc(getattr(value, name)) for name, enc in fields}
+        def encode_fields(value: Any) -> Any:
+            return {name: enc(getattr(value, name)) for name, enc in encoders}
 
-        return encode_dataclass
+        return encode_fields
     if origin in (typing.Union, types.UnionType):
         options = [encoder(a) for a in args if a is not type(None)]
         if len(options) == 1:
@@ -78,8 +83,9 @@ def encoder(hint: Any) -> Convert:
 
 def to_plain(value: Any) -> Any:
     """Any value to plain data, going by what the value is (for untyped parts)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return encoder(type(value))(value)
+    if isinstance(value, fields.Fields):
+        kind: Any = type(value)  # a class, hashable (mypy takes Fields' __eq__ for its)
+        return encoder(kind)(value)
     if isinstance(value, dict):
         return [[to_plain(k), to_plain(v)] for k, v in value.items()]
     if isinstance(value, list | tuple | deque):
@@ -97,8 +103,8 @@ def decoder(hint: Any) -> Convert:
     not fit."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        return _dataclass_decoder(hint)
+    if _is_fields_class(hint):
+        return _fields_decoder(hint)
     if origin in (typing.Union, types.UnionType):
         return _union_decoder(args)
     if origin is dict:
@@ -130,23 +136,23 @@ def decoder(hint: Any) -> Convert:
     raise PlainError(f"cannot rebuild a value of type {hint}")
 
 
-SCALARS = (int, str, bytes, bool)
-"""Types whose values need only a type check (no conversion) to be rebuilt."""
+def _is_fields_class(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, fields.Fields)
 
 
-def _dataclass_decoder(cls: type) -> Convert:
+def _fields_decoder(cls: type) -> Convert:
     # Scalar fields are checked inline rather than through a function each: a thousand
     # domains' watchdogs are tens of thousands of them.
     checked: list[tuple[str, type]] = []
     converted: list[tuple[str, Convert]] = []
-    for f in dataclasses.fields(cls):
-        hint = hints(cls)[f.name]
+    for name in fields.names(cls):
+        hint = hints(cls)[name]
         if hint in SCALARS:
-            checked.append((f.name, hint))
+            checked.append((name, hint))
         else:
-            converted.append((f.name, decoder(hint)))
+            converted.append((name, decoder(hint)))
 
-    def decode_dataclass(plain: Any) -> Any:
+    def decode_fields(plain: Any) -> Any:
         if not isinstance(plain, dict):
             raise PlainError(f"{cls.__name__} expected a map")
         kwargs = {}
@@ -164,7 +170,7 @@ def _dataclass_decoder(cls: type) -> Convert:
                 kwargs[name] = dec(plain[name])
         return cls(**kwargs)
 
-    return decode_dataclass
+    return decode_fields
 
 
 def _scalar_tuple_decoder(kinds: tuple[type, ...]) -> Convert:

@@ -24,7 +24,6 @@ of full paths in depth-first order, parents first, followed by the permission ta
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import re
 from collections.abc import Generator, Iterable, Iterator
@@ -33,10 +32,10 @@ from typing import Any
 
 import msgpack
 
-from handover import plain
 from handover.tree_columns import TreeError, dump_tree, dump_tree_steps, load_tree, run_steps
 from handover.tree_delta import DeltaError, apply_delta, dump_delta
 from handover.watchdog_columns import WatchdogRecordError, dump_watchdogs, load_watchdogs
+from xsd.core import fields
 from xsd.core import perms as P
 from xsd.core.connections import Connection, Credentials
 from xsd.core.domains import DOMID_MAX, Domain
@@ -76,13 +75,15 @@ DELTA_SHARE_MAX = 4
 """A delta is sent only while it names at most 1/4 of the nodes (else a full dump)."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class TreeAhead:
     """A dump of the tree made ahead of a live update, the tree's journal started with it
     (see ``handover.tree_delta``)."""
 
-    packed: Packed
-    table: list[P.Perms]
+    __slots__ = ("packed", "table")
+
+    def __init__(self, packed: Packed, table: list[P.Perms]) -> None:
+        self.packed = packed
+        self.table = table
 
 
 def dump_ahead(tree: Tree) -> TreeAhead:
@@ -130,7 +131,7 @@ def dump(
             "generation": state.tree.generation,
             "next_conn_id": state.next_conn_id,
             "next_watch_seq": state.watches.next_seq,
-            "settings": dataclasses.asdict(state.settings),
+            "settings": fields.as_dict(state.settings),
             "quotas": {"hard": state.quotas.hard, "soft": state.quotas.soft},
             "special_perms": {k: _perms(v) for k, v in state.special_perms.items()},
             "extra": extra or {},
@@ -188,10 +189,12 @@ def dump(
             count += 1
     yield dump_watchdogs(state.watchdogs)
     count += 1
-    for field in dataclasses.fields(state):
-        if field.name not in _CORE_FIELDS:
-            encode = plain.encoder(plain.hints(State)[field.name])
-            yield ["ext", field.name, encode(getattr(state, field.name))]
+    for name in fields.names(State):
+        if name not in _CORE_FIELDS:
+            from handover import plain  # only for parts without a record of their own
+
+            encode = plain.encoder(plain.hints(State)[name])
+            yield ["ext", name, encode(getattr(state, name))]
             count += 1
     yield ["end", count]
 
@@ -492,6 +495,8 @@ class _Loader:
             raise StateError(f"watchdogs: {exc}") from None
 
     def _ext(self, r: Record) -> None:
+        from handover import plain  # typing and hints: only for parts sent this way
+
         _, name, value = r
         hints = plain.hints(State)
         if name not in hints or (name in _CORE_FIELDS and name not in _EXT_IN_FORMAT_2):

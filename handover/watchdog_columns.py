@@ -20,7 +20,7 @@ from __future__ import annotations
 from itertools import accumulate, pairwise
 from typing import Any
 
-from handover import columns, plain
+from handover import columns
 from xsd.core.watchdogs import Dog, DomainDogs, WatchdogState
 
 
@@ -72,11 +72,20 @@ def load_watchdogs(record: list[Any]) -> WatchdogState:
             1,
             {
                 "domains": [dict(zip(domids, domains, strict=True))],
-                "heap": [plain.from_plain(plain.hints(WatchdogState)["heap"], heap)],
+                "heap": [_heap(heap)],
             },
         )[0]
-    except (columns.ColumnError, plain.PlainError) as exc:
+    except columns.ColumnError as exc:
         raise WatchdogRecordError(str(exc)) from None
     if len(state.domains) != len(domids):
         raise WatchdogRecordError("a domain appears twice among the watchdogs")
     return state
+
+
+def _heap(entries: Any) -> list[tuple[int, int, int, int]]:
+    """The timer heap from its ``[when, domid, slot, token]`` entries."""
+    if not isinstance(entries, list) or not all(
+        isinstance(e, list) and len(e) == 4 and set(map(type, e)) <= {int} for e in entries
+    ):
+        raise WatchdogRecordError("the timer heap is not a list of [when, domid, slot, token]")
+    return [(when, domid, slot, token) for when, domid, slot, token in entries]

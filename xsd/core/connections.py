@@ -16,8 +16,8 @@ Invariants:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
 
+from xsd.core.fields import Fields
 from xsd.core.views import Transaction
 from xsd.core.watches import Watch
 from xsd_client.protocol import Decoder
@@ -28,37 +28,89 @@ EVENT = 1
 _JOIN_LIMIT = 1 << 16  # bytes handed to one send(): enough to batch, small to re-join
 
 
-@dataclass(slots=True)
-class Credentials:
+class Credentials(Fields):
     """The peer's pid, uid and gid from SO_PEERCRED, if known."""
 
+    __slots__ = ("gid", "pid", "uid")
     pid: int
     uid: int
     gid: int
 
+    def __init__(self, pid: int, uid: int, gid: int) -> None:
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
 
-@dataclass(eq=False, slots=True)
+
 class Connection:
-    """A client connection: its identity, buffers, watches and transactions."""
+    """A client connection: its identity, buffers, watches and transactions.
 
+    Compared by identity: two connections are never the same one.
+    """
+
+    __slots__ = (
+        "creds",
+        "decoder",
+        "deferred",
+        "domid",
+        "dropped_events",
+        "event_frames",
+        "id",
+        "next_tx_id",
+        "out",
+        "out_bytes",
+        "out_offset",
+        "partial_since",
+        "privileged",
+        "replies",
+        "transactions",
+        "watches",
+    )
     id: int
     domid: int
     privileged: bool
-    creds: Credentials | None = None
-    decoder: Decoder = field(default_factory=Decoder)
-    out: deque[tuple[bytes, int, int]] = field(default_factory=deque)
-    out_offset: int = 0
-    out_bytes: int = 0
-    replies: int = 0
-    event_frames: set[bytes] = field(default_factory=set)
-    watches: list[Watch] = field(default_factory=list)
-    transactions: dict[int, Transaction] = field(default_factory=dict)
-    next_tx_id: int = 1
-    partial_since: int | None = None
-    dropped_events: int = 0
-    deferred: tuple[int, int] | None = None
+    creds: Credentials | None
+    decoder: Decoder
+    out: deque[tuple[bytes, int, int]]
+    out_offset: int
+    out_bytes: int
+    replies: int
+    event_frames: set[bytes]
+    watches: list[Watch]
+    transactions: dict[int, Transaction]
+    next_tx_id: int
+    partial_since: int | None
+    dropped_events: int
+    deferred: tuple[int, int] | None
     """(req_id, tx_id) of a request whose reply the shell gives later (live update);
     no further request of this connection is processed until then."""
+
+    def __init__(
+        self,
+        id: int,
+        domid: int,
+        privileged: bool,
+        creds: Credentials | None = None,
+    ) -> None:
+        self.id = id
+        self.domid = domid
+        self.privileged = privileged
+        self.creds = creds
+        self.decoder = Decoder()
+        self.out = deque()
+        self.out_offset = 0
+        self.out_bytes = 0
+        self.replies = 0
+        self.event_frames = set()
+        self.watches = []
+        self.transactions = {}
+        self.next_tx_id = 1
+        self.partial_since = None
+        self.dropped_events = 0
+        self.deferred = None
+
+    def __repr__(self) -> str:
+        return f"Connection(id={self.id}, domid={self.domid}, privileged={self.privileged})"
 
     def queue(self, frame: bytes, kind: int = REPLY, now: int = 0) -> None:
         """Append one encoded message to the output queue."""

@@ -7,24 +7,42 @@ model domain act for its target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from xsd.core.fields import Fields
 
 DOMID_MAX = 65535
 DOMID_FIRST_RESERVED = 0x7FF0
 DOMID_SELF = 0x7FF0
 
 
-@dataclass(slots=True)
-class Domain:
+class Domain(Fields):
     """What the store knows of one domain."""
 
+    __slots__ = ("domid", "evtchn", "gfn", "quota", "target", "wrl_credit", "wrl_stamp")
     domid: int
-    gfn: int = 0
-    evtchn: int = 0
-    target: int | None = None
-    quota: dict[str, int] = field(default_factory=dict)  # overrides of the global quotas
-    wrl_credit: float = 10.0  # writes it may still make now (xsd.core.ratelimit)
-    wrl_stamp: int = 0  # when the credit was last brought up to date (monotonic ns)
+    gfn: int
+    evtchn: int
+    target: int | None
+    quota: dict[str, int]  # overrides of the global quotas
+    wrl_credit: float  # writes it may still make now (xsd.core.ratelimit)
+    wrl_stamp: int  # when the credit was last brought up to date (monotonic ns)
+
+    def __init__(
+        self,
+        domid: int,
+        gfn: int = 0,
+        evtchn: int = 0,
+        target: int | None = None,
+        quota: dict[str, int] | None = None,
+        wrl_credit: float = 10.0,
+        wrl_stamp: int = 0,
+    ) -> None:
+        self.domid = domid
+        self.gfn = gfn
+        self.evtchn = evtchn
+        self.target = target
+        self.quota = {} if quota is None else quota
+        self.wrl_credit = wrl_credit
+        self.wrl_stamp = wrl_stamp
 
 
 def parse_domid(raw: bytes) -> int:

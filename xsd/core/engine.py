@@ -18,7 +18,6 @@ order, as C xenstored does. Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 from xsd.core import control, ops, quota, ratelimit
@@ -26,6 +25,7 @@ from xsd.core import perms as P
 from xsd.core.connections import EVENT, Connection, Credentials
 from xsd.core.domains import DOMID_FIRST_RESERVED, DOMID_SELF, Domain, c_atoi, parse_domid
 from xsd.core.errors import Deferred, XsError
+from xsd.core.fields import Fields
 from xsd.core.ops import Caller
 from xsd.core.paths import canonicalize, home_of, parent_of
 from xsd.core.state import State
@@ -45,8 +45,7 @@ _EVENT = int(Op.WATCH_EVENT)
 _ERROR = int(Op.ERROR)
 
 
-@dataclass(frozen=True, slots=True)
-class Effect:
+class Effect(Fields):
     """Something the shell must do: ``kind`` is one of the names below, ``arg`` its input.
 
     * ``"introduced"``: domain ``arg`` (int) was introduced: open its socket;
@@ -63,8 +62,13 @@ class Effect:
       exception; the client got EIO and the shell logs the traceback.
     """
 
+    __slots__ = ("arg", "kind")
     kind: str
     arg: object
+
+    def __init__(self, kind: str, arg: object) -> None:
+        self.kind = kind
+        self.arg = arg
 
 
 Handler = Callable[[Connection, Transaction | None, bytes], bytes]

@@ -7,10 +7,10 @@ check. Domain 0 and other privileged connections are exempt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from xsd.core.errors import XsError
+from xsd.core.fields import Fields
 
 if TYPE_CHECKING:
     from xsd.core.state import State
@@ -51,12 +51,18 @@ def _defaults(table: dict[str, tuple[int, str]]) -> dict[str, int]:
     return {name: default for name, (default, _) in table.items()}
 
 
-@dataclass(slots=True)
-class Quotas:
+class Quotas(Fields):
     """Current hard and soft quota values."""
 
-    hard: dict[str, int] = field(default_factory=lambda: _defaults(HARD_QUOTAS))
-    soft: dict[str, int] = field(default_factory=lambda: _defaults(SOFT_QUOTAS))
+    __slots__ = ("hard", "soft")
+    hard: dict[str, int]
+    soft: dict[str, int]
+
+    def __init__(
+        self, hard: dict[str, int] | None = None, soft: dict[str, int] | None = None
+    ) -> None:
+        self.hard = _defaults(HARD_QUOTAS) if hard is None else hard
+        self.soft = _defaults(SOFT_QUOTAS) if soft is None else soft
 
 
 def describe(values: dict[str, int], title: str) -> str:

@@ -6,8 +6,8 @@ The guest arms, feeds and stops them by writing nodes from its own connection, w
 semantics of the Linux watchdog API; domain 0 chooses what happens on expiry; the daemon
 owns the timers, so a guest bug cannot take its own watchdog out. Invariants:
 
-* all watchdog state is plain data in ``State.watchdogs`` (dataclasses of ints, strs and
-  bools, dicts, lists of int tuples): live update serializes it with the rest;
+* all watchdog state is plain data in ``State.watchdogs`` (slotted classes of ints, strs
+  and bools, dicts, lists of int tuples): live update serializes it with the rest;
 * every running timer is an absolute ``CLOCK_MONOTONIC`` deadline in ns; the core never
   reads a clock (``engine.now`` is the time) and never performs I/O (hard actions leave as
   an ``Effect("watchdog", ActionRequest)``, the result comes back via :meth:`action_done`);
@@ -27,12 +27,12 @@ owns the timers, so a guest bug cannot take its own watchdog out. Invariants:
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from xsd.core import ops
 from xsd.core import perms as P
 from xsd.core.errors import XsError
+from xsd.core.fields import Fields
 from xsd.core.views import DirectView
 
 if TYPE_CHECKING:
@@ -89,24 +89,59 @@ def canonical_action(name: str) -> str | None:
     return ALIASES.get(name)
 
 
-@dataclass(slots=True)
-class Dog:
+class Dog(Fields):
     """One watchdog."""
 
+    __slots__ = (
+        "action",
+        "deadline",
+        "expect_close",
+        "fired",
+        "nowayout",
+        "owner",
+        "pretimeout_ms",
+        "state",
+        "timeout_ms",
+        "token",
+    )
     timeout_ms: int
-    pretimeout_ms: int = 0
-    state: str = DISARMED
-    deadline: int = 0
+    pretimeout_ms: int
+    state: str
+    deadline: int
     """Monotonic ns of the expiry while running (armed or pretimeout), else 0."""
-    owner: int = 0
+    owner: int
     """Id of the guest connection that armed it (0: none); its close is a "close"."""
-    expect_close: bool = False
+    expect_close: bool
     """The owner's last keepalive held a 'V': its close disarms (magic close)."""
-    nowayout: bool = False
-    action: str = ""
+    nowayout: bool
+    action: str
     """Override of the domain's action ("" inherits)."""
-    fired: int = 0
-    token: int = 0
+    fired: int
+    token: int
+
+    def __init__(
+        self,
+        timeout_ms: int,
+        pretimeout_ms: int = 0,
+        state: str = DISARMED,
+        deadline: int = 0,
+        owner: int = 0,
+        expect_close: bool = False,
+        nowayout: bool = False,
+        action: str = "",
+        fired: int = 0,
+        token: int = 0,
+    ) -> None:
+        self.timeout_ms = timeout_ms
+        self.pretimeout_ms = pretimeout_ms
+        self.state = state
+        self.deadline = deadline
+        self.owner = owner
+        self.expect_close = expect_close
+        self.nowayout = nowayout
+        self.action = action
+        self.fired = fired
+        self.token = token
 
     @property
     def running(self) -> bool:
@@ -122,47 +157,112 @@ class Dog:
         return None
 
 
-@dataclass(slots=True)
-class DomainDogs:
+class DomainDogs(Fields):
     """The watchdogs of one domain, its default action and its last expiry."""
 
+    __slots__ = (
+        "action",
+        "dogs",
+        "last_action",
+        "last_fired",
+        "last_result",
+        "last_time_ns",
+        "qmp",
+        "seq",
+    )
     dogs: list[Dog]
-    action: str = ""
+    action: str
     """The domain's default action ("" inherits the daemon's)."""
-    qmp: str = ""
+    qmp: str
     """Path of the QMP socket of the domain's QEMU ("" none)."""
-    last_fired: int = -1
-    last_time_ns: int = 0
-    last_action: str = ""
-    last_result: str = ""
-    seq: int = 0
+    last_fired: int
+    last_time_ns: int
+    last_action: str
+    last_result: str
+    seq: int
     """Counts expiries; a backend result names the expiry it belongs to."""
 
+    def __init__(
+        self,
+        dogs: list[Dog],
+        action: str = "",
+        qmp: str = "",
+        last_fired: int = -1,
+        last_time_ns: int = 0,
+        last_action: str = "",
+        last_result: str = "",
+        seq: int = 0,
+    ) -> None:
+        self.dogs = dogs
+        self.action = action
+        self.qmp = qmp
+        self.last_fired = last_fired
+        self.last_time_ns = last_time_ns
+        self.last_action = last_action
+        self.last_result = last_result
+        self.seq = seq
 
-@dataclass(slots=True)
-class WatchdogState:
+
+class WatchdogState(Fields):
     """All watchdog state and settings (part of ``State``)."""
 
-    per_domain: int = 2
-    min_timeout_ms: int = 10
-    max_timeout_ms: int = 86_400_000
-    default_timeout_ms: int = 60_000
-    default_action: str = "reset"
-    domains: dict[int, DomainDogs] = field(default_factory=dict)
-    heap: list[tuple[int, int, int, int]] = field(default_factory=list)
+    __slots__ = (
+        "default_action",
+        "default_timeout_ms",
+        "domains",
+        "heap",
+        "max_timeout_ms",
+        "min_timeout_ms",
+        "next_token",
+        "per_domain",
+    )
+    per_domain: int
+    min_timeout_ms: int
+    max_timeout_ms: int
+    default_timeout_ms: int
+    default_action: str
+    domains: dict[int, DomainDogs]
+    heap: list[tuple[int, int, int, int]]
     """``(when ns, domid, slot, token)``, a min-heap; stale entries are skipped."""
-    next_token: int = 1
+    next_token: int
+
+    def __init__(
+        self,
+        per_domain: int = 2,
+        min_timeout_ms: int = 10,
+        max_timeout_ms: int = 86_400_000,
+        default_timeout_ms: int = 60_000,
+        default_action: str = "reset",
+        domains: dict[int, DomainDogs] | None = None,
+        heap: list[tuple[int, int, int, int]] | None = None,
+        next_token: int = 1,
+    ) -> None:
+        self.per_domain = per_domain
+        self.min_timeout_ms = min_timeout_ms
+        self.max_timeout_ms = max_timeout_ms
+        self.default_timeout_ms = default_timeout_ms
+        self.default_action = default_action
+        self.domains = {} if domains is None else domains
+        self.heap = [] if heap is None else heap
+        self.next_token = next_token
 
 
-@dataclass(frozen=True, slots=True)
-class ActionRequest:
+class ActionRequest(Fields):
     """What the shell's backend must do for one expiry (the arg of the "watchdog" effect)."""
 
+    __slots__ = ("action", "domid", "qmp", "seq", "slot")
     domid: int
     slot: int
     action: str
     seq: int
     qmp: str
+
+    def __init__(self, domid: int, slot: int, action: str, seq: int, qmp: str) -> None:
+        self.domid = domid
+        self.slot = slot
+        self.action = action
+        self.seq = seq
+        self.qmp = qmp
 
 
 def base_of(domid: int) -> str:

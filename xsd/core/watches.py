@@ -14,20 +14,28 @@ paths relative to the connection's home). Invariants:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from xsd.core.fields import Fields
 from xsd.core.paths import ancestors
 
 
-@dataclass(slots=True)
-class Watch:
+class Watch(Fields):
     """One registered watch."""
 
+    __slots__ = ("conn_id", "path", "relative_to", "seq", "token")
     conn_id: int
     seq: int
     path: str
     token: bytes
     relative_to: str | None  # the home prefix to strip from event paths, if relative
+
+    def __init__(
+        self, conn_id: int, seq: int, path: str, token: bytes, relative_to: str | None
+    ) -> None:
+        self.conn_id = conn_id
+        self.seq = seq
+        self.path = path
+        self.token = token
+        self.relative_to = relative_to
 
     def event_path(self, path: str) -> str:
         """The path reported to this watch's owner for an event on ``path``."""

@@ -29,7 +29,6 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from xsd.core.engine import Engine
@@ -57,14 +56,16 @@ _YIELD_EVERY = 0.002  # seconds of back-to-back work before yielding to other ta
 _BATCH_REQUESTS = 16  # requests answered before their replies are written
 
 
-@dataclass(slots=True)
 class Client:
     """The shell's side of one connection."""
 
-    conn_id: int
-    sock: socket.socket
-    mask: int = _IN
-    held: bool = False  # the engine holds this connection's requests back
+    __slots__ = ("conn_id", "held", "mask", "sock")
+
+    def __init__(self, conn_id: int, sock: socket.socket, mask: int = _IN) -> None:
+        self.conn_id = conn_id
+        self.sock = sock
+        self.mask = mask
+        self.held = False  # the engine holds this connection's requests back
 
 
 class Multiplexer:

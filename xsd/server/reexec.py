@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
 
 REPORT_PREFIX = "xsd: check-state: python "
 """The dry run's stdout line with its interpreter and path (JSON after the prefix)."""
@@ -40,14 +39,17 @@ def report() -> str:
     return REPORT_PREFIX + json.dumps(facts)
 
 
-@dataclass(frozen=True)
 class Plan:
-    """How to exec the new program without ``site``."""
+    """How to exec the new program without ``site``: its ``interpreter``, and ``path``,
+    the new program's ``sys.path`` as its dry run had it, but the script's own directory
+    (``sys.path[0]``, which the interpreter adds by itself)."""
 
-    interpreter: str
-    path: list[str]
-    """The new program's ``sys.path`` as its dry run had it, but the script's own
-    directory (``sys.path[0]``, which the interpreter adds by itself)."""
+    __slots__ = ("interpreter", "path")
+
+    # Not a dataclass: the new process imports this module during the pause.
+    def __init__(self, interpreter: str, path: list[str]) -> None:
+        self.interpreter = interpreter
+        self.path = path
 
     def argv(self, argv: list[str]) -> list[str]:
         """The exec's argv for the program's ``argv`` (``argv[0]`` the program)."""
