@@ -235,6 +235,29 @@ def test_a_format_1_state_still_loads() -> None:
     _same_tree(state.tree, again.tree)
 
 
+def test_a_format_2_state_still_loads() -> None:
+    """What the previous xsd hands over (its checksum a SHA-256) loads unchanged, and a
+    damaged one is refused. The fixture is the format-1 one, loaded and dumped again by
+    the format-2 dumper."""
+    blob = (FIXTURES / "state-v2.xsdstate").read_bytes()
+    assert stream.check_header(blob)[0] == 2
+    state, extra = records.load(stream.decode_state(blob))
+    assert extra == {"note": "fixture"}
+    assert state.tree.nodes["/data/d1/child"].value == b"deep"
+    assert state.watchdogs.domains[3].dogs[1].deadline == 255_000_000
+    (conn,) = state.connections.values()
+    assert len(conn.transactions) == 1
+    damaged = bytearray(blob)
+    damaged[len(blob) // 2] ^= 1
+    with pytest.raises(StateError, match="checksum mismatch"):
+        stream.decode_state(bytes(damaged))
+    with pytest.raises(StateError, match="truncated"):
+        stream.decode_state(blob[:-4])  # a format-3 checksum's size is not enough
+    again = stream.encode_state(records.dump(state, extra))
+    assert stream.check_header(again)[0] == stream.FORMAT_VERSION == 3
+    assert len(again) == len(blob) - 32 + 4  # the same body, a CRC-32 for the SHA-256
+
+
 def test_an_empty_state_round_trips() -> None:
     state, _ = records.load(records.dump(State()))
     assert set(state.tree.nodes) == {"/", "/tool", "/tool/xenstored"}
