@@ -12,7 +12,11 @@ not per node:
   children. A directory's children are then one slice of that text, and their full
   paths one ``replace`` and one ``split`` of it (prefix + name: a path cannot disagree
   with its place in the tree), with no string per name in between;
-* permissions are ids into the permission table (``perms`` record, sent before).
+* permissions are ids into the permission table (``perms`` record, sent before);
+* the columns of integers go packed, as little-endian arrays in one byte string each
+  (``INT_COLUMNS``: unsigned, 32 bits, 64 for generations): unpacking a list of a
+  million ints into a million objects, only to walk them once, would cost more than
+  the rest of the columns. (Format 2 sent them as lists; those still load.)
 
 The record: ``["tree", names, name_lengths, values, perm_ids, generations,
 child_counts]``; every column has one entry per node, ``/`` first (name length 0).
@@ -21,11 +25,12 @@ child_counts]``; every column has one entry per node, ``/`` first (name length 0
 from __future__ import annotations
 
 import re
+import sys
 from array import array
 from collections.abc import Generator
 from itertools import compress, repeat
 from operator import attrgetter, itemgetter
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from xsd.core import perms as P
 from xsd.core.tree import NO_CHILDREN, Node, Tree
@@ -43,8 +48,41 @@ class TreeError(ValueError):
     """The columns do not describe a tree."""
 
 
+INT_COLUMNS = {2: "I", 4: "I", 5: "Q", 6: "I"}
+"""The columns of integers, by position in the record, with their ``array`` type codes:
+name lengths, permission ids and child counts 32 bits, generations 64."""
+
+
+def pack_ints(values: list[int], code: str) -> bytes:
+    """``values`` as a little-endian array of type ``code`` (OverflowError if one does
+    not fit)."""
+    packed = array(code, values)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_ints(column: Any, code: str, name: str) -> array[int] | list[Any]:
+    """A column of integers as :func:`pack_ints` packed it (an ``array``), or as format
+    2 sent it (a list, checked later)."""
+    if isinstance(column, list):
+        return column
+    if not isinstance(column, bytes):
+        raise TreeError(f"the {name} are neither packed nor a list")
+    unpacked = array(code)
+    if len(column) % unpacked.itemsize:
+        raise TreeError(f"the packed {name} are not a whole number of {unpacked.itemsize} bytes")
+    unpacked.frombytes(column)
+    if sys.byteorder == "big":
+        unpacked.byteswap()
+    return unpacked
+
+
 STEP_NODES = 20_000
 """About how many nodes :func:`dump_tree_steps` walks between two steps."""
+
+Ints: TypeAlias = "array[int] | list[Any]"
+"""A column of integers: packed (format 3) or a list (format 2)."""
 
 Steps = Generator[None, None, tuple[list[Any], list[P.Perms]]]
 
@@ -121,7 +159,10 @@ def dump_tree_steps(tree: Tree) -> Steps:
     yield
     values = list(map(_value, node_list))
     gens = list(map(_gen, node_list))
-    return ["tree", "\n".join(texts), lengths, values, perm_ids, gens, counts], table
+    record: list[Any] = ["tree", "\n".join(texts), lengths, values, perm_ids, gens, counts]
+    for column, code in INT_COLUMNS.items():
+        record[column] = pack_ints(record[column], code)
+    return record, table
 
 
 def load_tree(record: list[Any], table: list[P.Perms], *, count_usage: bool = True) -> Tree:
@@ -135,7 +176,11 @@ def load_tree(record: list[Any], table: list[P.Perms], *, count_usage: bool = Tr
     """
     if len(record) != 7:
         raise TreeError("a tree record has the wrong number of columns")
-    _, text, lengths, values, ids, gens, counts = record
+    text: Any = record[1]
+    values: list[Any] = record[3]
+    lengths, ids, gens, counts = (
+        unpack_ints(record[i], INT_COLUMNS[i], _NAMES[i]) for i in (2, 4, 5, 6)
+    )
     n = len(lengths)
     if not n or not (len(values) == len(ids) == len(gens) == len(counts) == n):
         raise TreeError("a tree record has empty columns or columns of different lengths")
@@ -205,9 +250,10 @@ def load_tree(record: list[Any], table: list[P.Perms], *, count_usage: bool = Tr
     return tree
 
 
-def _check_columns(
-    text: Any, lengths: list[Any], values: list[Any], gens: list[Any], counts: list[Any]
-) -> None:
+_NAMES = {2: "name lengths", 4: "permission ids", 5: "generations", 6: "child counts"}
+
+
+def _check_columns(text: Any, lengths: Ints, values: list[Any], gens: Ints, counts: Ints) -> None:
     """What the build would not catch by itself, in bulk C-level passes: names of path
     characters only, none empty, as long as their lengths say; values of bytes;
     generations non-negative ints."""
@@ -233,9 +279,10 @@ def _check_columns(
         raise TreeError("names in a tree of / alone")
     if not set(map(type, values)) <= {bytes}:
         raise TreeError("a node value is not a byte string")
-    try:
-        array("Q", gens)  # one C pass: ints from 0 up only (and bools, which are ints)
-    except (TypeError, OverflowError):
-        raise TreeError("a generation is not a non-negative integer") from None
+    if isinstance(gens, list):  # format 2; packed ones are ints from 0 up by their type
+        try:
+            array("Q", gens)  # one C pass: ints from 0 up only (and bools, which are ints)
+        except (TypeError, OverflowError):
+            raise TreeError("a generation is not a non-negative integer") from None
     # Child counts need no pass of their own: accumulate() into an array refuses
     # anything but ints, and a negative count cannot match the names it claims.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from handover import plain, records, stream
 from handover.records import StateError
+from handover.tree_columns import INT_COLUMNS, pack_ints, unpack_ints
 from xsd.core.engine import Engine
 from xsd.core.state import State
 from xsd.core.tree import Tree, node_cost
@@ -127,8 +129,18 @@ def _tree_record(recs: list[Any]) -> list[Any]:
 
 
 def _with_tree(recs: list[Any], change: Any) -> list[Any]:
+    """``recs`` with ``change`` made to the tree record's columns as lists. The columns
+    of integers then go packed again (format 3) if they still can, else as the lists
+    format 2 sent, which the loader checks value by value."""
     out = copy.deepcopy(recs)
-    change(_tree_record(out))
+    tree = _tree_record(out)
+    for column, code in INT_COLUMNS.items():
+        tree[column] = list(unpack_ints(tree[column], code, "ints"))
+    change(tree)
+    for column, code in INT_COLUMNS.items():
+        if column < len(tree):
+            with contextlib.suppress(TypeError, OverflowError):
+                tree[column] = pack_ints(tree[column], code)
     return out
 
 
@@ -172,6 +184,36 @@ def test_malformed_tree_columns_are_refused(change: Any, message: str) -> None:
     recs = list(records.dump(_engine_with_tree().state))
     with pytest.raises(StateError, match=message):
         records.load(_with_tree(recs, change))
+
+
+@pytest.mark.parametrize(
+    ("column", "damage", "message"),
+    [
+        (2, lambda b: b[:-1], "name lengths are not a whole number of 4 bytes"),
+        (5, lambda b: b + b"\0\0\0\0", "generations are not a whole number of 8 bytes"),
+        (4, lambda b: b[:-4], "different lengths"),
+        (6, lambda b: b[:-4] + b"\xff\xff\xff\x7f", "add up"),
+        (6, lambda b: "counts", "child counts are neither packed nor a list"),
+    ],
+)
+def test_malformed_packed_columns_are_refused(column: int, damage: Any, message: str) -> None:
+    recs = copy.deepcopy(list(records.dump(_engine_with_tree().state)))
+    tree = _tree_record(recs)
+    assert isinstance(tree[column], bytes)  # format 3 packs the ints
+    tree[column] = damage(tree[column])
+    with pytest.raises(StateError, match=message):
+        records.load(recs)
+
+
+def test_a_tree_with_its_ints_as_lists_still_loads() -> None:
+    """Format 2 sent the columns of integers as lists."""
+    state = _engine_with_tree().state
+    recs = _with_tree(list(records.dump(state)), lambda t: None)
+    tree = _tree_record(recs)
+    for column in INT_COLUMNS:
+        tree[column] = list(unpack_ints(tree[column], INT_COLUMNS[column], "ints"))
+    again, _ = records.load(recs)
+    _same_tree(state.tree, again.tree)
 
 
 def test_a_tree_out_of_breadth_first_order_is_refused() -> None:
@@ -255,7 +297,8 @@ def test_a_format_2_state_still_loads() -> None:
         stream.decode_state(blob[:-4])  # a format-3 checksum's size is not enough
     again = stream.encode_state(records.dump(state, extra))
     assert stream.check_header(again)[0] == stream.FORMAT_VERSION == 3
-    assert len(again) == len(blob) - 32 + 4  # the same body, a CRC-32 for the SHA-256
+    reloaded, _ = records.load(stream.decode_state(again))
+    _same_tree(state.tree, reloaded.tree)
 
 
 def test_an_empty_state_round_trips() -> None:
