@@ -28,14 +28,19 @@ def write_memfd(blob: bytes) -> int:
     return _memfd(lambda write: write(blob))
 
 
-def write_memfd_stream(parts: list[bytes]) -> int:
-    """A new inheritable memfd holding the whole stream around a body given in parts
-    (``stream.write_framed``), positioned at its start."""
-    return _memfd(lambda write: write_framed(parts, write))
+def write_memfd_stream(parts: list[bytes], into: int | None = None) -> int:
+    """An inheritable memfd holding the whole stream around a body given in parts
+    (``stream.write_framed``), positioned at its start: a new one, or memfd ``into``
+    (its content replaced), which is then ours (closed if the write fails).
+
+    Writing over a memfd that held an earlier stream copies into pages it has already:
+    a live update's ``-s`` reuses its dry run's memfd, so that the pause does not
+    include allocating a page for every 4 KiB of state."""
+    return _memfd(lambda write: write_framed(parts, write), into)
 
 
-def _memfd(fill: Callable[[Callable[[bytes], None]], None]) -> int:
-    fd = os.memfd_create("xsd-state", 0)
+def _memfd(fill: Callable[[Callable[[bytes], None]], None], into: int | None = None) -> int:
+    fd = os.memfd_create("xsd-state", 0) if into is None else into
 
     def write(data: bytes) -> None:
         view = memoryview(data)
@@ -44,7 +49,11 @@ def _memfd(fill: Callable[[Callable[[bytes], None]], None]) -> int:
             view = view[n:]
 
     try:
+        if into is not None:
+            os.lseek(fd, 0, os.SEEK_SET)
         fill(write)
+        if into is not None:
+            os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR))  # an earlier, longer stream
         os.lseek(fd, 0, os.SEEK_SET)
     except BaseException:
         os.close(fd)

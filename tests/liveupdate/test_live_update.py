@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -130,6 +131,45 @@ def test_twenty_updates_in_a_row(xsd: XsdDaemon, program: str) -> None:
             assert live_update(xsd.socket, program) == ("OK", b"OK\0")
         assert conn.call(Op.DIRECTORY, "/round")[1].count(b"\0") == 20
     assert xsd.pid == pid
+
+
+def test_updates_leave_no_descriptor_behind(xsd: XsdDaemon, program: str, tmp_path: Path) -> None:
+    """The dry run's memfd is kept for -s to write over: whatever way the session
+    ends (an update over a memfd or LMDB, an abort, a failed dry run), it is closed,
+    and the new process has exactly the descriptors the old one had."""
+
+    def open_fds() -> list[str]:
+        """What the daemon has open but its sockets (clients come and go), as kinds
+        (``pipe:[123]`` is ``pipe``: a new process makes new ones)."""
+        fd_dir = f"/proc/{xsd.pid}/fd"
+        targets = (os.readlink(f"{fd_dir}/{fd}") for fd in os.listdir(fd_dir))
+        return sorted(re.sub(r"\[\d+\]", "", t) for t in targets if not t.startswith("socket:"))
+
+    def settles_to(expected: list[str]) -> bool:
+        """The new process opens its event loop's epoll after its OK: wait for it."""
+        deadline = time.monotonic() + 10
+        while open_fds() != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return open_fds() == expected
+
+    with RawConn(str(xsd.socket)) as conn:
+        conn.write("/fd", "x")
+        before = open_fds()  # a fresh daemon's
+        assert live_update(xsd.socket, program) == ("OK", b"OK\0")
+        assert settles_to(before)
+        state = f"lmdb:{tmp_path / 'state.lmdb'}"
+        assert live_update(xsd.socket, program, "--state", state) == ("OK", b"OK\0")
+        assert settles_to(before)
+        assert conn.call(Op.CONTROL, "live-update", "-f", program) == ("OK", b"OK\0")
+        assert any("xsd-state" in fd for fd in open_fds())  # the memfd, kept for -s
+        assert conn.call(Op.CONTROL, "live-update", "-a") == ("OK", b"OK\0")
+        assert settles_to(before)
+        failing = tmp_path / "fails"
+        failing.write_text("#!/bin/sh\nexit 3\n")
+        failing.chmod(0o755)
+        assert live_update(xsd.socket, str(failing))[1].startswith(b"New program failed")
+        assert settles_to(before)
+        assert conn.call(Op.READ, "/fd") == ("OK", b"x")
 
 
 def test_lmdb_transport_keeps_the_file(xsd: XsdDaemon, program: str, tmp_path: Path) -> None:

@@ -71,6 +71,8 @@ class Session:
     """The dry run found the tree's usage wrong: -s sends none, the new process recounts."""
     plan: reexec.Plan | None = None
     """How to exec the new program without ``site``, as its dry run told (None: as is)."""
+    memfd: int | None = None
+    """The memfd the dry run loaded: -s writes the state over it (its pages exist)."""
 
 
 class LiveUpdate:
@@ -143,8 +145,11 @@ class LiveUpdate:
         raise ValueError
 
     def _end(self) -> None:
-        """No session any more: nothing to keep a journal of changes for."""
-        self.session = None
+        """No session any more: nothing to keep a journal of changes for, or a memfd."""
+        session, self.session = self.session, None
+        if session is not None and session.memfd is not None:
+            os.close(session.memfd)
+            session.memfd = None
         records.forget_ahead(self.server.engine.state.tree)
 
     def abort(self) -> None:
@@ -239,18 +244,16 @@ class LiveUpdate:
         state = self.server.engine.state
         session.ahead = await _stepwise(records.dump_ahead_steps(state.tree))
         packed = stream.pack_each(records.dump(state, self.server.handover_extra(), session.ahead))
-        fd = transports.write_memfd_stream(packed)
+        reuse, session.memfd = session.memfd, None
+        fd = session.memfd = transports.write_memfd_stream(packed, into=reuse)
         del packed
+        argv = self._argv(session, [CHECK_OPTION, f"fd:{fd}"])
         try:
-            argv = self._argv(session, [CHECK_OPTION, f"fd:{fd}"])
-            try:
-                result = await trio.run_process(
-                    argv, pass_fds=(fd,), capture_stdout=True, capture_stderr=True, check=False
-                )
-            except OSError as exc:
-                return f"New program cannot be run: {exc}"
-        finally:
-            os.close(fd)
+            result = await trio.run_process(
+                argv, pass_fds=(fd,), capture_stdout=True, capture_stderr=True, check=False
+            )
+        except OSError as exc:
+            return f"New program cannot be run: {exc}"
         if result.returncode != 0:
             reason = result.stderr.decode(errors="replace").strip().splitlines()
             detail = reason[-1] if reason else f"exit status {result.returncode}"
@@ -284,8 +287,11 @@ class LiveUpdate:
         )
         timeline_marks.append(["dumped", time.monotonic_ns()])  # packed below, with it
         fds = [*server.listeners.values(), *server.mux.sockets().values()]
-        memfd: int | None = None
+        memfd, session.memfd = session.memfd, None  # the dry run's; ours until the exec
         if state_spec.startswith("lmdb:"):
+            if memfd is not None:
+                os.close(memfd)  # not for the new process
+                memfd = None
             try:
                 transports.write_lmdb(Path(state_spec[5:]), recs)
             except Exception as exc:
@@ -293,7 +299,7 @@ class LiveUpdate:
                 return f"Dump write error: {exc}"
             source = state_spec
         else:
-            memfd = transports.write_memfd_stream(stream.pack_each(recs))
+            memfd = transports.write_memfd_stream(stream.pack_each(recs), into=memfd)
             source = f"fd:{memfd}"
         argv = self._argv(session, [LIVE_UPDATE_OPTION, source])
         sdnotify.notify_reloading()
