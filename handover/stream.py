@@ -1,11 +1,14 @@
 """The framed byte stream that carries the records: versioned and checksummed.
 
-Layout: ``MAGIC`` (8 bytes), format version (u32), body length (u64), the body (msgpack
-records back to back), then the checksum of the body: since format 3 its CRC-32
-(u32); formats 1 and 2, still read, carry its SHA-256 (32 bytes). The loader returns no
-record of a stream that does not check out whole, and refuses, with a message naming
-the problem, a stream that is not ours, from a newer format, truncated, padded or
-altered.
+Layout: ``MAGIC`` (8 bytes), format version (u32), body length (u64), the body, then
+the checksum of the body. Since format 3 the body is one msgpack array of the records
+(its header, then the records back to back), which unpacks straight from the mapped
+memfd with nothing copied, and the checksum is its CRC-32 (u32). Formats 1 and 2,
+still read, have the records alone back to back and the body's SHA-256 (32 bytes).
+
+The loader returns no record of a stream that does not check out whole, and refuses,
+with a message naming the problem, a stream that is not ours, from a newer format,
+truncated, padded or altered.
 
 The checksum guards against damage (a truncated or corrupted file), not against
 someone who can write the state: they could rewrite any checksum. CRC-32 does that
@@ -55,8 +58,10 @@ def pack_each(records: Iterable[Record | bytes]) -> list[bytes]:
 
 
 def write_framed(parts: list[bytes], write: Callable[[bytes], None]) -> None:
-    """Write a whole stream around a body given in parts, through ``write``, hashing the
-    parts in a thread while they are written (both let go of the GIL: two cores)."""
+    """Write a whole stream around a body given in parts (packed records), through
+    ``write``, hashing the parts in a thread while they are written (both let go of the
+    GIL: two cores)."""
+    parts = [msgpack.Packer().pack_array_header(len(parts)), *parts]
     write(_HEAD.pack(MAGIC, FORMAT_VERSION, sum(map(len, parts))))
     crc = [0]
 
@@ -112,8 +117,21 @@ def _check_digest(actual: bytes, expected: bytes) -> None:
         raise StateError("state checksum mismatch: the state was altered or damaged")
 
 
-def unpack_records(body: bytes | memoryview) -> Iterator[Record]:
-    """The records of a checked body."""
+def unpack_records(body: bytes | memoryview, version: int = FORMAT_VERSION) -> list[Record]:
+    """The records of a checked body of format ``version``."""
+    if version >= 3:
+        try:
+            records = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=False)
+        except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
+            raise StateError(f"state body does not decode: {exc}") from exc
+        if not isinstance(records, list):
+            raise StateError("state body is not an array of records")
+        return records
+    return list(_unpack_back_to_back(body))
+
+
+def _unpack_back_to_back(body: bytes | memoryview) -> Iterator[Record]:
+    """Formats 1-2: the records back to back, through an unpacker (which copies)."""
     unpacker = msgpack.Unpacker(
         raw=False,
         use_list=True,
@@ -154,12 +172,12 @@ def decode_state(blob: bytes | memoryview) -> list[Any]:
     version, body, digest = _split(blob)
     if len(body) < PARALLEL_CHECK_BYTES:
         _check_digest(_digest(version, body), digest)
-        return list(unpack_records(body))
+        return unpack_records(body, version)
     hashed: list[bytes] = []
     hasher = threading.Thread(target=lambda: hashed.append(_digest(version, body)))
     hasher.start()
     try:
-        records = list(unpack_records(body))
+        records = unpack_records(body, version)
     except StateError:
         hasher.join()
         _check_digest(hashed[0], digest)

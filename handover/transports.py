@@ -1,7 +1,8 @@
 """Where the framed state travels: a memfd (default) or an LMDB file.
 
 Both carry the same bytes: the memfd holds the framed stream; the LMDB file holds the
-stream header, each record (packed) under its index, and the digest, so that reading
+stream header, each part of the body (the array header, then each packed record)
+under its index, and the digest, so that reading
 it back reassembles exactly the stream a memfd would hold, checked the same way.
 """
 
@@ -74,20 +75,19 @@ def write_lmdb(path: Path, records: list[Record | bytes]) -> None:
     if it exists)."""
     import lmdb  # only this transport needs it: a memfd update starts faster without it
 
-    packed = pack_each(records)
-    parts = frame_parts(packed)
-    head, digest = parts[0], parts[-1]
+    parts = frame_parts(pack_each(records))
+    head, body, digest = parts[0], parts[1:-1], parts[-1]
     size_of_stream = sum(map(len, parts))
     for suffix in ("", "-lock"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}{suffix}")
-    size = max(1 << 20, 2 * size_of_stream + (len(packed) * 64))
+    size = max(1 << 20, 2 * size_of_stream + (len(body) * 64))
     env = lmdb.open(str(path), subdir=False, map_size=size, max_dbs=0, mode=0o600)
     try:
         with env.begin(write=True) as txn:
             txn.put(b"head", head)
             txn.put(b"digest", digest)
-            for i, item in enumerate(packed):
+            for i, item in enumerate(body):
                 txn.put(b"r" + _KEY.pack(i), item)
         env.sync(True)
     finally:

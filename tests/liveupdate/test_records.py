@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import zlib
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -299,6 +301,26 @@ def test_a_format_2_state_still_loads() -> None:
     assert stream.check_header(again)[0] == stream.FORMAT_VERSION == 3
     reloaded, _ = records.load(stream.decode_state(again))
     _same_tree(state.tree, reloaded.tree)
+
+
+def _framed(body: bytes) -> bytes:
+    """A format-3 stream around ``body``, its checksum right."""
+    head = stream.MAGIC + (3).to_bytes(4, "little") + len(body).to_bytes(8, "little")
+    return head + body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def test_a_format_3_body_is_one_array_of_records() -> None:
+    recs = list(records.dump(State()))
+    blob = stream.encode_state(recs)
+    body = blob[20:-4]
+    assert msgpack.unpackb(body) == msgpack.unpackb(msgpack.packb(recs))
+    assert _framed(body) == blob
+    with pytest.raises(StateError, match="not an array of records"):
+        stream.decode_state(_framed(msgpack.packb({"meta": 1})))
+    with pytest.raises(StateError, match="does not decode"):
+        stream.decode_state(_framed(body + b"\xc0"))  # something after the array
+    with pytest.raises(StateError, match="does not decode"):
+        stream.decode_state(_framed(body[:-1]))  # the array cut short
 
 
 def test_an_empty_state_round_trips() -> None:
