@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import Any
 
 from handover import records, stream, timeline, transports
 from handover.records import StateError
 from xsd.core.state import State
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["StateError", "load", "timeline"]
 

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 from itertools import repeat
 from operator import attrgetter
-from typing import Any
 
 from xsd.core import fields
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Any
 
 SCALARS = (int, str, bytes, bool)
 """Types whose values need only a type check (no conversion) to be rebuilt."""

@@ -28,7 +28,6 @@ import gc
 import re
 from collections.abc import Generator, Iterable, Iterator
 from operator import attrgetter
-from typing import Any
 
 import msgpack
 
@@ -45,6 +44,13 @@ from xsd.core.tree import NO_CHILDREN, Node, Tree
 from xsd.core.views import Transaction
 from xsd.core.watches import Watch, WatchIndex
 from xsd_client.protocol import Decoder
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
+    Record: TypeAlias = list[Any]
+    """One record: a list headed by its kind (a str)."""
 
 _CORE_FIELDS = frozenset(
     {
@@ -67,7 +73,6 @@ class StateError(Exception):
     """The records do not describe a state this version can load."""
 
 
-Record = list[Any]
 Packed = bytes
 """A record already packed (msgpack), which the stream carries as it is."""
 

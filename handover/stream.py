@@ -22,11 +22,16 @@ import struct
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 import msgpack
 
-from handover.records import Record, StateError
+from handover.records import StateError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from handover.records import Record
 
 MAGIC = b"XSDSTATE"
 FORMAT_VERSION = 3

@@ -13,13 +13,16 @@ import mmap
 import os
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from handover.records import Record, StateError
+from handover.records import StateError
 from handover.stream import check_header, frame_parts, pack_each, write_framed
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 
 if TYPE_CHECKING:
     from pathlib import Path  # the memfd transport, a live update's default, needs none
+
+    from handover.records import Record
 
 _KEY = struct.Struct(">Q")
 

@@ -30,7 +30,6 @@ from array import array
 from collections.abc import Generator
 from itertools import compress, repeat
 from operator import attrgetter, itemgetter
-from typing import Any, TypeAlias, TypeVar
 
 from xsd.core import perms as P
 from xsd.core.tree import NO_CHILDREN, Node, Tree
@@ -81,13 +80,14 @@ def unpack_ints(column: Any, code: str, name: str) -> array[int] | list[Any]:
 STEP_NODES = 20_000
 """About how many nodes :func:`dump_tree_steps` walks between two steps."""
 
-Ints: TypeAlias = "array[int] | list[Any]"
-"""A column of integers: packed (format 3) or a list (format 2)."""
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias, TypeVar
 
-Steps = Generator[None, None, tuple[list[Any], list[P.Perms]]]
-
-
-T = TypeVar("T")
+    Ints: TypeAlias = "array[int] | list[Any]"
+    """A column of integers: packed (format 3) or a list (format 2)."""
+    Steps: TypeAlias = Generator[None, None, tuple[list[Any], list[P.Perms]]]
+    T = TypeVar("T")
 
 
 def run_steps(steps: Generator[None, None, T]) -> T:

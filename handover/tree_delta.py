@@ -15,11 +15,14 @@ that every node it touched is linked to its parent and its children as a tree mu
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from handover.tree_columns import NAME_OK
 from xsd.core import perms as P
 from xsd.core.tree import NO_CHILDREN, Children, Node, Tree
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class DeltaError(ValueError):

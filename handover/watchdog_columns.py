@@ -18,10 +18,13 @@ Earlier versions sent this part as an ``ext`` record of maps (``handover.plain``
 from __future__ import annotations
 
 from itertools import accumulate, pairwise
-from typing import Any
 
 from handover import columns
 from xsd.core.watchdogs import Dog, DomainDogs, WatchdogState
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class WatchdogRecordError(ValueError):

@@ -8,11 +8,12 @@ file) change :class:`~xsd.core.state.Settings` and leave an effect for the shell
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from xsd.core import quota
 from xsd.core.domains import parse_domid
 from xsd.core.errors import Deferred, XsError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 
 if TYPE_CHECKING:
     from xsd.core.engine import Engine

@@ -18,7 +18,6 @@ order, as C xenstored does. Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
 from xsd.core import control, ops, quota, ratelimit
 from xsd.core import perms as P
@@ -33,6 +32,12 @@ from xsd.core.trace import TraceRecord
 from xsd.core.views import DirectView, Transaction, TransactionView, View, apply, conflicts
 from xsd.core.watchdogs import Watchdogs
 from xsd_client.protocol import PAYLOAD_MAX, Op, Packet, encode, split_args
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # a protocol is for the type checker; at run time a plain base
 
 OUT_HIGH_WATER = 1 << 20
 """Stop reading a connection's requests while this many output bytes wait for it."""

@@ -7,10 +7,10 @@ check. Domain 0 and other privileged connections are exempt.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from xsd.core.errors import XsError
 from xsd.core.fields import Fields
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 
 if TYPE_CHECKING:
     from xsd.core.state import State

@@ -27,13 +27,14 @@ owns the timers, so a guest bug cannot take its own watchdog out. Invariants:
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING
 
 from xsd.core import ops
 from xsd.core import perms as P
 from xsd.core.errors import XsError
 from xsd.core.fields import Fields
 from xsd.core.views import DirectView
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 
 if TYPE_CHECKING:
     from xsd.core.connections import Connection

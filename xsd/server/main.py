@@ -8,10 +8,11 @@ import signal
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
 
 import xsd
 from xsd import __version__
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 
 _STARTED_NS = time.monotonic_ns()  # live update: when the new program reached our code
 
@@ -20,6 +21,7 @@ _STARTED_NS = time.monotonic_ns()  # live update: when the new program reached o
 if TYPE_CHECKING:
     import argparse
     from pathlib import Path
+    from typing import Any
 
     from xsd.core.engine import Engine
     from xsd.core.quota import Quotas

@@ -29,10 +29,11 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from xsd.core.engine import Engine
 from xsd_client.protocol import ProtocolError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 
 if TYPE_CHECKING:
     import logging
