@@ -20,9 +20,10 @@ Invariants:
 
 from __future__ import annotations
 
-import socket
+import os
 import sys
 import time
+from _socket import socket
 from collections.abc import Callable
 
 from xsd.core.engine import Engine
@@ -52,8 +53,10 @@ class EarlyService:
     def adopt(self, conn_fds: dict[int, int]) -> None:
         """Serve these connections (id -> inherited descriptor)."""
         for conn_id, fd in conn_fds.items():
-            sock = socket.socket(fileno=fd)
-            sock.set_inheritable(False)
+            # The C socket, not socket.socket: the socket module (its enums) costs
+            # milliseconds of the pause, and the multiplexer needs nothing it adds.
+            os.set_inheritable(fd, False)
+            sock = socket(fileno=fd)
             self.mux.add(int(conn_id), sock)
 
     def answer(self, conn_id: int) -> bool:

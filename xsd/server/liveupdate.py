@@ -305,7 +305,7 @@ class LiveUpdate:
         sdnotify.notify_reloading()
         lock = server.lock_fd
         for sock in fds:
-            sock.set_inheritable(True)
+            os.set_inheritable(sock.fileno(), True)
         if lock is not None:
             os.set_inheritable(lock, True)
         plan = session.plan
@@ -320,7 +320,7 @@ class LiveUpdate:
         except OSError as exc:
             timeline.forget_exec()
             for sock in fds:
-                sock.set_inheritable(False)
+                os.set_inheritable(sock.fileno(), False)
             if lock is not None:
                 os.set_inheritable(lock, False)
             if memfd is not None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import select
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +36,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd
 
 if TYPE_CHECKING:
     import logging
+    from _socket import socket  # socket.socket's base: what restored sockets are
 
 
 def _log() -> logging.Logger:
@@ -62,7 +62,7 @@ class Client:
 
     __slots__ = ("conn_id", "held", "mask", "sock")
 
-    def __init__(self, conn_id: int, sock: socket.socket, mask: int = _IN) -> None:
+    def __init__(self, conn_id: int, sock: socket, mask: int = _IN) -> None:
         self.conn_id = conn_id
         self.sock = sock
         self.mask = mask
@@ -89,7 +89,7 @@ class Multiplexer:
 
     # ------------------------------------------------------------------ membership
 
-    def add(self, conn_id: int, sock: socket.socket) -> None:
+    def add(self, conn_id: int, sock: socket) -> None:
         """Serve ``sock`` as connection ``conn_id`` (already known to the engine)."""
         sock.setblocking(False)
         client = Client(conn_id, sock)
@@ -109,7 +109,7 @@ class Multiplexer:
                 self.epoll.unregister(fd)
         client.sock.close()
 
-    def sockets(self) -> dict[int, socket.socket]:
+    def sockets(self) -> dict[int, socket]:
         """Every client socket by connection id."""
         return {cid: c.sock for cid, c in self.clients.items()}
 
