@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 
 MAGIC = b"XSDSTATE"
 FORMAT_VERSION = 3
-"""3: the body's checksum a CRC-32; 2 (still read): the tree as breadth-first columns;
-1 (still read): depth-first node records."""
+"""3: the body one array of records, its checksum a CRC-32, the tree's integer columns
+packed; 2 (still read): the tree as breadth-first columns; 1 (still read): depth-first
+node records."""
 _HEAD = struct.Struct("<8sIQ")
 _CRC = struct.Struct("<I")
 _SHA256_SIZE = 32

@@ -1,9 +1,9 @@
 """Where the framed state travels: a memfd (default) or an LMDB file.
 
 Both carry the same bytes: the memfd holds the framed stream; the LMDB file holds the
-stream header, each part of the body (the array header, then each packed record)
-under its index, and the digest, so that reading
-it back reassembles exactly the stream a memfd would hold, checked the same way.
+stream header, each part of the body (the array header, then each packed record) under
+its index, and the digest, so that reading it back reassembles exactly the stream a
+memfd would hold, checked the same way.
 """
 
 from __future__ import annotations
