@@ -27,40 +27,21 @@ from typing import TypeVar
 
 import trio
 
-from .client import (
-    Perm,
-    WatchEvent,
-    _covers,
-    _dec,
-    _DirectoryParts,
-    _domid,
-    _enc,
-    _first_string,
-    default_socket_path,
-)
+from . import calls
+from .calls import Call, check_reply
+from .client import default_socket_path
 from .errors import (
     E2BIG,
     EAGAIN,
     ENOENT,
     ENOSYS,
     ConnectionClosedError,
-    RemoteProtocolError,
     XenstoreError,
     error_from_name,
 )
-from .protocol import (
-    PAYLOAD_MAX,
-    Decoder,
-    Op,
-    Packet,
-    ProtocolError,
-    encode,
-    join_args,
-    parse_directory,
-    parse_error,
-    parse_watch_event,
-    split_args,
-)
+from .protocol import PAYLOAD_MAX, Decoder, Op, Packet, ProtocolError, encode
+from .values import Perm, WatchEvent
+from .watch_table import WatchTable
 
 __all__ = [
     "AsyncClient",
@@ -146,55 +127,47 @@ class _AsyncOperations:
     """The data operations shared by :class:`AsyncClient` and :class:`AsyncTransaction`;
     each mirrors the method of the same name of :class:`xsd_client.client.Client`."""
 
-    async def _call(self, op: Op, payload: bytes, path: str | None = None) -> bytes:
+    async def _run(self, call: Call[T]) -> T:
         raise NotImplementedError
 
     async def read(self, path: str) -> bytes:
         """The value of ``path``."""
-        return await self._call(Op.READ, _enc(path, "path") + b"\0", path)
+        return await self._run(calls.read(path))
 
     async def write(self, path: str, value: bytes | str) -> None:
         """Set the value of ``path``, creating it and any missing parents."""
-        data = _enc(value, "value")
-        await self._call(Op.WRITE, _enc(path, "path") + b"\0" + data, path)
+        await self._run(calls.write(path, value))
 
     async def mkdir(self, path: str) -> None:
         """Create ``path`` with an empty value, if it does not exist yet."""
-        await self._call(Op.MKDIR, _enc(path, "path") + b"\0", path)
+        await self._run(calls.mkdir(path))
 
     async def rm(self, path: str) -> None:
         """Remove ``path`` and everything below it."""
-        await self._call(Op.RM, _enc(path, "path") + b"\0", path)
+        await self._run(calls.rm(path))
 
     async def directory(self, path: str) -> list[str]:
         """Child names of ``path``; falls back to DIRECTORY_PART on E2BIG."""
-        parts = _DirectoryParts(path)
+        parts = calls.DirectoryParts(path)
         try:
-            return parse_directory(await self._call(Op.DIRECTORY, parts.raw + b"\0", path))
+            return await self._run(parts.whole())
         except E2BIG:
             pass
         while True:
             try:
-                reply = await self._call(Op.DIRECTORY_PART, parts.request(), path)
+                names = await self._run(parts.next_part())
             except ENOSYS:
                 raise error_from_name("E2BIG", path) from None
-            names = parts.feed(reply)
             if names is not None:
                 return names
 
     async def get_perms(self, path: str) -> list[Perm]:
         """The permission list of ``path``, owner first."""
-        reply = await self._call(Op.GET_PERMS, _enc(path, "path") + b"\0", path)
-        return [Perm.parse(_dec(p)) for p in split_args(reply)]
+        return await self._run(calls.get_perms(path))
 
     async def set_perms(self, path: str, perms: Iterable[Perm | str]) -> None:
         """Replace the permission list of ``path``; the first entry names the owner."""
-        payload = _enc(path, "path") + b"\0"
-        for perm in perms:
-            if not isinstance(perm, Perm | str):
-                raise TypeError(f"perms entries must be Perm or str, not {type(perm).__name__}")
-            payload += str(perm).encode() + b"\0"
-        await self._call(Op.SET_PERMS, payload, path)
+        await self._run(calls.set_perms(path, perms))
 
     async def exists(self, path: str) -> bool:
         """True if ``path`` can be read, False on ENOENT."""
@@ -216,14 +189,14 @@ class AsyncTransaction(_AsyncOperations):
     def __repr__(self) -> str:
         return f"<AsyncTransaction {self.tx_id}{' (ended)' if self._ended else ''}>"
 
-    async def _call(self, op: Op, payload: bytes, path: str | None = None) -> bytes:
-        return await self.client._request(op, payload, self.tx_id, path)
+    async def _run(self, call: Call[T]) -> T:
+        return await self.client._send(call, self.tx_id)
 
     async def _end(self, commit: bool) -> None:
         if self._ended:
             raise ValueError(f"transaction {self.tx_id} already ended")
         self._ended = True
-        await self._call(Op.TRANSACTION_END, b"T\0" if commit else b"F\0")
+        await self._run(calls.transaction_end(commit))
 
     async def commit(self) -> None:
         """Apply the transaction.
@@ -246,7 +219,7 @@ class AsyncClient(_AsyncOperations):
         self._stream = stream
         self._send_lock = trio.Lock()
         self._pending: dict[int, _Slot] = {}
-        self._watches: dict[bytes, list[AsyncWatch]] = {}
+        self._watches: WatchTable[AsyncWatch] = WatchTable()
         self._next_req_id = 0
         self._next_token = 0
         self._closed: ConnectionClosedError | None = None
@@ -263,8 +236,7 @@ class AsyncClient(_AsyncOperations):
         if self._closed is None:
             self._closed = reason
         pending, self._pending = self._pending, {}
-        watches = [w for ws in self._watches.values() for w in ws]
-        self._watches = {}
+        watches = self._watches.take_all()
         for slot in pending.values():
             slot.error = self._closed
             slot.done.set()
@@ -295,11 +267,7 @@ class AsyncClient(_AsyncOperations):
 
     def _dispatch(self, packet: Packet) -> None:
         if packet.op == Op.WATCH_EVENT:
-            epath, token = parse_watch_event(packet.payload)
-            watches = list(self._watches.get(token, ()))
-            if len(watches) > 1:
-                watches = [w for w in watches if _covers(w.path, epath)] or watches
-            event = WatchEvent(epath, _dec(token))
+            event, watches = self._watches.route(packet.payload)
             for watch in watches:
                 watch._send.send_nowait(event)
             return
@@ -329,16 +297,14 @@ class AsyncClient(_AsyncOperations):
             self._pending.pop(req_id, None)
         if slot.error is not None:
             raise slot.error
-        packet = slot.packet
-        assert packet is not None
-        if packet.op == Op.ERROR:
-            raise error_from_name(parse_error(packet.payload), path)
-        if packet.op != op:
-            raise RemoteProtocolError(f"{op.name} request answered by message type {packet.op}")
-        return packet.payload
+        assert slot.packet is not None  # a slot is done with an error or a packet
+        return check_reply(op, slot.packet, path)
 
-    async def _call(self, op: Op, payload: bytes, path: str | None = None) -> bytes:
-        return await self._request(op, payload, 0, path)
+    async def _send(self, call: Call[T], tx_id: int) -> T:
+        return call.parse(await self._request(call.op, call.payload, tx_id, call.path))
+
+    async def _run(self, call: Call[T]) -> T:
+        return await self._send(call, 0)
 
     async def request(self, op: int, payload: bytes, tx_id: int = 0) -> bytes:
         """Send one raw request and return the payload of its reply."""
@@ -346,8 +312,7 @@ class AsyncClient(_AsyncOperations):
 
     async def transaction(self) -> AsyncTransaction:
         """Start a transaction (prefer :meth:`open_transaction`)."""
-        reply = await self._call(Op.TRANSACTION_START, b"\0")
-        return AsyncTransaction(self, int(_first_string(reply)))
+        return AsyncTransaction(self, await self._run(calls.transaction_start()))
 
     @asynccontextmanager
     async def open_transaction(self) -> AsyncIterator[AsyncTransaction]:
@@ -373,20 +338,16 @@ class AsyncClient(_AsyncOperations):
     ) -> AsyncWatch:
         """Watch ``path`` and everything below it; see :meth:`Client.watch
         <xsd_client.client.Client.watch>`. Use the result with ``async with``."""
-        raw_path = _enc(path, "path")
         if token is None:
             self._next_token += 1
             token = f"xsd_client:{self._next_token}"
-        raw_token = _enc(token, "token")
+        call = calls.watch(path, token, depth)  # bad arguments raise before anything is kept
         if self._closed is not None:
             raise self._closed
         watch = AsyncWatch(self, path, token)
-        self._watches.setdefault(raw_token, []).append(watch)
-        args: list[bytes | int] = [raw_path, raw_token]
-        if depth is not None:
-            args.append(_domid(depth, "depth"))
+        self._watches.add(watch)
         try:
-            await self._call(Op.WATCH, join_args(*args), path)
+            await self._run(call)
         except BaseException:
             self._forget_watch(watch)
             raise
@@ -394,61 +355,51 @@ class AsyncClient(_AsyncOperations):
 
     async def unwatch(self, path: str, token: str) -> None:
         """Remove the watch on ``path`` with ``token``."""
-        raw_token = _enc(token, "token")
-        for watch in list(self._watches.get(raw_token, ())):
-            if watch.path == path:
-                self._forget_watch(watch)
-                break
-        await self._call(Op.UNWATCH, join_args(_enc(path, "path"), raw_token), path)
+        call = calls.unwatch(path, token)
+        watch = self._watches.find(path, token)
+        if watch is not None:
+            self._forget_watch(watch)
+        await self._run(call)
 
     def _forget_watch(self, watch: AsyncWatch) -> None:
-        raw_token = _enc(watch.token, "token")
-        watches = self._watches.get(raw_token, [])
-        if watch in watches:
-            watches.remove(watch)
-            if not watches:
-                del self._watches[raw_token]
+        self._watches.remove(watch)
         if watch.active:
             watch._end()
 
     async def reset_watches(self) -> None:
         """Drop every watch and every open transaction of this connection."""
-        await self._call(Op.RESET_WATCHES, b"\0")
-        watches = [w for ws in self._watches.values() for w in ws]
-        self._watches = {}
+        await self._run(calls.reset_watches())
+        watches = self._watches.take_all()
         for watch in watches:
             watch._end()
 
     async def get_domain_path(self, domid: int) -> str:
         """The home path of a domain (``/local/domain/<domid>``)."""
-        return _first_string(await self._call(Op.GET_DOMAIN_PATH, _domid(domid) + b"\0"))
+        return await self._run(calls.get_domain_path(domid))
 
     async def is_domain_introduced(self, domid: int) -> bool:
         """True if the domain has been introduced and not released."""
-        reply = await self._call(Op.IS_DOMAIN_INTRODUCED, _domid(domid) + b"\0")
-        return reply[:1] == b"T"
+        return await self._run(calls.is_domain_introduced(domid))
 
     async def introduce(self, domid: int, gfn: int, evtchn: int) -> None:
         """Introduce a domain with its store page frame and event channel."""
-        payload = join_args(_domid(domid), _domid(gfn, "gfn"), _domid(evtchn, "evtchn"))
-        await self._call(Op.INTRODUCE, payload)
+        await self._run(calls.introduce(domid, gfn, evtchn))
 
     async def release(self, domid: int) -> None:
         """Release a domain."""
-        await self._call(Op.RELEASE, _domid(domid) + b"\0")
+        await self._run(calls.release(domid))
 
     async def resume(self, domid: int) -> None:
         """Clear a domain's shutdown flag."""
-        await self._call(Op.RESUME, _domid(domid) + b"\0")
+        await self._run(calls.resume(domid))
 
     async def set_target(self, domid: int, target: int) -> None:
         """Let ``domid`` act with the privileges of ``target``."""
-        await self._call(Op.SET_TARGET, join_args(_domid(domid), _domid(target, "target")))
+        await self._run(calls.set_target(domid, target))
 
     async def control(self, cmd: str, *args: str | bytes) -> str:
         """Run an XS_CONTROL command; returns the reply text up to its first NUL."""
-        payload = join_args(_enc(cmd, "cmd"), *(_enc(a, "argument") for a in args))
-        return _first_string(await self._call(Op.CONTROL, payload))
+        return await self._run(calls.control(cmd, *args))
 
 
 @asynccontextmanager

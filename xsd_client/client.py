@@ -35,29 +35,20 @@ from _socket import socket as _unix_socket
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 
+from . import calls
+from ._typing import TypeVar
+from .calls import Call, check_reply
 from .errors import (
     E2BIG,
     ENOENT,
     ENOSYS,
     ConnectionClosedError,
-    RemoteProtocolError,
     XenstoreError,
     error_from_name,
 )
-from .protocol import (
-    PAYLOAD_MAX,
-    Decoder,
-    Op,
-    Packet,
-    ProtocolError,
-    encode,
-    join_args,
-    parse_directory,
-    parse_directory_part,
-    parse_error,
-    parse_watch_event,
-    split_args,
-)
+from .protocol import PAYLOAD_MAX, Decoder, Op, Packet, ProtocolError, encode
+from .values import Perm, WatchEvent
+from .watch_table import WatchTable
 
 __all__ = [
     "DEFAULT_RUNDIR",
@@ -71,8 +62,9 @@ __all__ = [
 
 DEFAULT_RUNDIR = "/var/run/xenstored"
 
+T = TypeVar("T")
+
 _RECV_SIZE = 65536
-_ACCESS = frozenset("nrwb")
 
 
 def default_socket_path() -> str:
@@ -87,142 +79,6 @@ def default_socket_path() -> str:
         return path
     rundir = os.environ.get("XENSTORED_RUNDIR")
     return (DEFAULT_RUNDIR if rundir is None else rundir) + "/socket"
-
-
-def _enc(value: str | bytes, what: str) -> bytes:
-    # Paths and tokens are text; surrogateescape keeps any bytes that came in through
-    # sys.argv (or went out through a decode below) exactly as they were.
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
-    if isinstance(value, bytes):
-        return value
-    raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
-
-
-def _dec(value: bytes) -> str:
-    return value.decode("utf-8", "surrogateescape")
-
-
-def _domid(domid: int, what: str = "domid") -> bytes:
-    if not isinstance(domid, int) or isinstance(domid, bool):
-        raise TypeError(f"{what} must be int, not {type(domid).__name__}")
-    return str(domid).encode()
-
-
-def _first_string(payload: bytes) -> str:
-    return _dec(payload.split(b"\0", 1)[0])
-
-
-class _DirectoryParts:
-    """The state of a listing fetched with DIRECTORY_PART, sans I/O (libxenstore's way).
-
-    Ask with :meth:`request`, hand each reply to :meth:`feed`; it returns the whole
-    list once a reply completes it, and starts over if the node changed in between
-    (its generation differs from the first chunk's).
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.raw = _enc(path, "path")
-        self.names: list[str] = []
-        self.offset = 0
-        self.gen: int | None = None
-
-    def request(self) -> bytes:
-        """The next DIRECTORY_PART payload."""
-        return join_args(self.raw, self.offset)
-
-    def feed(self, reply: bytes) -> list[str] | None:
-        """Take one reply; the complete list, or None if more must be asked for."""
-        gen, chunk, complete = parse_directory_part(reply)
-        if self.gen is None:
-            self.gen = gen
-        elif gen != self.gen:  # the node changed under us: start over
-            self.names, self.offset, self.gen = [], 0, None
-            return None
-        self.names += chunk
-        self.offset += sum(len(_enc(n, "name")) + 1 for n in chunk)
-        if complete:
-            return self.names
-        if not chunk:
-            raise RemoteProtocolError(f"empty incomplete DIRECTORY_PART reply for {self.path!r}")
-        return None
-
-
-class Perm:
-    """One permission entry: an access letter and a domain id.
-
-    ``access`` is ``"n"`` (none), ``"r"`` (read), ``"w"`` (write) or ``"b"`` (both). The
-    first entry of a node's list names its owner and the default for other domains.
-    ``str(Perm("r", 5)) == "r5"`` is the wire form. Immutable and hashable.
-    """
-
-    # A hand-written value class, not a dataclass: importing dataclasses (and inspect)
-    # would cost the one-shot CLI milliseconds.
-    __slots__ = ("access", "domid")
-    access: str
-    domid: int
-
-    def __init__(self, access: str, domid: int) -> None:
-        if access not in _ACCESS or len(access) != 1:
-            raise ValueError(f"access must be one of n, r, w, b; got {access!r}")
-        object.__setattr__(self, "access", access)
-        object.__setattr__(self, "domid", domid)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Perm):
-            return NotImplemented
-        return (self.access, self.domid) == (other.access, other.domid)
-
-    def __hash__(self) -> int:
-        return hash((self.access, self.domid))
-
-    def __repr__(self) -> str:
-        return f"Perm({self.access!r}, {self.domid!r})"
-
-    def __str__(self) -> str:
-        return f"{self.access}{self.domid}"
-
-    @classmethod
-    def parse(cls, text: str) -> Perm:
-        """Parse the wire form ``"<letter><domid>"`` (``"b0"``).
-
-        Raises:
-            ValueError: not a letter among n, r, w, b followed by a decimal domid.
-        """
-        if len(text) < 2 or not text[1:].isdigit():
-            raise ValueError(f"bad permission {text!r}")
-        return cls(text[0], int(text[1:]))
-
-
-class WatchEvent:
-    """A watch fired: ``path`` is the node that changed (or the watched path itself for
-    the event every watch gets when it is set); ``token`` is the watch's token."""
-
-    __slots__ = ("path", "token")
-    path: str
-    token: str
-
-    def __init__(self, path: str, token: str) -> None:
-        object.__setattr__(self, "path", path)
-        object.__setattr__(self, "token", token)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, WatchEvent):
-            return NotImplemented
-        return (self.path, self.token) == (other.path, other.token)
-
-    def __hash__(self) -> int:
-        return hash((self.path, self.token))
-
-    def __repr__(self) -> str:
-        return f"WatchEvent(path={self.path!r}, token={self.token!r})"
 
 
 _Callback = tuple[Callable[[WatchEvent], object], WatchEvent]
@@ -331,7 +187,7 @@ class _Operations:
     """The data operations shared by :class:`Client` (outside any transaction) and
     :class:`Transaction` (inside one)."""
 
-    def _call(self, op: Op, payload: bytes, path: str | None = None) -> bytes:
+    def _run(self, call: Call[T]) -> T:
         raise NotImplementedError
 
     def read(self, path: str) -> bytes:
@@ -340,23 +196,22 @@ class _Operations:
         Raises:
             ENOENT: no such node. EACCES: not readable.
         """
-        return self._call(Op.READ, _enc(path, "path") + b"\0", path)
+        return self._run(calls.read(path))
 
     def write(self, path: str, value: bytes | str) -> None:
         """Set the value of ``path``, creating it and any missing parents.
 
         ``value`` is stored as given (a str is encoded as UTF-8).
         """
-        data = _enc(value, "value")
-        self._call(Op.WRITE, _enc(path, "path") + b"\0" + data, path)
+        self._run(calls.write(path, value))
 
     def mkdir(self, path: str) -> None:
         """Create ``path`` with an empty value, if it does not exist yet."""
-        self._call(Op.MKDIR, _enc(path, "path") + b"\0", path)
+        self._run(calls.mkdir(path))
 
     def rm(self, path: str) -> None:
         """Remove ``path`` and everything below it."""
-        self._call(Op.RM, _enc(path, "path") + b"\0", path)
+        self._run(calls.rm(path))
 
     def directory(self, path: str) -> list[str]:
         """The names of the children of ``path``, in the daemon's order.
@@ -368,36 +223,29 @@ class _Operations:
         Raises:
             E2BIG: the list is too long and the daemon has no DIRECTORY_PART.
         """
-        parts = _DirectoryParts(path)
+        parts = calls.DirectoryParts(path)
         try:
-            return parse_directory(self._call(Op.DIRECTORY, parts.raw + b"\0", path))
+            return self._run(parts.whole())
         except E2BIG:
             pass
         while True:
             try:
-                reply = self._call(Op.DIRECTORY_PART, parts.request(), path)
+                names = self._run(parts.next_part())
             except ENOSYS:
                 raise error_from_name("E2BIG", path) from None
-            names = parts.feed(reply)
             if names is not None:
                 return names
 
     def get_perms(self, path: str) -> list[Perm]:
         """The permission list of ``path``, owner first."""
-        reply = self._call(Op.GET_PERMS, _enc(path, "path") + b"\0", path)
-        return [Perm.parse(_dec(p)) for p in split_args(reply)]
+        return self._run(calls.get_perms(path))
 
     def set_perms(self, path: str, perms: Iterable[Perm | str]) -> None:
         """Replace the permission list of ``path``; the first entry names the owner.
 
         Entries are :class:`Perm` objects or wire strings such as ``"r5"``.
         """
-        payload = _enc(path, "path") + b"\0"
-        for perm in perms:
-            if not isinstance(perm, Perm | str):
-                raise TypeError(f"perms entries must be Perm or str, not {type(perm).__name__}")
-            payload += str(perm).encode() + b"\0"
-        self._call(Op.SET_PERMS, payload, path)
+        self._run(calls.set_perms(path, perms))
 
     def exists(self, path: str) -> bool:
         """True if ``path`` can be read, False if it does not exist (ENOENT).
@@ -430,14 +278,14 @@ class Transaction(_Operations):
     def __repr__(self) -> str:
         return f"<Transaction {self.tx_id}{' (ended)' if self._ended else ''}>"
 
-    def _call(self, op: Op, payload: bytes, path: str | None = None) -> bytes:
-        return self.client._request(op, payload, self.tx_id, path)
+    def _run(self, call: Call[T]) -> T:
+        return self.client._send(call, self.tx_id)
 
     def _end(self, commit: bool) -> None:
         if self._ended:
             raise ValueError(f"transaction {self.tx_id} already ended")
         self._ended = True
-        self._call(Op.TRANSACTION_END, b"T\0" if commit else b"F\0")
+        self._run(calls.transaction_end(commit))
 
     def commit(self) -> None:
         """Apply the transaction.
@@ -488,7 +336,7 @@ class Client(_Operations):
         self._lock = threading.Lock()  # guards the tables below
         self._send_lock = threading.Lock()
         self._pending: dict[int, _Slot] = {}
-        self._watches: dict[bytes, list[Watch]] = {}
+        self._watches: WatchTable[Watch] = WatchTable()
         self._next_req_id = 0
         self._next_token = 0
         self._closed: ConnectionClosedError | None = None
@@ -541,8 +389,7 @@ class Client(_Operations):
             if self._closed is None:
                 self._closed = reason
             pending, self._pending = self._pending, {}
-            watches = [w for ws in self._watches.values() for w in ws]
-            self._watches = {}
+            watches = self._watches.take_all()
         with contextlib.suppress(OSError):
             self._sock.shutdown(SHUT_RDWR)  # wakes the reader
         for slot in pending.values():
@@ -569,15 +416,8 @@ class Client(_Operations):
 
     def _dispatch(self, packet: Packet) -> None:
         if packet.op == Op.WATCH_EVENT:
-            epath, token = parse_watch_event(packet.payload)
             with self._lock:
-                watches = list(self._watches.get(token, ()))
-            if len(watches) > 1:
-                # The same token on several paths: hand the event to the watches it
-                # can belong to (spurious events are allowed, lost ones are not).
-                matching = [w for w in watches if _covers(w.path, epath)]
-                watches = matching or watches
-            event = WatchEvent(epath, _dec(token))
+                event, watches = self._watches.route(packet.payload)
             for watch in watches:
                 watch._deliver(event)
             return
@@ -610,16 +450,14 @@ class Client(_Operations):
             raise TimeoutError(f"no reply to {op.name} within {self.timeout} s")
         if slot.error is not None:
             raise slot.error
-        packet = slot.packet
-        assert packet is not None
-        if packet.op == Op.ERROR:
-            raise error_from_name(parse_error(packet.payload), path)
-        if packet.op != op:
-            raise RemoteProtocolError(f"{op.name} request answered by message type {packet.op}")
-        return packet.payload
+        assert slot.packet is not None  # set() without an error always brings one
+        return check_reply(op, slot.packet, path)
 
-    def _call(self, op: Op, payload: bytes, path: str | None = None) -> bytes:
-        return self._request(op, payload, 0, path)
+    def _send(self, call: Call[T], tx_id: int) -> T:
+        return call.parse(self._request(call.op, call.payload, tx_id, call.path))
+
+    def _run(self, call: Call[T]) -> T:
+        return self._send(call, 0)
 
     def request(self, op: int, payload: bytes, tx_id: int = 0) -> bytes:
         """Send one raw request and return the payload of its reply.
@@ -633,8 +471,7 @@ class Client(_Operations):
 
     def transaction(self) -> Transaction:
         """Start a transaction; use the result as a context manager."""
-        reply = self._call(Op.TRANSACTION_START, b"\0")
-        return Transaction(self, int(_first_string(reply)))
+        return Transaction(self, self._run(calls.transaction_start()))
 
     # -- watches ----------------------------------------------------------------------
 
@@ -661,22 +498,18 @@ class Client(_Operations):
         Raises:
             EEXIST: this client already watches ``path`` with ``token``.
         """
-        raw_path = _enc(path, "path")
         if token is None:
             with self._lock:
                 self._next_token += 1
                 token = f"xsd_client:{self._next_token}"
-        raw_token = _enc(token, "token")
+        call = calls.watch(path, token, depth)  # bad arguments raise before anything is kept
         watch = Watch(self, path, token, callback)
         with self._lock:
             if self._closed is not None:
                 raise self._closed
-            self._watches.setdefault(raw_token, []).append(watch)
-        args: list[bytes | int] = [raw_path, raw_token]
-        if depth is not None:
-            args.append(_domid(depth, "depth"))
+            self._watches.add(watch)
         try:
-            self._call(Op.WATCH, join_args(*args), path)
+            self._run(call)
         except BaseException:
             self._forget_watch(watch)
             raise
@@ -688,33 +521,23 @@ class Client(_Operations):
         Raises:
             ENOENT: there is no such watch.
         """
-        raw_token = _enc(token, "token")
+        call = calls.unwatch(path, token)
         with self._lock:
-            for watch in self._watches.get(raw_token, ()):
-                if watch.path == path:
-                    break
-            else:
-                watch = None
+            watch = self._watches.find(path, token)
         if watch is not None:
             self._forget_watch(watch)
-        self._call(Op.UNWATCH, join_args(_enc(path, "path"), raw_token), path)
+        self._run(call)
 
     def _forget_watch(self, watch: Watch) -> None:
-        raw_token = _enc(watch.token, "token")
         with self._lock:
-            watches = self._watches.get(raw_token, [])
-            if watch in watches:
-                watches.remove(watch)
-                if not watches:
-                    del self._watches[raw_token]
+            self._watches.remove(watch)
         watch._end()
 
     def reset_watches(self) -> None:
         """Drop every watch and every open transaction of this connection."""
-        self._call(Op.RESET_WATCHES, b"\0")
+        self._run(calls.reset_watches())
         with self._lock:
-            watches = [w for ws in self._watches.values() for w in ws]
-            self._watches = {}
+            watches = self._watches.take_all()
         for watch in watches:
             watch._end()
 
@@ -745,28 +568,27 @@ class Client(_Operations):
 
     def get_domain_path(self, domid: int) -> str:
         """The home path of a domain (``/local/domain/<domid>``)."""
-        return _first_string(self._call(Op.GET_DOMAIN_PATH, _domid(domid) + b"\0"))
+        return self._run(calls.get_domain_path(domid))
 
     def is_domain_introduced(self, domid: int) -> bool:
         """True if the domain has been introduced and not released."""
-        return self._call(Op.IS_DOMAIN_INTRODUCED, _domid(domid) + b"\0")[:1] == b"T"
+        return self._run(calls.is_domain_introduced(domid))
 
     def introduce(self, domid: int, gfn: int, evtchn: int) -> None:
         """Introduce a domain with its store page frame and event channel."""
-        payload = join_args(_domid(domid), _domid(gfn, "gfn"), _domid(evtchn, "evtchn"))
-        self._call(Op.INTRODUCE, payload)
+        self._run(calls.introduce(domid, gfn, evtchn))
 
     def release(self, domid: int) -> None:
         """Release a domain: its connection and nodes go, ``@releaseDomain`` fires."""
-        self._call(Op.RELEASE, _domid(domid) + b"\0")
+        self._run(calls.release(domid))
 
     def resume(self, domid: int) -> None:
         """Clear a domain's shutdown flag (after suspend and resume)."""
-        self._call(Op.RESUME, _domid(domid) + b"\0")
+        self._run(calls.resume(domid))
 
     def set_target(self, domid: int, target: int) -> None:
         """Let ``domid`` act with the privileges of its target domain ``target``."""
-        self._call(Op.SET_TARGET, join_args(_domid(domid), _domid(target, "target")))
+        self._run(calls.set_target(domid, target))
 
     def control(self, cmd: str, *args: str | bytes) -> str:
         """Run an XS_CONTROL command (``control("check")``, ``control("log", "on")``).
@@ -774,13 +596,4 @@ class Client(_Operations):
         Returns:
             The reply text up to its first NUL (``"OK"`` for simple commands).
         """
-        payload = join_args(_enc(cmd, "cmd"), *(_enc(a, "argument") for a in args))
-        return _first_string(self._call(Op.CONTROL, payload))
-
-
-def _covers(wpath: str, epath: str) -> bool:
-    """True if an event on ``epath`` can come from a watch on ``wpath``."""
-    if epath == wpath:
-        return True
-    base = wpath.rstrip("/")
-    return epath.startswith(base + "/")
+        return self._run(calls.control(cmd, *args))

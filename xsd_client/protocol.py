@@ -20,6 +20,8 @@ import enum
 import struct
 from collections.abc import Iterator
 
+from .frozen import Frozen
+
 __all__ = [
     "ABS_PATH_MAX",
     "DOMID_ANY",
@@ -113,12 +115,8 @@ class ProtocolError(Exception):
     """The peer broke the framing rules; the connection cannot continue."""
 
 
-class Packet:
-    """One message: header fields and payload (immutable).
-
-    A plain slotted class rather than a dataclass: importing ``dataclasses`` costs a
-    one-shot command line ~15 ms, a third of its start-up.
-    """
+class Packet(Frozen):
+    """One message: header fields and payload (immutable, equal by value)."""
 
     __slots__ = ("op", "payload", "req_id", "tx_id")
 
@@ -132,22 +130,6 @@ class Packet:
         object.__setattr__(self, "req_id", req_id)
         object.__setattr__(self, "tx_id", tx_id)
         object.__setattr__(self, "payload", payload)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Packet is immutable (cannot set {name})")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Packet):
-            return NotImplemented
-        return (self.op, self.req_id, self.tx_id, self.payload) == (
-            other.op,
-            other.req_id,
-            other.tx_id,
-            other.payload,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.op, self.req_id, self.tx_id, self.payload))
 
     def __repr__(self) -> str:
         try:

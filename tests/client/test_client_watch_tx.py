@@ -37,6 +37,16 @@ def test_watch_with_explicit_token_and_depth_refusal(client: Client) -> None:
     assert not w.active
 
 
+def test_a_bad_watch_argument_keeps_nothing(client: Client) -> None:
+    with pytest.raises(TypeError, match="depth must be int"):
+        client.watch("/x", "t", depth="1")  # type: ignore[arg-type]
+    # Nothing left behind in the client to take events meant for a later watch (the
+    # table is private; the daemon never heard of this watch, so only it can tell).
+    assert client._watches.find("/x", "t") is None
+    with client.watch("/x", "t") as w:
+        assert w.get(5) == WatchEvent("/x", "t")
+
+
 def test_same_token_on_two_paths_goes_to_the_right_watch(client: Client) -> None:
     a = client.watch("/one", "same")
     b = client.watch("/two", "same")
