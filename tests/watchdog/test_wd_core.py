@@ -70,6 +70,41 @@ def test_the_heap_stays_bounded_under_many_kicks() -> None:
     assert engine.next_deadline() == 19 * MS + st.default_timeout_ms * MS
 
 
+def test_the_heap_bound_follows_the_live_count_down_and_compacts_rarely() -> None:
+    engine = _engine(domains=10, per_domain=100)
+    wd = of(engine)
+    st = engine.state.watchdogs
+    compactions = 0
+    compact = wd._compact
+
+    def counting(state: object) -> None:
+        nonlocal compactions
+        compactions += 1
+        compact(state)  # type: ignore[arg-type]
+
+    wd._compact = counting  # type: ignore[method-assign]
+    for domid in range(1, 11):
+        for slot in range(100):
+            wd.arm(engine, domid, slot)
+    for round_ in range(20):  # 20,000 kicks of 1,000 live watchdogs
+        engine.now = round_ * MS
+        for domid in range(1, 11):
+            for slot in range(100):
+                wd.kick(engine, domid, slot)
+    assert compactions <= 20_000 // 3_000 + 1  # about once per 3,000 stale entries
+    for domid in range(2, 11):  # 10 domains -> 1 with live watchdogs
+        for slot in range(100):
+            wd.disarm(engine, domid, slot, "test")
+    for round_ in range(20, 200):  # 18,000 kicks of 100
+        engine.now = round_ * MS
+        for slot in range(100):
+            wd.kick(engine, 1, slot)
+        assert len(st.heap) <= 4 * 1000 + 1
+    # Compacted down to the 100 live ones at least once since: bounded by their count.
+    assert len(st.heap) <= 1024 + 100
+    assert engine.next_deadline() == 199 * MS + st.default_timeout_ms * MS
+
+
 def test_armed_watchdogs_survive_a_handover_round_trip() -> None:
     engine = _engine(domains=2)
     wd = of(engine)
