@@ -12,7 +12,7 @@ from handover import plain
 from xsd.core import fields
 from xsd.core.connections import Connection, Credentials
 from xsd.core.domains import Domain
-from xsd.core.engine import Effect
+from xsd.core.effects import Effect
 from xsd.core.ops import Caller
 from xsd.core.quota import Quotas
 from xsd.core.state import Settings, State

@@ -18,15 +18,17 @@ order, as C xenstored does. Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 
-from xsd.core import control, ops, quota, ratelimit
+from xsd.core import control, domain_requests, ops, ratelimit
 from xsd.core import perms as P
 from xsd.core.connections import EVENT, Connection, Credentials
-from xsd.core.domains import DOMID_FIRST_RESERVED, DOMID_SELF, Domain, c_atoi, parse_domid
+from xsd.core.domains import c_atoi
+from xsd.core.effects import Effect
 from xsd.core.errors import Deferred, XsError
-from xsd.core.fields import Fields
 from xsd.core.ops import Caller
 from xsd.core.paths import canonicalize, home_of, parent_of
+from xsd.core.payloads import OK, one_arg
 from xsd.core.state import State
 from xsd.core.trace import TraceRecord
 from xsd.core.views import DirectView, Transaction, TransactionView, View, apply, conflicts
@@ -45,35 +47,8 @@ OUT_HIGH_WATER = 1 << 20
 EVENT_QUEUE_LIMIT = 16 << 20
 """Drop watch events for a connection that has this many output bytes unread."""
 
-_OK = b"OK\0"
 _EVENT = int(Op.WATCH_EVENT)
 _ERROR = int(Op.ERROR)
-
-
-class Effect(Fields):
-    """Something the shell must do: ``kind`` is one of the names below, ``arg`` its input.
-
-    * ``"introduced"``: domain ``arg`` (int) was introduced: open its socket;
-    * ``"released"``: domain ``arg`` was released: close its socket;
-    * ``"close"``: close connection ``arg``;
-    * ``"trace"``: the trace settings changed (``arg``: a description);
-    * ``"log"``: write ``arg`` (str) to the daemon's log;
-    * ``"memreport"``: write a memory report to file ``arg`` (or the trace file if None);
-    * ``"timer"``: a new deadline appeared: recompute when to :meth:`Engine.tick`;
-    * ``"deferred"``: ``(conn_id, command, args)``: a request the shell answers, through
-      :meth:`Engine.complete_deferred` (live update);
-    * ``"resume"``: connection ``arg`` may be served again (it paid its writes back);
-    * ``"bug"``: ``(request, exception)``: handling a request raised an unexpected
-      exception; the client got EIO and the shell logs the traceback.
-    """
-
-    __slots__ = ("arg", "kind")
-    kind: str
-    arg: object
-
-    def __init__(self, kind: str, arg: object) -> None:
-        self.kind = kind
-        self.arg = arg
 
 
 Handler = Callable[[Connection, Transaction | None, bytes], bytes]
@@ -123,7 +98,8 @@ class Engine:
         # (xsd.core.trace); None when it does not, which costs a request one test.
         self.trace: list[TraceRecord] | None = None
         self._after_reply: list[tuple[Connection, bytes]] = []
-        self._release_after_reply: int | None = None
+        # A released domain is torn down after RELEASE's reply is queued, as C does.
+        self.release_after_reply: int | None = None
         self._handlers: dict[int, Handler] = {
             Op.CONTROL: self._control,
             Op.DIRECTORY: self._directory,
@@ -133,20 +109,20 @@ class Engine:
             Op.UNWATCH: self._unwatch,
             Op.TRANSACTION_START: self._transaction_start,
             Op.TRANSACTION_END: self._transaction_end,
-            Op.INTRODUCE: self._introduce,
-            Op.RELEASE: self._release,
-            Op.GET_DOMAIN_PATH: self._get_domain_path,
+            Op.INTRODUCE: partial(domain_requests.introduce, self),
+            Op.RELEASE: partial(domain_requests.release, self),
+            Op.GET_DOMAIN_PATH: partial(domain_requests.get_domain_path, self),
             Op.WRITE: self._write,
             Op.MKDIR: self._mkdir,
             Op.RM: self._rm,
             Op.SET_PERMS: self._set_perms,
-            Op.IS_DOMAIN_INTRODUCED: self._is_domain_introduced,
-            Op.RESUME: self._resume,
-            Op.SET_TARGET: self._set_target,
+            Op.IS_DOMAIN_INTRODUCED: partial(domain_requests.is_domain_introduced, self),
+            Op.RESUME: partial(domain_requests.resume, self),
+            Op.SET_TARGET: partial(domain_requests.set_target, self),
             Op.RESET_WATCHES: self._reset_watches,
             Op.DIRECTORY_PART: self._directory_part,
-            Op.GET_QUOTA: self._get_quota,
-            Op.SET_QUOTA: self._set_quota,
+            Op.GET_QUOTA: partial(domain_requests.get_quota, self),
+            Op.SET_QUOTA: partial(domain_requests.set_quota, self),
         }
 
     # ------------------------------------------------------------------ connections
@@ -384,9 +360,9 @@ class Engine:
             for target, event in self._after_reply:
                 self._queue_event(target, event)
             self._after_reply.clear()
-        if self._release_after_reply is not None:
-            domid, self._release_after_reply = self._release_after_reply, None
-            self.release_domain(domid)
+        if self.release_after_reply is not None:
+            domid, self.release_after_reply = self.release_after_reply, None
+            domain_requests.release_domain(self, domid)
 
     # ------------------------------------------------------------------ helpers
 
@@ -478,11 +454,11 @@ class Engine:
     # ------------------------------------------------------------------ node requests
 
     def _read(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        path = self._path(conn, _one_arg(payload))
+        path = self._path(conn, one_arg(payload))
         return ops.read(self._view(conn, tx), self._caller(conn), path)
 
     def _directory(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        path = self._path(conn, _one_arg(payload))
+        path = self._path(conn, one_arg(payload))
         return ops.directory(self._view(conn, tx), self._caller(conn), path)
 
     def _directory_part(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
@@ -493,7 +469,7 @@ class Engine:
         return ops.directory_part(self._view(conn, tx), self._caller(conn), path, c_atoi(args[1]))
 
     def _get_perms(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        raw = _one_arg(payload)
+        raw = one_arg(payload)
         path = self._path(conn, raw)
         return ops.get_perms(self._view(conn, tx), self._caller(conn), path)
 
@@ -505,19 +481,19 @@ class Engine:
         for check in self.checks:
             check(conn, path, value)
         self._fire(conn, ops.write(self._view(conn, tx), self._caller(conn), path, value), tx)
-        return _OK
+        return OK
 
     def _mkdir(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        path = self._path(conn, _one_arg(payload))
+        path = self._path(conn, one_arg(payload))
         self._fire(conn, ops.mkdir(self._view(conn, tx), self._caller(conn), path), tx)
-        return _OK
+        return OK
 
     def _rm(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        path = self._path(conn, _one_arg(payload))
+        path = self._path(conn, one_arg(payload))
         for check in self.checks:
             check(conn, path, None)
         self._fire(conn, ops.rm(self._view(conn, tx), self._caller(conn), path), tx)
-        return _OK
+        return OK
 
     def _set_perms(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         args = split_args(payload)
@@ -539,7 +515,7 @@ class Engine:
             return self._set_special_perms(caller, args[0], new)
         path = self._path(conn, args[0])
         self._fire(conn, ops.set_perms(self._view(conn, tx), caller, path, new), tx)
-        return _OK
+        return OK
 
     def _set_special_perms(self, caller: Caller, raw: bytes, new: P.Perms) -> bytes:
         name = raw.decode("latin-1")
@@ -552,7 +528,7 @@ class Engine:
         ):
             raise XsError("EACCES")
         special[name] = new  # C 4.17 fires no event for the special nodes' permissions
-        return _OK
+        return OK
 
     # ------------------------------------------------------------------ watches
 
@@ -582,7 +558,7 @@ class Engine:
         event = watch.event_path(path).encode() + b"\0" + token + b"\0"
         if len(event) <= PAYLOAD_MAX:
             self._after_reply.append((conn, encode(_EVENT, 0, 0, event)))
-        return _OK
+        return OK
 
     def _unwatch(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         args = split_args(payload)
@@ -597,7 +573,7 @@ class Engine:
             if watch.path == path and watch.token == token:
                 conn.watches.remove(watch)
                 self.state.watches.remove(watch)
-                return _OK
+                return OK
         raise XsError("ENOENT")
 
     def _reset_watches(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
@@ -605,7 +581,7 @@ class Engine:
             self.state.watches.remove(watch)
         conn.watches.clear()
         conn.transactions.clear()
-        return _OK
+        return OK
 
     # ------------------------------------------------------------------ transactions
 
@@ -625,14 +601,14 @@ class Engine:
         return f"{tx_id}".encode() + b"\0"
 
     def _transaction_end(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        arg = _one_arg(payload)
+        arg = one_arg(payload)
         if arg not in (b"T", b"F"):
             raise XsError("EINVAL")
         if tx is None:
             raise XsError("ENOENT")
         del conn.transactions[tx.id]
         if arg == b"F":
-            return _OK
+            return OK
         if tx.failed:
             raise XsError("ENOMEM")
         tree = self.state.tree
@@ -658,7 +634,7 @@ class Engine:
             self.fire(path, exact, old)
         for observer in self.observers:
             observer.on_change(self, conn, events)
-        return _OK
+        return OK
 
     def _domain_count(self, domid: int, what: str) -> int:
         """Watches or open transactions of all of a domain's connections."""
@@ -667,134 +643,6 @@ class Engine:
             if other.domid == domid:
                 total += len(other.watches if what == "watches" else other.transactions)
         return total
-
-    # ------------------------------------------------------------------ domains
-
-    def _introduce(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        args = split_args(payload)
-        if len(args) < 3:
-            raise XsError("EINVAL")
-        domid = parse_domid(args[0]) & 0xFFFF  # C stores it in a 16-bit domid_t
-        evtchn = c_atoi(args[2]) & 0xFFFFFFFF
-        if evtchn == 0:
-            raise XsError("EINVAL")
-        if domid >= DOMID_FIRST_RESERVED:
-            raise XsError("EINVAL")  # deliberate: no socket for a reserved domid
-        domains = self.state.domains
-        if domid not in domains:
-            domains[domid] = Domain(domid, c_atoi(args[1]), evtchn)
-            if domid != 0:
-                for observer in self.observers:
-                    observer.on_introduce(self, domid)
-                self.fire("@introduceDomain")
-                self.effects.append(Effect("introduced", domid))
-        else:
-            domains[domid].evtchn = evtchn
-        return _OK
-
-    def _known_domain(self, payload: bytes) -> int:
-        domid = parse_domid(_one_arg(payload))
-        if domid == 0:
-            raise XsError("EINVAL")
-        if domid not in self.state.domains:
-            raise XsError("ENOENT")
-        return domid
-
-    def _release(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        domid = self._known_domain(payload)
-        self._release_after_reply = domid  # C answers first, then tears the domain down
-        return _OK
-
-    def release_domain(self, domid: int) -> None:
-        """Forget a domain: close its connections, remove its nodes, fire @releaseDomain."""
-        for other in list(self.state.connections.values()):
-            if other.domid == domid and not other.privileged:
-                self.disconnect(other.id)
-                self.effects.append(Effect("close", other.id))
-        del self.state.domains[domid]
-        tree = self.state.tree
-        view = DirectView(tree)
-        owned = [p for p in tree.walk() if p != "/" and tree.nodes[p].perms[0][1] == domid]
-        for path in owned:
-            if path in tree.nodes:
-                for event_path, exact, old in ops.rm(view, ops.DOM0, path):
-                    self.fire(event_path, exact, old)
-        # Scrub the domain's ACL entries so a new domain with its id inherits nothing.
-        for path, node in tree.nodes.items():
-            if any(who == domid for _, who in node.perms[1:]):
-                tree.charge(path, node, -1)  # an entry fewer costs its owner 8 bytes less
-                node.perms = P.intern(
-                    (node.perms[0], *(e for e in node.perms[1:] if e[1] != domid))
-                )
-                tree.charge(path, node, 1)
-                tree.changed(path)
-        special = self.state.special_perms
-        for name, perms in special.items():
-            special[name] = P.intern((perms[0], *(e for e in perms[1:] if e[1] != domid)))
-        tree.usage.pop(domid, None)
-        for observer in self.observers:
-            observer.on_release(self, domid)
-        self.fire("@releaseDomain")
-        self.effects.append(Effect("released", domid))
-
-    def _resume(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        self._known_domain(payload)
-        return _OK
-
-    def _set_target(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        args = split_args(payload)
-        if len(args) < 2:
-            raise XsError("EINVAL")
-        domid = parse_domid(args[0])
-        target = parse_domid(args[1])
-        domains = self.state.domains
-        if domid not in domains or target not in domains:
-            raise XsError("ENOENT")
-        domains[domid].target = target
-        return _OK
-
-    def _is_domain_introduced(
-        self, conn: Connection, tx: Transaction | None, payload: bytes
-    ) -> bytes:
-        domid = parse_domid(_one_arg(payload))
-        return b"T\0" if domid in self.state.domains or domid == DOMID_SELF else b"F\0"
-
-    def _get_domain_path(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        domid = parse_domid(_one_arg(payload))
-        return home_of(domid).encode() + b"\0"
-
-    # ------------------------------------------------------------------ quotas
-
-    def _get_quota(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        args = split_args(payload)
-        if not args:
-            return " ".join(quota.WIRE_NAMES).encode() + b"\0"
-        if len(args) > 2:
-            raise XsError("EINVAL")
-        if len(args) == 1:
-            return f"{quota.get_global(self.state.quotas, args[0])}".encode() + b"\0"
-        domain = self.state.domains.get(parse_domid(args[0]))
-        if domain is None:
-            raise XsError("ENOENT")
-        name = quota.internal_name(args[1])
-        value = domain.quota.get(name, self.state.quotas.hard[name])
-        return f"{value}".encode() + b"\0"
-
-    def _set_quota(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
-        args = split_args(payload)
-        if len(args) == 2:
-            quota.set_global(self.state.quotas, args[0], args[1])
-            return _OK
-        if len(args) != 3:
-            raise XsError("EINVAL")
-        domain = self.state.domains.get(parse_domid(args[0]))
-        if domain is None:
-            raise XsError("ENOENT")
-        name = quota.internal_name(args[1])
-        if name == "soft-memory" or not args[2].isdigit():
-            raise XsError("EINVAL")
-        domain.quota[name] = int(args[2])
-        return _OK
 
     # ------------------------------------------------------------------ control
 
@@ -825,13 +673,6 @@ class Engine:
 
     def _control(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
         return control.run(self, split_args(payload))
-
-
-def _one_arg(payload: bytes) -> bytes:
-    """The argument of a one-string request: exactly one NUL, and it ends the payload."""
-    if not payload or payload.find(b"\0") != len(payload) - 1:
-        raise XsError("EINVAL")
-    return payload[:-1]
 
 
 _PRIVILEGED = frozenset(

@@ -30,6 +30,7 @@ import heapq
 
 from xsd.core import ops
 from xsd.core import perms as P
+from xsd.core.effects import Effect
 from xsd.core.errors import XsError
 from xsd.core.fields import Fields
 from xsd.core.views import DirectView
@@ -38,7 +39,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd
 
 if TYPE_CHECKING:
     from xsd.core.connections import Connection
-    from xsd.core.engine import Effect, Engine
+    from xsd.core.engine import Engine
 
 DISARMED = "disarmed"
 ARMED = "armed"
@@ -289,12 +290,6 @@ def _parse_ms(value: bytes) -> int:
     return int(value)
 
 
-def _effect(kind: str, arg: object) -> Effect:
-    from xsd.core.engine import Effect  # the engine imports this module: import late
-
-    return Effect(kind, arg)
-
-
 class Watchdogs:
     """The watchdog feature: an engine observer plus a write check (see the module doc)."""
 
@@ -416,7 +411,7 @@ class Watchdogs:
             self._compact_above = max(_COMPACT_MIN, 4 * len(heap))
         heapq.heappush(heap, (when, domid, slot, dog.token))
         if heap[0][0] == when:
-            engine.effects.append(_effect("timer", None))
+            engine.effects.append(Effect("timer", None))
 
     @staticmethod
     def _compact(st: WatchdogState) -> None:
@@ -578,7 +573,7 @@ class Watchdogs:
         elif action in HARD:
             dd.last_result = "pending"
             engine.effects.append(
-                _effect("watchdog", ActionRequest(domid, slot, action, dd.seq, dd.qmp))
+                Effect("watchdog", ActionRequest(domid, slot, action, dd.seq, dd.qmp))
             )
         else:
             dd.last_result = "ok: logged" if action == "debug" else "ok: none"

@@ -34,7 +34,8 @@ import trio
 from handover import timeline
 from xsd import __version__ as VERSION
 from xsd.core.connections import Credentials
-from xsd.core.engine import Effect, Engine
+from xsd.core.effects import Effect
+from xsd.core.engine import Engine
 from xsd.core.watchdogs import ActionRequest
 from xsd.server import kickers, logfile, watchdog_actions
 from xsd.server.kicker_specs import KickerSpec
