@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -116,6 +117,41 @@ def test_a_second_daemon_on_the_same_socket_refuses_and_harms_nothing(xsd: XsdDa
     assert "another daemon serves" in second.stderr
     with RawConn(str(xsd.socket)) as conn:
         assert conn.call(Op.DIRECTORY, "/") == ("OK", b"tool\0")
+
+
+def _start_fails(rundir: Path, *args: str) -> str:
+    """Start xsd where it cannot set up a socket; its stderr."""
+    result = subprocess.run(
+        [sys.executable, "-m", "xsd", "--rundir", str(rundir), *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_a_socket_path_that_is_a_file_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "socket").write_text("mine")
+    err = _start_fails(tmp_path)
+    assert f"xsd: cannot listen on {tmp_path}/socket: it exists and is not a socket" in err
+    assert (tmp_path / "socket").read_text() == "mine"
+    notify = tmp_path / "notify"
+    notify.write_text("mine too")
+    err = _start_fails(tmp_path / "run", "--watchdog-notify", f"1:0:{notify}")
+    assert f"cannot listen on {notify}: it exists and is not a socket; not starting" in err
+    assert notify.read_text() == "mine too"
+    assert not (tmp_path / "run" / "socket").exists()  # what it had bound is gone
+
+
+def test_a_heartbeat_port_in_use_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        err = _start_fails(tmp_path, "--watchdog-heartbeat", f"1:0:127.0.0.1:{port}")
+    assert f"xsd: cannot listen on 127.0.0.1:{port}: " in err
 
 
 def test_control_connections_shows_peer_credentials(xsd: XsdDaemon) -> None:

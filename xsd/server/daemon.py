@@ -22,7 +22,6 @@ import fcntl
 import logging
 import os
 import socket
-import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from xsd.server import kickers, logfile, watchdog_actions
 from xsd.server.kicker_specs import KickerSpec
 from xsd.server.liveupdate import LiveUpdate
 from xsd.server.mux import Multiplexer
+from xsd.server.unix_sockets import bind_unix
 
 log = logging.getLogger("xsd")
 
@@ -152,33 +152,6 @@ class Server:
 
     # ------------------------------------------------------------------ listening
 
-    def bind(self, path: Path, mode: int) -> socket.socket:
-        """A listening Unix socket at ``path`` (a stale socket file is replaced).
-
-        The socket is bound under a temporary name, given its mode, set listening and
-        only then renamed into place, so a client that sees the path can connect.
-        """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            if not stat.S_ISSOCK(path.lstat().st_mode):
-                raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
-        except FileNotFoundError:
-            pass
-        staging = path.with_name(f".{path.name}.{os.getpid()}")
-        staging.unlink(missing_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(str(staging))
-            os.chmod(staging, mode)
-            sock.listen(128)
-            os.rename(staging, path)
-        except BaseException:
-            sock.close()
-            staging.unlink(missing_ok=True)
-            raise
-        sock.setblocking(False)
-        return sock
-
     def domain_socket_path(self, domid: int) -> Path:
         """Where domain ``domid``'s connections come in."""
         return self.config.rundir / "domains" / str(domid) / "socket"
@@ -187,7 +160,7 @@ class Server:
         """Serve until cancelled."""
         self._log_apply("start")  # logging
         if 0 not in self.listeners:
-            self.listeners[0] = self.bind(self.config.socket_path, self.config.socket_mode)
+            self.listeners[0] = bind_unix(self.config.socket_path, self.config.socket_mode)
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
@@ -392,9 +365,9 @@ class Server:
         path = self.domain_socket_path(domid)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            sock = self.bind(path, self.config.domain_socket_mode)
+            sock = bind_unix(path, self.config.domain_socket_mode)
         except OSError as exc:
-            log.error("domain %d: cannot listen on %s: %s", domid, path, exc)
+            log.error("domain %d: %s", domid, exc)
             return
         self.listeners[domid] = sock
         if self.nursery is not None:

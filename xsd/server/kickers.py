@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
-import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +32,7 @@ import trio
 from xsd.core import watchdogs
 from xsd.core.engine import Engine
 from xsd.server.kicker_specs import HeartbeatSpec, NotifySpec, address
+from xsd.server.unix_sockets import BindError, bind_unix
 
 if TYPE_CHECKING:
     from xsd.server.daemon import Server
@@ -83,18 +82,6 @@ def handle_notify(server: Server, spec: NotifySpec, datagram: bytes) -> None:
     _apply(server, run)
 
 
-def _bind_notify(path: str) -> socket.socket:
-    target = Path(path)
-    with contextlib.suppress(FileNotFoundError):
-        if stat.S_ISSOCK(target.lstat().st_mode):
-            target.unlink()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    os.chmod(path, 0o600)
-    sock.setblocking(False)
-    return sock
-
-
 async def _serve_notify(server: Server, spec: NotifySpec, sock: socket.socket) -> None:
     tsock = trio.socket.from_stdlib_socket(sock)
     with tsock:
@@ -106,17 +93,14 @@ async def _serve_notify(server: Server, spec: NotifySpec, sock: socket.socket) -
 async def _open_listener(listen: str) -> trio.SocketListener:
     where = address(listen)
     if isinstance(where, str):
-        target = Path(where)
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(target.lstat().st_mode):
-                target.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(where)
-        os.chmod(where, 0o600)
-        sock.listen(16)
+        sock = bind_unix(Path(where), backlog=16)
         return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
     host, port = where
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise BindError(exc.errno, f"cannot listen on {listen}: {reason}") from exc
     return listeners[0]
 
 
@@ -166,7 +150,9 @@ async def serve_all(
     async with trio.open_nursery() as nursery:
         for spec in server.config.watchdog_kickers:
             if isinstance(spec, NotifySpec):
-                nursery.start_soon(_serve_notify, server, spec, _bind_notify(spec.path))
+                nursery.start_soon(
+                    _serve_notify, server, spec, bind_unix(Path(spec.path), kind=socket.SOCK_DGRAM)
+                )
                 log.info(
                     "watchdog %d of domain %d: sd_notify at %s", spec.slot, spec.domid, spec.path
                 )

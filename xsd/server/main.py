@@ -427,6 +427,7 @@ def serve(
     from xsd.core.state import State
     from xsd.server import logfile, watchdog_actions
     from xsd.server.daemon import Server, ServerConfig
+    from xsd.server.unix_sockets import BindError
 
     if restored is None:
         prepare_rundir(rundir)
@@ -458,15 +459,31 @@ def serve(
         except OSError:
             print(f"xsd: another daemon serves {socket_path}; not starting", file=sys.stderr)
             return 1
+    unbound: list[str] = []
     try:
-        trio.run(_run, server)
+        try:
+            trio.run(_run, server)
+        except* BindError as group:  # a socket the daemon cannot set up: say which
+            unbound.extend(str(exc) for exc in _leaves(group))
     except KeyboardInterrupt:
         pass
     finally:
         if args.pid_file:
             args.pid_file.unlink(missing_ok=True)
+    if unbound:
+        for reason in unbound:
+            print(f"xsd: {reason}; not starting", file=sys.stderr)
+        return 1
     log.info("stopped")
     return 0
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions in ``group`` and in the groups inside it (nurseries nest)."""
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return leaves
 
 
 async def _run(server: Server) -> None:

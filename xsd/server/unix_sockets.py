@@ -1,0 +1,64 @@
+"""Binding the daemon's Unix sockets: its own, the domains', the kickers'."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+from pathlib import Path
+
+__all__ = ["BindError", "bind_unix"]
+
+
+class BindError(OSError):
+    """A socket could not be set up; ``str()`` says where and why, in one line."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def bind_unix(
+    path: Path, mode: int = 0o600, kind: int = socket.SOCK_STREAM, backlog: int = 128
+) -> socket.socket:
+    """A non-blocking Unix socket bound at ``path`` (a stale socket file is replaced),
+    listening if it is a stream socket.
+
+    The socket is bound under a temporary name, given its mode, set listening and only
+    then renamed into place, so a client that sees the path can connect, and never
+    finds a socket with the wrong mode. A file at ``path`` that is not a socket is
+    left alone.
+
+    Raises:
+        BindError: ``path`` is something other than a socket (EEXIST), or what
+            mkdir, bind, chmod or rename raised.
+    """
+    try:
+        return _bind(path, mode, kind, backlog)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise BindError(exc.errno, f"cannot listen on {path}: {reason}") from exc
+
+
+def _bind(path: Path, mode: int, kind: int, backlog: int) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise OSError(errno.EEXIST, "it exists and is not a socket")
+    except FileNotFoundError:
+        pass
+    staging = path.with_name(f".{path.name}.{os.getpid()}")
+    staging.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, kind)
+    try:
+        sock.bind(str(staging))
+        os.chmod(staging, mode)
+        if kind == socket.SOCK_STREAM:
+            sock.listen(backlog)
+        os.rename(staging, path)
+    except BaseException:
+        sock.close()
+        staging.unlink(missing_ok=True)
+        raise
+    sock.setblocking(False)
+    return sock
