@@ -142,8 +142,15 @@ def test_updates_leave_no_descriptor_behind(xsd: XsdDaemon, program: str, tmp_pa
         """What the daemon has open but its sockets (clients come and go), as kinds
         (``pipe:[123]`` is ``pipe``: a new process makes new ones)."""
         fd_dir = f"/proc/{xsd.pid}/fd"
-        targets = (os.readlink(f"{fd_dir}/{fd}") for fd in os.listdir(fd_dir))
-        return sorted(re.sub(r"\[\d+\]", "", t) for t in targets if not t.startswith("socket:"))
+        kinds = []
+        for fd in os.listdir(fd_dir):
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except FileNotFoundError:
+                continue  # closed between the listing and the look: settles_to asks again
+            if not target.startswith("socket:"):
+                kinds.append(re.sub(r"\[\d+\]", "", target))
+        return sorted(kinds)
 
     def settles_to(expected: list[str]) -> bool:
         """The new process opens its event loop's epoll after its OK: wait for it."""
