@@ -239,9 +239,16 @@ def parse_error(payload: bytes) -> str:
     return name if name in ERROR_NAMES else "EINVAL"
 
 
+def _text(raw: bytes) -> str:
+    # Daemons send ASCII names; any other byte is kept as a surrogate, as the clients'
+    # own paths keep theirs, so a strange name is never an error (on a reader thread,
+    # it would end the connection's reader).
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def parse_directory(payload: bytes) -> list[str]:
     """Child names of a DIRECTORY reply (an empty payload means no children)."""
-    return [p.decode() for p in split_args(payload)]
+    return [_text(p) for p in split_args(payload)]
 
 
 def parse_directory_part(payload: bytes) -> tuple[int, list[str], bool]:
@@ -256,16 +263,16 @@ def parse_directory_part(payload: bytes) -> tuple[int, list[str], bool]:
         rest = rest[:-1]
     elif rest == b"\0":
         rest = b""
-    return int(gen), [p.decode() for p in split_args(rest)], complete
+    return int(gen), [_text(p) for p in split_args(rest)], complete
 
 
 def parse_perms(payload: bytes) -> list[str]:
     """Permission strings of a GET_PERMS reply, owner first (``["n0", "r5"]``)."""
-    return [p.decode() for p in split_args(payload)]
+    return [_text(p) for p in split_args(payload)]
 
 
 def parse_watch_event(payload: bytes) -> tuple[str, bytes]:
     """``(path, token)`` of a WATCH_EVENT."""
     path, _, rest = payload.partition(b"\0")
     token = rest[:-1] if rest.endswith(b"\0") else rest
-    return path.decode(), token
+    return _text(path), token

@@ -121,6 +121,9 @@ def test_watch_table_routes_events_by_token_then_path() -> None:
     # Fits neither path (a spurious event): both get it rather than none.
     assert table.route(b"/c\0t\0")[1] == [a, b]
     assert table.route(b"/a\0gone\0") == (WatchEvent("/a", "gone"), [])
+    # Bytes that are not UTF-8 (no daemon sends them) are kept, not an error.
+    event, _ = table.route(b"/a/\xff\0t\0")
+    assert calls.enc(event.path, "path") == b"/a/\xff"
     assert table.find("/b", "t") is b
     assert table.find("/c", "t") is None
     table.remove(a)
