@@ -412,6 +412,10 @@ class Client(_Operations):
             reason = ConnectionClosedError(f"daemon broke the protocol: {e}")
         except OSError as e:
             reason = ConnectionClosedError(e.errno, f"connection lost: {e.strerror}")
+        except Exception as e:
+            # Anything else (a reply this client cannot read) must still end the
+            # connection: a reader that just stopped would leave requests waiting.
+            reason = ConnectionClosedError(f"cannot read the daemon's messages: {e!r}")
         self._shutdown(reason)
 
     def _dispatch(self, packet: Packet) -> None:

@@ -7,13 +7,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from xsd_client import errors
 from xsd_client.client import Client, Perm, default_socket_path
-from xsd_client.protocol import ERROR_NAMES, Op
+from xsd_client.protocol import ERROR_NAMES, Op, encode
 
 
 def test_read_write_bytes_and_str(client: Client) -> None:
@@ -237,6 +238,41 @@ def test_daemon_going_away_fails_waiters(tmp_path: Path) -> None:
     with Client(path, timeout=10) as c:
         with pytest.raises(errors.ConnectionClosedError):
             c.read("/x")
+        assert c.closed
+    server.join()
+    listener.close()
+
+
+def test_a_reply_the_reader_cannot_handle_ends_the_connection(tmp_path: Path) -> None:
+    # A stand-in daemon (the real ones send nothing a client cannot read): it answers
+    # the READ, and the client's handling of that reply fails (planted below). The
+    # waiter must get ConnectionClosedError, not wait until its timeout.
+    path = str(tmp_path / "sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        header = conn.recv(16)
+        req_id = int.from_bytes(header[4:8], "little")
+        conn.recv(100)
+        conn.sendall(encode(Op.READ, req_id, 0, b"v"))
+        conn.recv(100)  # until the client hangs up
+        conn.close()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    with Client(path, timeout=30) as c:
+
+        def broken(packet: object) -> None:
+            raise RuntimeError("planted")
+
+        c._dispatch = broken  # type: ignore[method-assign]
+        started = time.monotonic()
+        with pytest.raises(errors.ConnectionClosedError, match="planted"):
+            c.read("/x")
+        assert time.monotonic() - started < 10
         assert c.closed
     server.join()
     listener.close()
