@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -221,12 +222,19 @@ def test_closed_client_refuses_requests(daemon_socket: str) -> None:
     assert not w.active
 
 
-def test_daemon_going_away_fails_waiters(tmp_path: Path) -> None:
-    # A server that accepts, reads one request and hangs up: the waiter must wake.
+@pytest.fixture
+def stand_in(tmp_path: Path) -> Iterator[tuple[str, socket.socket]]:
+    """A listening socket a test answers by hand, for what no real daemon does."""
     path = str(tmp_path / "sock")
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(path)
-    listener.listen()
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        listener.listen()
+        yield path, listener
+
+
+def test_daemon_going_away_fails_waiters(stand_in: tuple[str, socket.socket]) -> None:
+    # A server that accepts, reads one request and hangs up: the waiter must wake.
+    path, listener = stand_in
 
     def serve() -> None:
         conn, _ = listener.accept()
@@ -240,17 +248,15 @@ def test_daemon_going_away_fails_waiters(tmp_path: Path) -> None:
             c.read("/x")
         assert c.closed
     server.join()
-    listener.close()
 
 
-def test_a_reply_the_reader_cannot_handle_ends_the_connection(tmp_path: Path) -> None:
+def test_a_reply_the_reader_cannot_handle_ends_the_connection(
+    stand_in: tuple[str, socket.socket],
+) -> None:
     # A stand-in daemon (the real ones send nothing a client cannot read): it answers
     # the READ, and the client's handling of that reply fails (planted below). The
     # waiter must get ConnectionClosedError, not wait until its timeout.
-    path = str(tmp_path / "sock")
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(path)
-    listener.listen()
+    path, listener = stand_in
 
     def serve() -> None:
         conn, _ = listener.accept()
@@ -275,21 +281,16 @@ def test_a_reply_the_reader_cannot_handle_ends_the_connection(tmp_path: Path) ->
         assert time.monotonic() - started < 10
         assert c.closed
     server.join()
-    listener.close()
 
 
-def test_reply_timeout_keeps_connection_usable(tmp_path: Path) -> None:
-    path = str(tmp_path / "sock")
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(path)
-    listener.listen()
+def test_reply_timeout_keeps_connection_usable(stand_in: tuple[str, socket.socket]) -> None:
+    path, listener = stand_in
     with Client(path, timeout=0.2) as c:
         conn, _ = listener.accept()
         with pytest.raises(TimeoutError):
             c.read("/x")
         assert not c.closed
         conn.close()
-    listener.close()
 
 
 def test_importing_the_client_never_imports_trio() -> None:
