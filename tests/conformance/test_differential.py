@@ -740,8 +740,10 @@ def test_script(pair: Pair, name: str) -> None:
 # --- Generated sequences -----------------------------------------------------------------
 
 PATHS = ["/a", "/a/b", "/a/b/c", "/a/c", "/b", "/b/a", "a", "a/b", "/a/b/c/d"]
+PATHS += ["/local/domain/5/x", "/local/domain/6", "/local/domain/7/y/z"]
+DOMIDS = [5, 6, 7]
 VALUES = [b"", b"v", b"w", b"\0x", b"x" * 50]
-PERMS = [("n0",), ("r0",), ("n0", "r1"), ("b3", "w0")]
+PERMS = [("n0",), ("r0",), ("n0", "r1"), ("b3", "w0"), ("n5", "r6"), ("b7",), ("n0", "w5")]
 
 
 @st.composite
@@ -767,6 +769,7 @@ def gen_step(draw: st.DrawFn) -> Step:
                 "abort",
                 "reset",
                 "odd",
+                "domain",
             ]
         )
     )
@@ -795,6 +798,25 @@ def gen_step(draw: st.DrawFn) -> Step:
         return p(conn, O.TRANSACTION_START, b"\0")
     if kind == "reset":
         return p(conn, O.RESET_WATCHES, b"")
+    if kind == "domain":  # domains come and go (not SET_TARGET: docs/differences.md)
+        domid = draw(st.sampled_from(DOMIDS))
+        return draw(
+            st.sampled_from(
+                [
+                    s(0, O.INTRODUCE, domid, 1, draw(st.sampled_from([1, 2]))),
+                    s(0, O.RELEASE, domid),
+                    s(conn, O.IS_DOMAIN_INTRODUCED, domid),
+                    s(conn, O.GET_DOMAIN_PATH, domid),
+                    s(0, O.RESUME, domid),
+                    s(
+                        conn,
+                        O.WATCH,
+                        draw(st.sampled_from(["@introduceDomain", "@releaseDomain"])),
+                        "d",
+                    ),
+                ]
+            )
+        )
     if kind == "odd":  # malformed or unusual requests in the middle of the rest
         return draw(
             st.sampled_from(
@@ -815,6 +837,7 @@ def gen_step(draw: st.DrawFn) -> Step:
 
 EXAMPLES = int(os.environ.get("XSD_HYPOTHESIS_EXAMPLES", "60"))
 CLEANUP = [s(0, O.RM, top) for top in ("/a", "/b", "/local")]
+CLEANUP += [s(0, O.RELEASE, domid) for domid in DOMIDS]
 
 
 @pytest.mark.reference
