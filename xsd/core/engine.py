@@ -164,7 +164,12 @@ class Engine:
         return self._process(conn, budget)
 
     def resume(self, conn_id: int, now: int = 0, budget: int = 0) -> bool:
-        """Answer requests left buffered (see :meth:`receive`)."""
+        """Answer requests left buffered (see :meth:`receive`).
+
+        Raises:
+            ProtocolError: as :meth:`receive` (a bad header can wait in the buffer
+                behind requests answered in an earlier batch).
+        """
         self.now = now
         return self._process(self.state.connections[conn_id], budget)
 

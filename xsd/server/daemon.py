@@ -206,18 +206,26 @@ class Server:
             except OSError as exc:
                 if exc.errno in (errno.EBADF, errno.EINVAL):
                     return  # the listener was closed (domain released)
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.error("accept failed: %s; retrying in 0.1 s", exc)
-                    await trio.sleep(0.1)
-                    continue
-                raise
-            self.adopt(sock, domid)
+                # Out of descriptors or memory, or a peer gone before we took it: no
+                # reason to stop accepting (nor to end the daemon); retry soon.
+                log.error("accept failed: %s; retrying in 0.1 s", exc)
+                await trio.sleep(0.1)
+                continue
+            try:
+                self.adopt(sock, domid)
+            except Exception:
+                log.exception("domain %d: cannot serve a new connection; closed", domid)
+                sock.close()
 
     def adopt(self, sock: socket.socket, domid: int) -> int:
         """Serve an accepted socket as a connection of ``domid``; returns its id."""
         creds = _peer_credentials(sock)
         conn_id = self.engine.connect(domid, creds)
-        self.mux.add(conn_id, sock)
+        try:
+            self.mux.add(conn_id, sock)
+        except BaseException:
+            self.engine.disconnect(conn_id)
+            raise
         return conn_id
 
     # ------------------------------------------------------------------ connections
@@ -251,10 +259,10 @@ class Server:
             self._timer_wakeup = trio.Event()
             try:
                 engine.tick(time.monotonic_ns())
+                self._flush_dirty()
             except Exception:
                 # A bug in a timer must not stop the daemon (or the next timers).
                 log.exception("timer tick failed")
-            self._flush_dirty()
 
     def _drop(self, conn_id: int) -> None:
         self.live_update.connection_closed(conn_id)

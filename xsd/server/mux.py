@@ -17,6 +17,10 @@ Invariants:
   take; a byte leaves the core's queue only once the kernel accepted it;
 * the loop yields to trio whenever it has nothing to do and at least every 2 ms of
   continuous work, so timers, accepts and the live-update task run whatever the load;
+* a connection whose bytes raise, whichever path decodes them (a read, its next turn,
+  a resume after its output drained), is that connection's end alone: a framing error
+  (:class:`ProtocolError`) disconnects it as C does, any other exception is logged with
+  its traceback and disconnects it too; nothing one connection sends ends the loop;
 * the same passes can run without trio (:meth:`Multiplexer.serve_early`): a restored
   daemon answers its clients while the rest of it is still being imported.
 """
@@ -93,9 +97,9 @@ class Multiplexer:
         """Serve ``sock`` as connection ``conn_id`` (already known to the engine)."""
         sock.setblocking(False)
         client = Client(conn_id, sock)
+        self.epoll.register(sock.fileno(), client.mask)  # first: it may fail (ENOSPC)
         self.clients[conn_id] = client
         self._by_fd[sock.fileno()] = client
-        self.epoll.register(sock.fileno(), client.mask)
 
     def remove(self, conn_id: int) -> None:
         """Stop serving a connection and close its socket."""
@@ -153,7 +157,13 @@ class Multiplexer:
         waits for: its turn again (more buffered: ``_turns``, not read meanwhile, so a
         flood cannot grow its buffer), the connection itself (``held``), or input."""
         conn_id = client.conn_id
-        more = step(conn_id, *data, time.monotonic_ns(), _BATCH_REQUESTS)
+        try:
+            more = step(conn_id, *data, time.monotonic_ns(), _BATCH_REQUESTS)
+        except Exception as exc:
+            # Whether the bad header came with this read or waited for a later turn
+            # (receive, resume), a connection's bytes can only end that connection.
+            self._fail(conn_id, exc)
+            return
         if conn_id not in self.clients:
             return
         if more and self.engine.blocked(conn_id):
@@ -171,8 +181,11 @@ class Multiplexer:
             client = self.clients.get(conn_id)
             if client is None or client.held:
                 continue
-            self.send(conn_id)  # its previous batch's replies first
-            self._answer(client, self.engine.resume)
+            try:
+                self.send(conn_id)  # its previous batch's replies first
+                self._answer(client, self.engine.resume)
+            except Exception as exc:
+                self._fail(conn_id, exc)
 
     def _want_output(self, client: Client, on: bool) -> None:
         mask = (client.mask | _OUT) if on else (client.mask & ~_OUT)
@@ -231,12 +244,19 @@ class Multiplexer:
             client = by_fd.get(fd)
             if client is None:
                 continue
-            if mask & _OUT:
-                self.send(client.conn_id)
-            if mask & _READABLE:
-                self._read(client)
+            try:
+                if mask & _OUT:
+                    self.send(client.conn_id)
+                if mask & _READABLE:
+                    self._read(client)
+            except Exception as exc:
+                self._fail(client.conn_id, exc)
         self._take_turns()
-        self._flush()
+        try:
+            self._flush()
+        except Exception:
+            # Not one connection's: log it, keep serving (the next pass flushes again).
+            _log().exception("internal error flushing output; serving on")
 
     def _read(self, client: Client) -> None:
         conn_id = client.conn_id
@@ -253,13 +273,36 @@ class Multiplexer:
         if not data:
             self._drop(conn_id)
             return
-        try:
-            self._answer(client, self.engine.receive, data)
-        except ProtocolError as exc:
-            _log().warning("connection %d: %s; disconnecting", conn_id, exc)
-            self._drop(conn_id)
+        self._answer(client, self.engine.receive, data)
+
+    # ------------------------------------------------------------------ errors
+
+    def _send_last(self, conn_id: int) -> None:
+        """Write what the kernel takes now of a connection about to be closed."""
+        client = self.clients.get(conn_id)
+        conn = self.engine.state.connections.get(conn_id)
+        if client is None or conn is None:
             return
-        except Exception:
-            # Last line of defence: one connection goes, the daemon and the others stay.
-            _log().exception("connection %d: internal error; disconnecting", conn_id)
+        with contextlib.suppress(OSError):
+            while conn.out_bytes:
+                conn.consume(client.sock.send(conn.output()))
+
+    def _fail(self, conn_id: int, exc: Exception) -> None:
+        """End the connection whose input raised ``exc``; the daemon and the others stay.
+
+        A :class:`ProtocolError` is the client's fault (C disconnects it too): one
+        warning. Anything else is a bug in handling that connection: its traceback is
+        logged. Dropping it must not fail in turn: if it does, the socket still goes.
+        """
+        if isinstance(exc, ProtocolError):
+            _log().warning("connection %d: %s; disconnecting", conn_id, exc)
+            self._send_last(conn_id)  # the replies to the requests before the bad bytes
+        else:
+            _log().error("connection %d: internal error; disconnecting", conn_id, exc_info=exc)
+        try:
             self._drop(conn_id)
+        except Exception:
+            _log().exception("connection %d: dropping it failed; closing its socket", conn_id)
+            self.remove(conn_id)
+            with contextlib.suppress(Exception):
+                self.engine.disconnect(conn_id)
