@@ -40,7 +40,7 @@ from xsd.server import kickers, logfile, watchdog_actions
 from xsd.server.kicker_specs import KickerSpec
 from xsd.server.liveupdate import LiveUpdate
 from xsd.server.mux import Multiplexer
-from xsd.server.unix_sockets import bind_unix
+from xsd.server.unix_sockets import bind_unix, remove_stale_domain_sockets
 
 log = logging.getLogger("xsd")
 
@@ -159,6 +159,11 @@ class Server:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled."""
         self._log_apply("start")  # logging
+        _raise_fd_limit()
+        # Before listening: a client that can connect finds no stale socket left.
+        stale = remove_stale_domain_sockets(self.config.rundir / "domains", set(self.listeners))
+        if stale:
+            log.info("removed the stale sockets of domains %s", " ".join(map(str, stale)))
         if 0 not in self.listeners:
             self.listeners[0] = bind_unix(self.config.socket_path, self.config.socket_mode)
         try:
@@ -398,6 +403,17 @@ class Server:
                 f.write("\n".join(lines) + "\n")
         except OSError as exc:
             log.error("memreport to %s failed: %s", target, exc)
+
+
+def _raise_fd_limit() -> None:
+    """Let the daemon hold as many descriptors as the hard limit allows: each client is
+    one, and a soft limit of 1024 would turn the thousandth guest away (EMFILE)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _close_socket(sock: socket.socket) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
 import stat
 from pathlib import Path
 
-__all__ = ["BindError", "bind_unix"]
+__all__ = ["BindError", "bind_unix", "remove_stale_domain_sockets"]
 
 
 class BindError(OSError):
@@ -62,3 +63,48 @@ def _bind(path: Path, mode: int, kind: int, backlog: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def remove_stale_domain_sockets(domains: Path, served: set[int]) -> list[int]:
+    """Remove ``domains/<domid>/socket`` for each domid not in ``served`` that nobody
+    listens on any more; returns those domids.
+
+    A daemon killed with SIGKILL leaves its per-domain sockets behind: they refuse every
+    connection (ECONNREFUSED) until the domain is introduced again. The next daemon
+    serves no domain yet (or, restored by a live update, those it inherited: ``served``),
+    so a socket that refuses is stale; one that accepts is someone else's and stays.
+    An emptied ``<domid>`` directory goes too.
+    """
+    removed: list[int] = []
+    try:
+        entries = sorted(domains.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.isdigit() or int(entry.name) in served:
+            continue
+        path = entry / "socket"
+        try:
+            if not stat.S_ISSOCK(path.lstat().st_mode) or _listening(path):
+                continue
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(int(entry.name))
+        with contextlib.suppress(OSError):
+            entry.rmdir()  # only if empty
+    return removed
+
+
+def _listening(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)
+    try:
+        probe.connect(str(path))
+    except BlockingIOError:
+        return True  # a full backlog: someone listens
+    except OSError:
+        return False  # ECONNREFUSED: nobody
+    finally:
+        probe.close()
+    return True
