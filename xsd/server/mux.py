@@ -12,7 +12,9 @@ Invariants:
   buffered: then it is not read at all, so a client that does not read, or floods,
   cannot make the daemon grow;
 * every pass answers at most one batch of each connection's requests, round robin, so
-  a flooding client delays the others by one batch, not by its whole backlog;
+  a flooding client delays the others by one batch, not by its whole backlog; a batch
+  is 16 requests, fewer when many connections are busy (about 256 requests a pass in
+  all, at least one each), so a pass stays short however many clients flood;
 * it is registered for output (EPOLLOUT) exactly while it has output the kernel did not
   take; a byte leaves the core's queue only once the kernel accepted it;
 * the loop yields to trio whenever it has nothing to do and at least every 2 ms of
@@ -58,7 +60,8 @@ _IN = select.EPOLLIN | select.EPOLLRDHUP
 _OUT = select.EPOLLOUT
 _READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _YIELD_EVERY = 0.002  # seconds of back-to-back work before yielding to other tasks
-_BATCH_REQUESTS = 16  # requests answered before their replies are written
+_BATCH_REQUESTS = 16  # requests answered before their replies are written (at most)
+_PASS_REQUESTS = 256  # a pass's share of requests, split among the busy connections
 
 
 class Client:
@@ -84,6 +87,7 @@ class Multiplexer:
         self._by_fd: dict[int, Client] = {}
         self._turns: deque[int] = deque()  # connections with requests left to answer
         self._queued: set[int] = set()  # the same, as a set
+        self._batch = _BATCH_REQUESTS  # requests per turn in the current pass
 
     def attach(self, flush: Callable[[], None], drop: Callable[[int], None]) -> None:
         """Who writes dirty connections and applies effects after each pass (``flush``),
@@ -158,7 +162,7 @@ class Multiplexer:
         flood cannot grow its buffer), the connection itself (``held``), or input."""
         conn_id = client.conn_id
         try:
-            more = step(conn_id, *data, time.monotonic_ns(), _BATCH_REQUESTS)
+            more = step(conn_id, *data, time.monotonic_ns(), self._batch)
         except Exception as exc:
             # Whether the bad header came with this read or waited for a later turn
             # (receive, resume), a connection's bytes can only end that connection.
@@ -240,6 +244,11 @@ class Multiplexer:
         """Handle ready sockets, give each connection with requests left its turn, and
         flush."""
         by_fd = self._by_fd
+        # The more connections are busy, the fewer requests each answers per turn, so a
+        # pass stays short and a connection that asks once (domain 0's tools) waits for
+        # about _PASS_REQUESTS requests of the others, not for 16 of each.
+        busy = len(events) + len(self._turns)
+        self._batch = max(1, min(_BATCH_REQUESTS, _PASS_REQUESTS // max(1, busy)))
         for fd, mask in events:
             client = by_fd.get(fd)
             if client is None:
