@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = run(opts, say)
     f = figures
     say(
-        f"fuzz: seed {f.seed}: {f.requests} requests, {f.bytes_sent} bytes sent, "
+        f"fuzz: seed {f.seed}: {f.requests} requests sent, {f.replies} replies and "
+        f"{f.events} watch events received, {f.bytes_sent} bytes sent, "
         f"{f.connections} connections (peak {f.peak_concurrent} open, "
         f"{f.closed_by_daemon} closed by the daemon, {f.vanished} vanished) in {f.duration:.1f} s"
     )

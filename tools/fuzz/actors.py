@@ -22,6 +22,7 @@ import socket
 from pathlib import Path
 
 from tools.fuzz.requests import Batch, Requests
+from xsd_client.protocol import HEADER, Op
 
 KINDS = ("talker", "talker", "talker", "trickler", "slow", "mute", "vanisher")
 
@@ -36,7 +37,7 @@ class Client:
         self.life = life
         self.domid = domid
         self.kind = rng.choice(KINDS)
-        self.requests = Requests(rng, domid, slot, rng.choice((0.0, 0.0, 0.02, 0.1, 0.5)))
+        self.requests = Requests(rng, domid, slot, rng.choice((0.0, 0.0, 0.01, 0.05, 0.3)))
         self.batches_left = rng.randint(3, 200)
         self.mute_for = rng.uniform(0.5, 8.0)
         self.batch: Batch | None = None
@@ -45,6 +46,10 @@ class Client:
         self.sent_requests = 0
         self.sent_bytes = 0
         self.received = 0
+        self.replies = 0  # packets received: replies and errors
+        self.events = 0  # watch events received
+        self._header = b""  # a reply header received in part
+        self._skip = 0  # payload bytes of the current packet still to come
         self.end: str | None = None  # why it ended: done, vanished, closed (by the daemon)
         self.born = 0.0
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -130,7 +135,29 @@ class Client:
                 return False
             self.received += len(data)
             budget -= len(data)
+            self._frames(data)
         return True
+
+    def _frames(self, data: bytes) -> None:
+        """Count the packets in the stream (headers read, payloads skipped)."""
+        i, size = 0, len(data)
+        while i < size:
+            if self._skip:
+                take = min(self._skip, size - i)
+                i += take
+                self._skip -= take
+                continue
+            need = HEADER.size - len(self._header)
+            self._header += data[i : i + need]
+            i += need
+            if len(self._header) == HEADER.size:
+                op, _, _, length = HEADER.unpack(self._header)
+                self._header = b""
+                self._skip = length
+                if op == Op.WATCH_EVENT:
+                    self.events += 1
+                else:
+                    self.replies += 1
 
     def _gone(self, exc: OSError) -> None:
         known = (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN)

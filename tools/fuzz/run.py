@@ -50,7 +50,9 @@ class Options:
 @dataclass
 class Figures:
     seed: int
-    requests: int = 0
+    requests: int = 0  # whole requests the kernel took from the clients
+    replies: int = 0  # replies (and errors) the clients received
+    events: int = 0  # watch events the clients received
     bytes_sent: int = 0
     bytes_received: int = 0
     connections: int = 0  # opened in all
@@ -175,11 +177,16 @@ def _fuzz(opts: Options, daemon: Daemon, figures: Figures, log: Callable[[str], 
         figures.requests += client.sent_requests
         figures.bytes_sent += client.sent_bytes
         figures.bytes_received += client.received
+        figures.replies += client.replies
+        figures.events += client.events
         if client.end in ended:
             ended[client.end] += 1
 
     def live_requests() -> int:
         return figures.requests + sum(c.sent_requests for c in clients.values())
+
+    def live_replies() -> int:
+        return figures.replies + sum(c.replies for c in clients.values())
 
     while True:
         now = time.monotonic()
@@ -197,6 +204,7 @@ def _fuzz(opts: Options, daemon: Daemon, figures: Figures, log: Callable[[str], 
             lat = max(bystander.latencies, default=0.0)
             log(
                 f"fuzz: {now - start:6.0f} s  {live_requests():>9} requests  "
+                f"{live_replies():>9} replies  "
                 f"{figures.connections:>6} connections ({len(clients)} open)  "
                 f"rss {daemon.rss_kib() // 1024} MiB (peak {figures.peak_rss_kib // 1024})  "
                 f"probe max {lat * 1000:.0f} ms"
