@@ -271,7 +271,9 @@ def _final(daemon: Daemon, figures: Figures, bystander: Bystander, setup: socket
         return
     try:
         with socket.socket(socket.AF_UNIX) as fresh:
-            fresh.settimeout(5)
+            # The clients are gone, but what they sent before closing is still answered
+            # (as C does): on a loaded machine that can take a while.
+            fresh.settimeout(60)
             fresh.connect(str(daemon.socket))
             call(fresh, Op.READ, "/tool/xenstored", errors=False)
         if call(setup, Op.CONTROL, "check") != b"OK\0":
