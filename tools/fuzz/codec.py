@@ -67,6 +67,43 @@ def _engine() -> Engine:
     return engine
 
 
+_WORDS = [
+    b"/a",
+    b"/a/b",
+    b"a",
+    b"/local/domain/5",
+    b"@releaseDomain",
+    b"@introduceDomain",
+    b"5",
+    b"0",
+    b"T",
+    b"F",
+    b"n5",
+    b"r0",
+    b"b5",
+    b"tok",
+    b"help",
+    b"quota",
+    b"",
+    b"/",
+]
+
+
+def _request(fdp: atheris.FuzzedDataProvider) -> bytes:
+    """One request whose fields come from the input: a type, small ids, and arguments
+    from a vocabulary of paths, domids and tokens, or raw bytes."""
+    op = fdp.ConsumeIntInRange(0, 27)
+    tx = fdp.ConsumeIntInRange(0, 3)
+    args = []
+    for _ in range(fdp.ConsumeIntInRange(0, 3)):
+        if fdp.ConsumeBool():
+            args.append(_WORDS[fdp.ConsumeIntInRange(0, len(_WORDS) - 1)])
+        else:
+            args.append(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 20)))
+    payload = b"\0".join(args) + (b"\0" if fdp.ConsumeBool() else b"")
+    return encode(op, 1, tx, payload[:4096])
+
+
 def one_input(data: bytes) -> None:
     """Run one input (the libFuzzer entry point)."""
     assert atheris is not None
@@ -77,7 +114,10 @@ def one_input(data: bytes) -> None:
     now = _NOW
     while fdp.remaining_bytes():
         which = fdp.ConsumeIntInRange(0, len(conns) - 1)
-        chunk = fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 300))
+        if fdp.ConsumeIntInRange(0, 3):
+            chunk = _request(fdp)  # well framed: the input reaches the handlers
+        else:
+            chunk = fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 300))
         budget = fdp.ConsumeIntInRange(0, 17)
         decoder.receive_data(chunk)
         try:
