@@ -32,6 +32,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None]:
     )
     p.add_argument("-c", "--conns", type=int, default=100, help="clients at once [%(default)s]")
     p.add_argument("-g", "--guests", type=int, default=4, help="guest domains [%(default)s]")
+    p.add_argument(
+        "--dom0-share",
+        type=float,
+        default=1 / 3,
+        help="share of the clients on domain 0's socket, 0..1 [1/3]; the rest are guests'",
+    )
     p.add_argument("--rss-limit", type=int, default=512, help="daemon RSS bound, MiB [%(default)s]")
     p.add_argument(
         "--latency-bound", type=float, default=1.0, help="bystander bound, s [%(default)s]"
@@ -47,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None]:
     p.add_argument("--progress", type=float, default=0.0, help="seconds between progress lines")
     p.add_argument("--json", type=Path, help="also write the figures here")
     a = p.parse_args(argv)
+    if not 0 <= a.dom0_share <= 1:
+        p.error("--dom0-share must be between 0 and 1")
     if a.duration <= 0 or a.conns < 1 or a.guests < 0 or a.requests < 0:
         p.error("duration and conns must be positive; guests and requests not negative")
     seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "little")
@@ -56,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None]:
         max_requests=a.requests,
         conns=a.conns,
         guests=a.guests,
+        dom0_share=a.dom0_share,
         rss_limit_mib=a.rss_limit,
         latency_bound=a.latency_bound,
         daemon_args=a.daemon_arg,

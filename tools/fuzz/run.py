@@ -1,8 +1,8 @@
 """One fuzzing run: a real daemon, many hostile clients, invariants checked throughout.
 
 The run starts ``python -m xsd``, introduces ``guests`` domains (1..N, each with a home
-it owns), and keeps ``conns`` clients connected (a third on domain 0's socket, the rest
-on the guests' own sockets; see :mod:`tools.fuzz.actors`). A bystander thread on domain
+it owns), and keeps ``conns`` clients connected (``dom0_share`` of them on domain 0's socket, the
+rest on the guests' own sockets; see :mod:`tools.fuzz.actors`). A bystander thread on domain
 0's socket sends a READ every ``probe_interval`` and times the answer.
 
 Invariants, checked every ``check_interval`` and at the end:
@@ -38,6 +38,7 @@ class Options:
     max_requests: int = 0  # stop after this many (0: only the duration)
     conns: int = 100
     guests: int = 4
+    dom0_share: float = 1 / 3  # of the clients, on domain 0's socket (the rest: guests)
     rss_limit_mib: int = 512
     latency_bound: float = 1.0
     probe_interval: float = 0.1
@@ -144,7 +145,9 @@ def _fuzz(opts: Options, daemon: Daemon, figures: Figures, log: Callable[[str], 
         return daemon.socket if domid == 0 else daemon.rundir / "domains" / str(domid) / "socket"
 
     def domain_of(slot: int) -> int:
-        return 0 if not guests or slot % 3 == 0 else guests[slot % len(guests)]
+        # Spread evenly: slot s is domain 0's when the share's multiples step over it.
+        dom0 = int((slot + 1) * opts.dom0_share) > int(slot * opts.dom0_share)
+        return 0 if not guests or dom0 else guests[slot % len(guests)]
 
     clients: dict[int, Client] = {}
     lives: dict[int, int] = {}
