@@ -14,7 +14,9 @@ Invariants:
 * every pass answers at most one batch of each connection's requests, round robin, so
   a flooding client delays the others by one batch, not by its whole backlog; a batch
   is 16 requests, fewer when many connections are busy (about 256 requests a pass in
-  all, at least one each), so a pass stays short however many clients flood;
+  all, at least one each), so a pass stays short however many clients flood; and the
+  turns of connections with requests left take at most 20 ms a pass (the round robin
+  goes on in the next), so a socket that became ready is read within about that;
 * it is registered for output (EPOLLOUT) exactly while it has output the kernel did not
   take; a byte leaves the core's queue only once the kernel accepted it;
 * the loop yields to trio whenever it has nothing to do and at least every 2 ms of
@@ -62,6 +64,7 @@ _READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLE
 _YIELD_EVERY = 0.002  # seconds of back-to-back work before yielding to other tasks
 _BATCH_REQUESTS = 16  # requests answered before their replies are written (at most)
 _PASS_REQUESTS = 256  # a pass's share of requests, split among the busy connections
+_TURNS_SLICE = 0.02  # seconds of turns a pass takes at most before it polls again
 
 
 class Client:
@@ -178,8 +181,13 @@ class Multiplexer:
         self._want_input(client, not more)
 
     def _take_turns(self) -> None:
-        """One batch for each connection that still has requests buffered, round robin."""
+        """One batch for each connection that still has requests buffered, round robin,
+        for at most ``_TURNS_SLICE`` (at least one turn): the rest go on in the next
+        pass, after the sockets that became ready meanwhile were read."""
+        deadline = time.monotonic() + _TURNS_SLICE
         for _ in range(len(self._turns)):
+            if time.monotonic() >= deadline:
+                break
             conn_id = self._turns.popleft()
             self._queued.discard(conn_id)
             client = self.clients.get(conn_id)
