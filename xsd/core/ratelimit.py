@@ -1,11 +1,14 @@
 """The write rate limit of unprivileged domains, after C xenstored's ``wrl``.
 
 Each domain has a credit of writes that refills at ``rate`` per second up to ``burst``.
-A write outside a transaction (WRITE, MKDIR, RM, SET_PERMS) or a transaction commit by
-an unprivileged domain spends one. A domain whose credit went below zero is not served
-until it has earned it back: its connections' later requests wait, and the others, domain
-0 first, are served meanwhile. Invariants: the credit is never above ``burst``; it is only
-brought up to date with the ``now`` the engine is given (the core reads no clock).
+A write outside a transaction (WRITE, MKDIR, RM, SET_PERMS) by an unprivileged domain
+spends one; a transaction commit spends one per node it wrote or removed (at least one;
+C charges a commit one, whatever it wrote). A domain whose credit went below zero is not
+served until it has earned it back: its connections' later requests wait, and the
+others, domain 0 first, are served meanwhile. Its own connections then take turns (the
+engine queues them), so one of them cannot starve the rest. Invariants: the credit is
+never above ``burst``; it is only brought up to date with the ``now`` the engine is
+given (the core reads no clock).
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ def _refill(domain: Domain, now: int, rate: float, burst: float) -> None:
         domain.wrl_stamp = now
 
 
-def spend(domain: Domain, now: int, rate: float, burst: float) -> None:
-    """One write by the domain."""
+def spend(domain: Domain, now: int, rate: float, burst: float, cost: float = 1.0) -> None:
+    """``cost`` writes by the domain."""
     _refill(domain, now, rate, burst)
-    domain.wrl_credit -= 1.0
+    domain.wrl_credit -= cost
 
 
 def in_debt(domain: Domain, now: int, rate: float, burst: float) -> bool:
