@@ -90,6 +90,28 @@ def test_never_reading_connections_of_one_guest_stay_within_its_output_quota(
     assert wait_until(lambda: env.rss() - rss_before < 32 * MIB)
 
 
+def test_memory_a_guest_made_the_daemon_hold_is_given_back_when_it_leaves(
+    fresh: Callable[..., Env],
+) -> None:
+    # No output quota: the queued events do make the daemon grow (~115 MB) ...
+    env = fresh("--event-timeout", "60", "--quota", "output=0")
+    d = 26
+    guest = env.introduce(d)
+    rss_before = env.rss()
+    socks = _never_readers(env, d, 64, 1900)
+    assert wait_until(lambda: _usage(env, d)["watches"] == 64)
+    assert _commit_many(guest, d, 900, "a") == OK
+    assert wait_until(lambda: _usage(env, d)["output"] > 64 << 20)
+    assert env.rss() - rss_before > 64 * MIB
+    # ... and shrinks back once the guest has gone, although the heap was fragmented
+    for sock in socks:
+        sock.close()
+    guest.close()
+    env.release(d)
+    assert wait_until(lambda: env.rss() - rss_before < 32 * MIB), (rss_before, env.rss())
+    env.served()
+
+
 def test_a_guest_at_its_output_quota_loses_its_events_not_others(
     fresh: Callable[..., Env],
 ) -> None:

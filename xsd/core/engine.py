@@ -117,6 +117,9 @@ class Engine:
         # order they will be served, and the one being served (xsd.core.ratelimit).
         self._credit_queue: dict[int, deque[int]] = {}
         self._credit_turn: dict[int, int] = {}
+        # Queued output bytes let go (connections gone, events timed out) since the
+        # shell last gave memory back to the system (xsd.server.memtrim); it resets it.
+        self.freed_bytes = 0
         for conn in self.state.connections.values():  # restored by a live update
             self._join(conn)
             for tx in conn.transactions.values():
@@ -182,6 +185,7 @@ class Engine:
         account = conn.account
         account.conns.discard(conn)
         account.out_bytes -= conn.out_bytes
+        self.freed_bytes += conn.out_bytes
         if not account.conns and self._accounts.get(conn.domid) is account:
             del self._accounts[conn.domid]
 
@@ -330,7 +334,9 @@ class Engine:
             if settings.event_timeout_ns and not conn.privileged:
                 oldest = conn.oldest_event()
                 if oldest is not None and oldest <= event_cutoff:
+                    queued = conn.out_bytes
                     dropped = conn.expire_events(event_cutoff + 1)
+                    self.freed_bytes += queued - conn.out_bytes
                     self.log(f"conn {conn.id} (dom{conn.domid}): {dropped} watch events timed out")
             if (
                 settings.request_timeout_ns

@@ -17,6 +17,8 @@ Invariants:
   take; a byte leaves the core's queue only once the kernel accepted it;
 * the loop yields to trio whenever it has nothing to do and at least every 2 ms of
   continuous work, so timers, accepts and the live-update task run whatever the load;
+* once connections that held much output are gone (``Engine.freed_bytes``), a pass
+  ends by giving the freed heap back to the system (:mod:`xsd.server.memtrim`);
 * the same passes can run without trio (:meth:`Multiplexer.serve_early`): a restored
   daemon answers its clients while the rest of it is still being imported.
 """
@@ -30,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 
 from xsd.core.engine import Engine
+from xsd.server import memtrim
 from xsd_client.protocol import ProtocolError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
@@ -237,6 +240,9 @@ class Multiplexer:
                 self._read(client)
         self._take_turns()
         self._flush()
+        if self.engine.freed_bytes >= memtrim.TRIM_AFTER:
+            self.engine.freed_bytes = 0
+            memtrim.trim()  # what a connection that went held, back to the system
 
     def _read(self, client: Client) -> None:
         conn_id = client.conn_id
