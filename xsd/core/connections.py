@@ -33,11 +33,12 @@ _JOIN_LIMIT = 1 << 16  # bytes handed to one send(): enough to batch, small to r
 class Account:
     """What all the connections of one domain hold together (see ``Engine``)."""
 
-    __slots__ = ("conns", "out_bytes")
+    __slots__ = ("conns", "out_bytes", "tx_conns")
 
     def __init__(self) -> None:
         self.conns: set[Connection] = set()
         self.out_bytes = 0
+        self.tx_conns: set[Connection] = set()  # those with open transactions
 
 
 class Credentials(Fields):

@@ -169,6 +169,8 @@ class Engine:
             account = self._accounts[conn.domid] = Account()
         account.conns.add(conn)
         account.out_bytes += conn.out_bytes
+        if conn.transactions:
+            account.tx_conns.add(conn)
         conn.account = account
 
     def disconnect(self, conn_id: int) -> None:
@@ -184,6 +186,7 @@ class Engine:
         self.dirty.discard(conn_id)
         account = conn.account
         account.conns.discard(conn)
+        account.tx_conns.discard(conn)
         account.out_bytes -= conn.out_bytes
         self.freed_bytes += conn.out_bytes
         if not account.conns and self._accounts.get(conn.domid) is account:
@@ -222,9 +225,11 @@ class Engine:
             return False
         return self._held(conn) or self._waits_for_credit(conn, take=False)
 
-    def _held(self, conn: Connection) -> bool:
-        """An unprivileged connection's requests wait for its (domain's) output to drain."""
-        limits = self._limits(conn.domid)
+    def _held(self, conn: Connection, limits: Mapping[str, int] | None = None) -> bool:
+        """An unprivileged connection's requests wait for its (domain's) output to drain
+        (``limits``: its domain's, if the caller has them)."""
+        if limits is None:
+            limits = self._limits(conn.domid)
         outstanding = limits["outstanding"]
         if outstanding and conn.replies >= outstanding:
             return True
@@ -273,12 +278,14 @@ class Engine:
     def _process(self, conn: Connection, budget: int = 0) -> bool:
         decoder = conn.decoder
         privileged = conn.privileged
+        # An unprivileged connection cannot change its own limits: look them up once.
+        limits = None if privileged else self._limits(conn.domid)
         connections = self.state.connections
         left = budget
         while (
             conn.out_bytes < OUT_HIGH_WATER
             and conn.deferred is None
-            and (privileged or not self._held(conn))
+            and (limits is None or not self._held(conn, limits))
         ):
             if budget:
                 if not left:
@@ -434,12 +441,12 @@ class Engine:
                 if tx is None:
                     raise XsError("ENOENT")
             payload = handler(conn, tx, packet.payload)
-            if not conn.privileged:
-                if op in _WRITES and tx is None:
-                    self._spend_write(conn)
-                elif op == Op.TRANSACTION_END and packet.payload == b"T\0" and tx is not None:
-                    # A commit costs what it wrote, as that many writes would (C: one).
-                    self._spend_write(conn, max(1, len(tx.modified)))
+            if not conn.privileged and (
+                op in _WRITES or (op == Op.TRANSACTION_END and packet.payload == b"T\0")
+            ):
+                # A write in a transaction costs as one outside does (C charges only the
+                # commit, one): a transaction, committed or not, cannot bypass the limit.
+                self._spend_write(conn)
             if len(payload) > PAYLOAD_MAX:
                 raise XsError("E2BIG")
             frame = encode(op, packet.req_id, packet.tx_id, payload)
@@ -499,9 +506,7 @@ class Engine:
         most = limits["transaction-memory"]
         budget = None
         if most:
-            others = self._domain_total(
-                conn, lambda c: sum(t.size for t in c.transactions.values())
-            )
+            others = sum(map(_transaction_bytes, conn.account.tx_conns))
             budget = most - (others - tx.size)
         return TransactionView(self.state.tree, tx, limits["transaction-nodes"], budget)
 
@@ -527,8 +532,13 @@ class Engine:
             conn = connections.get(watch.conn_id)
             if conn is None:
                 continue
-            if not conn.privileged and not self._may_see(conn, path, old_perms):
-                continue
+            if not conn.privileged:
+                size = 18 + len(path) + len(watch.token)  # the event's frame, at most
+                if conn.out_bytes >= OWN_MESSAGE and self._over_output(conn, size):
+                    conn.dropped_events += 1  # at its domain's quota: spare the work
+                    continue
+                if not self._may_see(conn, path, old_perms):
+                    continue
             payload = watch.event_path(path).encode() + b"\0" + watch.token + b"\0"
             if len(payload) > PAYLOAD_MAX:
                 continue  # C drops an event too large to send
@@ -678,7 +688,7 @@ class Engine:
             most = limits["watch-memory"]
             if most:
                 cost = 64 + len(path) + len(token)
-                used = self._domain_total(conn, lambda c: sum(map(watch_cost, c.watches)))
+                used = sum(watch_cost(w) for other in conn.account.conns for w in other.watches)
                 if used + cost > most:
                     raise XsError("ENOSPC")
         watch = self.state.watches.add(conn.id, path, token, relative_to)
@@ -709,6 +719,7 @@ class Engine:
             self.state.watches.remove(watch)
         conn.watches.clear()
         conn.transactions.clear()
+        conn.account.tx_conns.discard(conn)
         return OK
 
     # ------------------------------------------------------------------ transactions
@@ -726,6 +737,7 @@ class Engine:
         conn.next_tx_id = (tx_id + 1) & 0xFFFFFFFF
         tree = self.state.tree
         conn.transactions[tx_id] = Transaction(tx_id, tree.next_generation())
+        conn.account.tx_conns.add(conn)
         return f"{tx_id}".encode() + b"\0"
 
     def _transaction_end(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
@@ -735,6 +747,8 @@ class Engine:
         if tx is None:
             raise XsError("ENOENT")
         del conn.transactions[tx.id]
+        if not conn.transactions:
+            conn.account.tx_conns.discard(conn)
         if arg == b"F":
             return OK
         if tx.failed:
@@ -771,11 +785,7 @@ class Engine:
             return 0
         if what == "watches":
             return sum(len(other.watches) for other in account.conns)
-        return sum(len(other.transactions) for other in account.conns)
-
-    def _domain_total(self, conn: Connection, measure: Callable[[Connection], int]) -> int:
-        """``measure`` summed over the connections of ``conn``'s domain."""
-        return sum(measure(other) for other in conn.account.conns)
+        return sum(len(other.transactions) for other in account.tx_conns)
 
     # ------------------------------------------------------------------ control
 

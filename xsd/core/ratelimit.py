@@ -1,9 +1,10 @@
 """The write rate limit of unprivileged domains, after C xenstored's ``wrl``.
 
 Each domain has a credit of writes that refills at ``rate`` per second up to ``burst``.
-A write outside a transaction (WRITE, MKDIR, RM, SET_PERMS) by an unprivileged domain
-spends one; a transaction commit spends one per node it wrote or removed (at least one;
-C charges a commit one, whatever it wrote). A domain whose credit went below zero is not
+A write (WRITE, MKDIR, RM, SET_PERMS) by an unprivileged domain spends one, in a
+transaction too, and so does a transaction commit (C charges a transaction only its
+commit, one credit whatever it wrote: a guest's transactional writes bypassed the
+limit). A domain whose credit went below zero is not
 served until it has earned it back: its connections' later requests wait, and the
 others, domain 0 first, are served meanwhile. Its own connections then take turns (the
 engine queues them), so one of them cannot starve the rest. Invariants: the credit is
