@@ -250,6 +250,41 @@ def test_connections_of_a_rate_limited_guest_take_turns(fresh: Callable[..., Env
     env.served()
 
 
+def test_a_guests_watchdog_keepalive_is_not_starved_by_its_own_flood(
+    fresh: Callable[..., Env],
+) -> None:
+    env = fresh("--watchdogs-per-domain", "1", "--write-rate", "40", "--write-burst", "1")
+    d = 27
+    flooder = env.introduce(d)
+    keeper = env.guest(d)
+    wd = f"{_home(d)}/watchdog/0"
+    assert env.dom0.write(f"{wd}/action", "none") == OK
+    assert keeper.write(f"{wd}/timeout", "1000") == OK
+    assert keeper.write(f"{wd}/control", "arm") == OK
+    stop = threading.Event()
+
+    def flood() -> None:
+        batch = b"".join(encode(Op.WRITE, i, 0, f"f{i}\0x".encode()) for i in range(20))
+        while not stop.is_set():
+            flooder.send_raw(batch)
+            for _ in range(20):
+                flooder.recv_reply(30)
+
+    thread = threading.Thread(target=flood)
+    thread.start()
+    try:
+        end = time.monotonic() + 3.0  # three timeouts' worth
+        while time.monotonic() < end:
+            assert keeper.write(f"{wd}/keepalive", "1") == OK
+            time.sleep(0.25)
+        assert keeper.call(Op.READ, f"{wd}/state") == ("OK", b"armed")
+        assert keeper.call(Op.READ, f"{wd}/fired") == ("OK", b"0")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert env.dom0.write(f"{wd}/control", "disarm") == OK
+
+
 def test_output_and_memory_quotas_from_the_command_line(fresh: Callable[..., Env]) -> None:
     env = fresh("--quota", "output=123456", "--quota", "transaction-memory=7777")
     assert env.dom0.call(Op.GET_QUOTA, "output") == ("OK", b"123456\0")
