@@ -124,6 +124,7 @@ class Engine:
             self._join(conn)
             for tx in conn.transactions.values():
                 tx.recount()
+                tx.count_delta(self.state.tree)
         # A released domain is torn down after RELEASE's reply is queued, as C does.
         self.release_after_reply: int | None = None
         self._handlers: dict[int, Handler] = {

@@ -115,11 +115,14 @@ class Transaction:
     are the watch events to fire at commit, each (path, exact) recorded once however
     often the transaction changes the node; ``failed`` dooms the commit (ENOMEM).
     ``size`` is what the copies in ``nodes`` count against the ``transaction-memory``
-    quota (:func:`copy_cost` of each).
+    quota (:func:`copy_cost` of each). ``delta`` is what committing would change in each
+    owner's ``[nodes, bytes]`` usage, kept up to date as the transaction writes (against
+    the global nodes as they were then: the same at commit, or the commit conflicts).
     """
 
     __slots__ = (
         "accessed",
+        "delta",
         "event_keys",
         "events",
         "failed",
@@ -140,6 +143,7 @@ class Transaction:
         self.event_keys: set[tuple[str, bool]] = set()
         self.failed = False
         self.size = 0
+        self.delta: dict[int, list[int]] = {}
 
     def record(self, events: list[tuple[str, bool, Perms | None]]) -> None:
         """Remember events to fire at commit; one already recorded adds nothing (the
@@ -156,6 +160,31 @@ class Transaction:
         live update's state)."""
         self.size = sum(copy_cost(path, node) for path, node in self.nodes.items())
         self.event_keys = {(path, exact) for path, exact, _ in self.events}
+
+    def count_delta(self, tree: Tree) -> None:
+        """Compute ``delta`` afresh against ``tree`` (a restored transaction)."""
+        self.delta = {}
+        for path in self.modified:
+            self.contribute(tree, path, 1)
+
+    def contribute(self, tree: Tree, path: str, sign: int) -> None:
+        """Add (1) or take back (-1) what this transaction's version of a modified
+        ``path`` changes in its owners' usage."""
+        delta = self.delta
+        old = tree.nodes.get(path)
+        if old is not None:
+            entry = delta.get(old.perms[0][1])
+            if entry is None:
+                entry = delta[old.perms[0][1]] = [0, 0]
+            entry[0] -= sign
+            entry[1] -= sign * node_cost(path, old)
+        new = self.nodes[path]
+        if new is not None:
+            entry = delta.get(new.perms[0][1])
+            if entry is None:
+                entry = delta[new.perms[0][1]] = [0, 0]
+            entry[0] += sign
+            entry[1] += sign * node_cost(path, new)
 
 
 def copy_cost(path: str, node: Node | None) -> int:
@@ -217,7 +246,10 @@ class TransactionView:
         node = self._access(path)
         if node is None:
             raise KeyError(path)
-        self.tx.size -= copy_cost(path, node)  # counted again, changed, by written()
+        tx = self.tx
+        tx.size -= copy_cost(path, node)  # counted again, changed, by written()
+        if path in tx.modified:
+            tx.contribute(self.tree, path, -1)  # likewise
         self._open = path
         return node
 
@@ -229,6 +261,8 @@ class TransactionView:
             self._open = None
         else:
             tx.size -= copy_cost(path, tx.nodes[path])
+            if path in tx.modified:
+                tx.contribute(self.tree, path, -1)
         cost = copy_cost(path, node)
         if self.max_bytes is not None and tx.size + cost > self.max_bytes:
             tx.failed = True
@@ -239,15 +273,19 @@ class TransactionView:
         tx.nodes[path] = node
         tx.size += cost
         tx.modified.add(path)
+        tx.contribute(self.tree, path, 1)
 
     def delete(self, path: str) -> None:
         tx = self.tx
         if path not in tx.nodes:
             self._access(path)
         self.tree.next_generation()
+        if path in tx.modified:
+            tx.contribute(self.tree, path, -1)
         tx.size += copy_cost(path, None) - copy_cost(path, tx.nodes[path])
         tx.nodes[path] = None
         tx.modified.add(path)
+        tx.contribute(self.tree, path, 1)
 
     def listing(self, path: str, node: Node) -> bytes:
         if not node.children:
@@ -260,15 +298,10 @@ class TransactionView:
     def usage(self, domid: int) -> tuple[int, int]:
         base = self.tree.usage.get(domid)
         count, size = (base[0], base[1]) if base else (0, 0)
-        for path in self.tx.modified:
-            old = self.tree.nodes.get(path)
-            if old is not None and old.perms[0][1] == domid:
-                count -= 1
-                size -= node_cost(path, old)
-            new = self.tx.nodes[path]
-            if new is not None and new.perms[0][1] == domid:
-                count += 1
-                size += node_cost(path, new)
+        delta = self.tx.delta.get(domid)
+        if delta is not None:
+            count += delta[0]
+            size += delta[1]
         return count, size
 
 
