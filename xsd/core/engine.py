@@ -23,7 +23,6 @@ order, as C xenstored does. Invariants:
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Mapping
 from functools import partial
 
@@ -113,10 +112,8 @@ class Engine:
         self._after_reply: list[tuple[Connection, bytes]] = []
         # Each domain's connections share an Account (xsd.core.connections).
         self._accounts: dict[int, Account] = {}
-        # Per rate-limited domain: its connections waiting for write credit, in the
-        # order they will be served, and the one being served (xsd.core.ratelimit).
-        self._credit_queue: dict[int, deque[int]] = {}
-        self._credit_turn: dict[int, int] = {}
+        # The connections of rate-limited domains waiting for credit, in turns.
+        self._turns = ratelimit.Turns()
         # Queued output bytes let go (connections gone, events timed out) since the
         # shell last gave memory back to the system (xsd.server.memtrim); it resets it.
         self.freed_bytes = 0
@@ -237,11 +234,11 @@ class Engine:
         output = limits["output"]
         return bool(output and conn.out_bytes >= OWN_MESSAGE and conn.account.out_bytes >= output)
 
-    def _spend_write(self, conn: Connection, cost: float = 1.0) -> None:
+    def _spend_write(self, conn: Connection) -> None:
         settings = self.state.settings
         domain = self.state.domains.get(conn.domid)
         if domain is not None and settings.write_rate:
-            ratelimit.spend(domain, self.now, settings.write_rate, settings.write_burst, cost)
+            ratelimit.spend(domain, self.now, settings.write_rate, settings.write_burst)
             if domain.wrl_credit < 0:
                 self.effects.append(Effect("timer", None))  # a pay-back time to wake for
 
@@ -254,27 +251,10 @@ class Engine:
 
     def _waits_for_credit(self, conn: Connection, take: bool) -> bool:
         """True if an unprivileged connection must wait for its domain's write credit:
-        the domain is in debt, or other connections of it waited first. With ``take``
-        (its next request is about to be answered) a connection that must wait joins
-        the queue, and the one at its head takes its turn."""
+        the domain is in debt, or other connections of it waited first (``take``: see
+        :meth:`ratelimit.Turns.must_wait`)."""
         domid = conn.domid
-        queue = self._credit_queue.get(domid)
-        if self._in_debt(domid):
-            if take and (queue is None or conn.id not in queue):
-                self._credit_queue.setdefault(domid, deque()).append(conn.id)
-            return True
-        if not queue or self._credit_turn.get(domid) == conn.id:
-            return False
-        if queue[0] == conn.id:
-            if take:
-                queue.popleft()
-                self._credit_turn[domid] = conn.id
-                if not queue:
-                    del self._credit_queue[domid]
-            return False
-        if take and conn.id not in queue:
-            queue.append(conn.id)
-        return True
+        return self._turns.must_wait(domid, conn.id, self._in_debt(domid), take)
 
     def _process(self, conn: Connection, budget: int = 0) -> bool:
         decoder = conn.decoder
@@ -366,27 +346,23 @@ class Engine:
             observer.tick(self)
 
     def _next_in_turn(self) -> None:
-        """Drop from the head of each credit queue the connections that cannot take
-        their turn now (gone, nothing to answer, or held by their output), so the
-        first that can is resumed: they queue again when they next have a request."""
+        """Let the first connection of each paid-back domain's credit queue that can
+        go now take its turn (:meth:`tick` then resumes it)."""
         connections = self.state.connections
-        for domid, queue in list(self._credit_queue.items()):
-            if self._in_debt(domid):
-                continue
-            self._credit_turn.pop(domid, None)
-            while queue:
-                conn = connections.get(queue[0])
-                if (
-                    conn is not None
-                    and conn.decoder.has_packet()
-                    and conn.deferred is None
-                    and conn.out_bytes < OUT_HIGH_WATER
-                    and not self._held(conn)
-                ):
-                    break
-                queue.popleft()
-            if not queue:
-                del self._credit_queue[domid]
+
+        def can_go(conn_id: int) -> bool:
+            conn = connections.get(conn_id)
+            return (
+                conn is not None
+                and conn.decoder.has_packet()
+                and conn.deferred is None
+                and conn.out_bytes < OUT_HIGH_WATER
+                and not self._held(conn)
+            )
+
+        for domid in list(self._turns.queues):
+            if not self._in_debt(domid):
+                self._turns.next_turn(domid, can_go)
 
     def next_deadline(self) -> int | None:
         """The earliest time (monotonic ns) :meth:`tick` has something to do, if any."""
@@ -404,7 +380,7 @@ class Engine:
                 paid = ratelimit.paid_back_at(domain, settings.write_rate)
                 if paid is not None:
                     deadlines.append(paid)
-                elif domain.domid in self._credit_queue:
+                elif domain.domid in self._turns.queues:
                     deadlines.append(self.now + 1_000_000)  # the next one's turn, soon
         for observer in self.observers:
             deadline = observer.next_deadline(self)
