@@ -12,11 +12,14 @@ Each test runs a daemon of its own and drives it over the guest's own socket:
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 
+from daemons import XEN_BIN, need_reference
 from domutil import OK, Env, err, pipeline, wait_until, write_req
 from wire import RawConn
 
@@ -293,3 +296,30 @@ def test_output_and_memory_quotas_from_the_command_line(fresh: Callable[..., Env
     assert env.dom0.call(Op.GET_QUOTA, "watch-memory") == ("OK", b"5000\0")
     assert env.dom0.call(Op.SET_QUOTA, "output", "654321") == OK
     assert "output           :   654321" in env.control("quota")
+
+
+def test_xenstore_control_shows_and_sets_the_memory_quotas(fresh: Callable[..., Env]) -> None:
+    need_reference()
+    env = fresh("--quota", "output=2000000")
+    d = 28
+    env.introduce(d)
+    environ = dict(os.environ, XENSTORED_PATH=str(env.daemon.socket))
+
+    def control(*args: str) -> str:
+        done = subprocess.run(
+            [str(XEN_BIN / "xenstore-control"), *args],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    listing = control("quota")
+    assert "output           :  2000000 Max. bytes of replies and events queued" in listing
+    assert "watch-memory" in listing and "transaction-memory" in listing
+    assert control("quota", "set", "watch-memory", "9999").strip() == "OK"
+    assert "watch-memory     :     9999" in control("quota")
+    usage = control("quota", str(d))
+    assert "output" in usage and "watch-memory" in usage
