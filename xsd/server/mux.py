@@ -25,6 +25,8 @@ Invariants:
   a resume after its output drained), is that connection's end alone: a framing error
   (:class:`ProtocolError`) disconnects it as C does, any other exception is logged with
   its traceback and disconnects it too; nothing one connection sends ends the loop;
+* once connections that held much output are gone (``Engine.freed_bytes``), a pass
+  ends by giving the freed heap back to the system (:mod:`xsd.server.memtrim`);
 * the same passes can run without trio (:meth:`Multiplexer.serve_early`): a restored
   daemon answers its clients while the rest of it is still being imported.
 """
@@ -38,6 +40,7 @@ from collections import deque
 from collections.abc import Callable
 
 from xsd.core.engine import Engine
+from xsd.server import memtrim
 from xsd_client.protocol import ProtocolError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
@@ -274,6 +277,9 @@ class Multiplexer:
         except Exception:
             # Not one connection's: log it, keep serving (the next pass flushes again).
             _log().exception("internal error flushing output; serving on")
+        if self.engine.freed_bytes >= memtrim.TRIM_AFTER:
+            self.engine.freed_bytes = 0
+            memtrim.trim()  # what a connection that went held, back to the system
 
     def _read(self, client: Client) -> None:
         conn_id = client.conn_id
