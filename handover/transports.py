@@ -117,7 +117,9 @@ def write_lmdb(path: Path, records: list[Record | bytes]) -> None:
     except lmdb.Error as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        raise OSError(f"cannot write {path}: {exc}") from exc
+        fs = os.statvfs(path.parent)
+        free = fs.f_bavail * fs.f_frsize
+        raise OSError(f"cannot write {path}: {exc} ({free} bytes free there)") from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
