@@ -166,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
         "clients, as C 4.17 checks it (default: 2048; unprivileged domains use their quota)",
     )
     parser.add_argument("--version", action="version", version=f"xsd {__version__}")
-    from xsd.server import logfile, watchdog_actions  # options live with their feature
+    from xsd.server import dryrun, logfile, watchdog_actions  # options live with their feature
 
+    dryrun.add_options(parser)
     watchdog_actions.add_options(parser)
     logfile.add_options(parser)
     return parser
@@ -355,10 +356,12 @@ def restore(
     try:
         import handover
         from xsd.core.engine import Engine
-        from xsd.server import reexec
+        from xsd.server import guardian, reexec
         from xsd.server.early import EarlyService
 
         reexec.restore_environment()  # before anything we run could inherit ours
+        guard = guardian.take()  # the old daemon's copy, until we say we serve
+        guardian.test_point("exec")
         timeline = handover.timeline
         timeline.take_exec_mark()
         timeline.mark("python", xsd.STARTED_NS)
@@ -372,6 +375,7 @@ def restore(
     finally:
         if collecting:
             gc.enable()
+    guardian.test_point("loaded")
     engine = Engine(state)
     timeline.restore(extra.get("timeline"))
     timeline.mark("loaded")
@@ -380,15 +384,20 @@ def restore(
     parsed: list[Options | None] = []
 
     def prepare() -> None:
+        guardian.reap(guard)
         _import_server()
         if argv is not None:
             parsed.append(options(argv))
 
     importer = threading.Thread(target=prepare, name="xsd-import", daemon=True)
     reply = extra.get("live_update_reply")
-    if reply in conns:  # its OK first: the others can wait the few ms of their adoption
-        early.adopt({reply: conns.pop(reply)})
-        if early.answer(reply):
+    # Its OK first: the others can wait the few ms of their adoption.
+    first = {reply: conns.pop(reply)} if reply in conns else {}
+    early.adopt(first)
+    guardian.test_point("adopted")
+    guardian.release(guard)  # no socket read or written yet: from here on, ours alone
+    for conn_id in first:
+        if early.answer(conn_id):
             timeline.mark("OK")
     early.adopt(conns)
     early.start()
@@ -448,10 +457,14 @@ def serve(
     if args.pid_file:
         args.pid_file.write_text(f"{os.getpid()}\n")
     server = Server(config, engine, mux=mux)
+    server.live_update.dry_run_timeout = args.dry_run_timeout
+    server.live_update.pid_file = args.pid_file
     watchdog_actions.configure(server, args)
     logfile.configure(server, args)  # logging
     if extra is not None:
         server.adopt_handover(extra)
+        if "exec" in extra:  # the old process's last step, logged once it happened
+            log.info("live-update: exec %s", extra["exec"])
         log.info("live update: state restored, %d nodes", len(server.engine.state.tree.nodes))
     else:
         try:
