@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "peers" / "reference-xenstored"
+REFERENCE = ROOT / "tools" / "peers" / "reference-xenstored"
 
 
 @contextmanager
