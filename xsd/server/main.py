@@ -204,8 +204,28 @@ def prepare_rundir(rundir: Path, private: bool = False) -> None:
         )
 
 
+DAEMON_PACKAGES = ("trio", "msgpack", "lmdb")
+"""What the daemon needs beyond Python (the ``daemon`` extra); the client needs none."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``xsd`` console script."""
+    """Entry point of the ``xsd`` console script: :func:`run`, or one line saying how to
+    install what it needs if a package of the ``daemon`` extra is missing."""
+    try:
+        return run(argv)
+    except ModuleNotFoundError as exc:
+        if exc.name not in DAEMON_PACKAGES:
+            raise
+        print(
+            f"xsd: the daemon needs the Python package {exc.name!r}, which is not "
+            "installed: pip install 'xsd[daemon]'",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Parse the options and serve (or check a handed-over state, or restore one)."""
     argv = sys.argv[1:] if argv is None else argv
     if "--check-state" in argv:
         # The dry run of a live update. The other options are those the new program
