@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rundir",
         type=Path,
         help="run directory: holds the socket and per-domain sockets; created with mode "
-        "0755 if missing (default: $XENSTORED_RUNDIR, else /var/run/xenstored as root, "
-        "else $XDG_RUNTIME_DIR/xsd or /tmp/xsd-UID, created with mode 0700)",
+        "0755 if missing; given, it wins over $XENSTORED_PATH (default: "
+        "$XENSTORED_RUNDIR, else /var/run/xenstored as root, else $XDG_RUNTIME_DIR/xsd "
+        "or /tmp/xsd-UID, created with mode 0700)",
     )
     parser.add_argument(
         "--socket",
