@@ -14,6 +14,7 @@
  *   xengnttab_*                      a guest's ring page is a fresh anonymous page
  *   xenevtchn_*                      ports are numbers handed out in turn; the handle's
  *                                    descriptor is an eventfd that never becomes readable
+ *                                    (kept across exec with XENEVTCHN_NO_CLOEXEC)
  *   open("/proc/xen/xsd_port")       a memfd holding "1": domain 0's port
  *   open("/proc/xen/xsd_kva")        a memfd one page long: domain 0's ring page
  *   setrlimit                        a limit above the hard one is clamped to it, so an
@@ -135,12 +136,15 @@ int xengnttab_unmap(xengnttab_handle *xgt, void *start_address, uint32_t count)
 
 /* ---- event channels: ports that are never signalled ---------------------------- */
 
-static xenevtchn_handle *evtchn_handle(int fd)
+static xenevtchn_handle *evtchn_handle(int fd, unsigned open_flags)
 {
     xenevtchn_handle *h = calloc(1, sizeof(*h));
     if (h == NULL)
         return NULL;
-    h->fd = fd >= 0 ? fd : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    /* XENEVTCHN_NO_CLOEXEC: the descriptor must survive exec (C xenstored's live
+     * update hands it to the new program, which takes it back with _fdopen). */
+    int cloexec = (open_flags & XENEVTCHN_NO_CLOEXEC) ? 0 : EFD_CLOEXEC;
+    h->fd = fd >= 0 ? fd : eventfd(0, cloexec | EFD_NONBLOCK);
     if (h->fd < 0) {
         free(h);
         return NULL;
@@ -150,16 +154,16 @@ static xenevtchn_handle *evtchn_handle(int fd)
 
 xenevtchn_handle *xenevtchn_open(struct xentoollog_logger *logger, unsigned open_flags)
 {
-    (void)logger; (void)open_flags;
-    return evtchn_handle(-1);
+    (void)logger;
+    return evtchn_handle(-1, open_flags);
 }
 
 /* Used after a live update: the descriptor the old process handed over. */
 xenevtchn_handle *xenevtchn_fdopen(struct xentoollog_logger *logger, int fd,
                                    unsigned open_flags)
 {
-    (void)logger; (void)open_flags;
-    return evtchn_handle(fd);
+    (void)logger;
+    return evtchn_handle(fd, open_flags);
 }
 
 int xenevtchn_close(xenevtchn_handle *xce)
