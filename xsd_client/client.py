@@ -23,17 +23,15 @@ Importing this module never imports trio (``xsd_client.aio`` is the trio client)
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 
-# The C halves of socket and queue: the Python wrappers add nothing used here and
-# cost the one-shot CLI milliseconds of imports (selectors, enum conversions, heapq).
-from _queue import Empty, SimpleQueue
+# The C halves of socket, queue and threading: the Python wrappers add nothing used here
+# and cost a one-shot ``xsc read`` milliseconds of imports (selectors, enum conversions,
+# heapq, weakref). Queues are imported with the first watch, ``threading`` with the
+# first watch callback.
 from _socket import AF_UNIX, SHUT_RDWR, SOCK_STREAM
 from _socket import socket as _unix_socket
-from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
+from _thread import allocate_lock, get_ident, start_new_thread
 
 from . import calls
 from ._typing import TypeVar
@@ -49,6 +47,13 @@ from .errors import (
 from .protocol import PAYLOAD_MAX, Decoder, Op, Packet, ProtocolError, encode
 from .values import Perm, WatchEvent
 from .watch_table import WatchTable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
+if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms
+    import threading
+    from _queue import SimpleQueue
+    from collections.abc import Callable, Iterable, Iterator
+    from types import TracebackType
 
 __all__ = [
     "DEFAULT_RUNDIR",
@@ -81,7 +86,14 @@ def default_socket_path() -> str:
     return (DEFAULT_RUNDIR if rundir is None else rundir) + "/socket"
 
 
-_Callback = tuple[Callable[[WatchEvent], object], WatchEvent]
+if TYPE_CHECKING:
+    _Callback = tuple[Callable[[WatchEvent], object], WatchEvent]
+
+
+def _queue_empty() -> type[Exception]:
+    from _queue import Empty
+
+    return Empty
 
 
 class _Slot:
@@ -90,7 +102,7 @@ class _Slot:
     __slots__ = ("_done", "error", "packet")
 
     def __init__(self) -> None:
-        self._done = threading.Lock()
+        self._done = allocate_lock()
         self._done.acquire()
         self.packet: Packet | None = None
         self.error: XenstoreError | None = None
@@ -123,6 +135,8 @@ class Watch:
         self.path = path
         self.token = token
         self.callback = callback
+        from _queue import SimpleQueue
+
         self._queue: SimpleQueue[WatchEvent | None] = SimpleQueue()
         self._active = True
 
@@ -156,7 +170,7 @@ class Watch:
         """
         try:
             item = self._queue.get(timeout=timeout)
-        except Empty:
+        except _queue_empty():
             raise TimeoutError(f"no event on {self.path!r} within {timeout} s") from None
         if item is None:  # the end
             self._queue.put(None)  # every later get() sees the end too
@@ -171,8 +185,10 @@ class Watch:
         if not self._active:
             return
         self.client._forget_watch(self)
-        with contextlib.suppress(ENOENT, ConnectionClosedError):
+        try:
             self.client.unwatch(self.path, self.token)
+        except (ENOENT, ConnectionClosedError):
+            pass
 
     close = unwatch
 
@@ -314,8 +330,10 @@ class Transaction(_Operations):
             self.commit()
         else:
             # The block's own exception is the one that matters.
-            with contextlib.suppress(XenstoreError):
+            try:
                 self.abort()
+            except XenstoreError:
+                pass
 
 
 class Client(_Operations):
@@ -333,8 +351,8 @@ class Client(_Operations):
     def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float | None = None):
         self.path = os.fspath(path) if path is not None else default_socket_path()
         self.timeout = timeout
-        self._lock = threading.Lock()  # guards the tables below
-        self._send_lock = threading.Lock()
+        self._lock = allocate_lock()  # guards the tables below
+        self._send_lock = allocate_lock()
         self._pending: dict[int, _Slot] = {}
         self._watches: WatchTable[Watch] = WatchTable()
         self._next_req_id = 0
@@ -351,10 +369,11 @@ class Client(_Operations):
                 e.errno, f"cannot connect to xenstored: {e.strerror}", self.path
             ) from e
         self._sock = sock
-        self._reader = threading.Thread(
-            target=self._read_loop, name="xsd_client-reader", daemon=True
-        )
-        self._reader.start()
+        # The reader: a bare thread (as a daemon thread, never waited for at exit);
+        # it releases _reader_done when it ends, which close() waits for.
+        self._reader_done = allocate_lock()
+        self._reader_done.acquire()
+        self._reader_ident = start_new_thread(self._reader_main, ())
 
     def __repr__(self) -> str:
         return f"<Client {self.path!r}{' closed' if self._closed else ''}>"
@@ -369,12 +388,14 @@ class Client(_Operations):
     def close(self) -> None:
         """Close the connection: waiting requests fail, watch iterators end."""
         self._shutdown(ConnectionClosedError("connection closed by the client"))
-        current = threading.current_thread()
-        if current is not self._reader:
-            self._reader.join()
+        if get_ident() != self._reader_ident:
+            with self._reader_done:  # the reader has ended
+                pass
         if self._callback_thread is not None:
+            import threading
+
             self._callbacks.put(None)  # type: ignore[union-attr]
-            if current is not self._callback_thread:
+            if threading.current_thread() is not self._callback_thread:
                 self._callback_thread.join()
         self._sock.close()
 
@@ -390,12 +411,20 @@ class Client(_Operations):
                 self._closed = reason
             pending, self._pending = self._pending, {}
             watches = self._watches.take_all()
-        with contextlib.suppress(OSError):
+        try:
             self._sock.shutdown(SHUT_RDWR)  # wakes the reader
+        except OSError:
+            pass
         for slot in pending.values():
             slot.set(None, self._closed)
         for watch in watches:
             watch._end()
+
+    def _reader_main(self) -> None:
+        try:
+            self._read_loop()
+        finally:
+            self._reader_done.release()
 
     def _read_loop(self) -> None:
         decoder = Decoder()
@@ -546,8 +575,12 @@ class Client(_Operations):
             watch._end()
 
     def _run_callback(self, fn: Callable[[WatchEvent], object], event: WatchEvent) -> None:
+        import threading
+
         with self._lock:
             if self._callback_thread is None:
+                from _queue import SimpleQueue
+
                 self._callbacks = SimpleQueue()
                 self._callback_thread = threading.Thread(
                     target=self._callback_loop, name="xsd_client-callbacks", daemon=True

@@ -353,11 +353,12 @@ def test_systemd_hears_ready_reloading_ready(tmp_path: Path, program: str) -> No
     finally:
         del os.environ["NOTIFY_SOCKET"]
     try:
-        assert listener.recv(4096) == b"READY=1"
+        assert listener.recv(4096) == b"STATUS=Starting"
+        assert listener.recv(4096).startswith(b"READY=1\nSTATUS=")
         assert live_update(daemon.socket, program) == ("OK", b"OK\0")
         reloading = listener.recv(4096).decode()
         assert reloading.startswith("RELOADING=1\nMONOTONIC_USEC=")
-        assert listener.recv(4096) == b"READY=1"
+        assert listener.recv(4096).startswith(b"READY=1\nSTATUS=")
     finally:
         daemon.stop()
         listener.close()

@@ -25,8 +25,10 @@ from pathlib import Path
 from xsd_client.protocol import HEADER, Op, encode, join_args
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("XSD_SHARED", ROOT.parent / "shared"))
-REFERENCE_SCRIPT = SHARED / "peers" / "reference-xenstored"
+REFERENCE_SCRIPT = Path(
+    os.environ.get("XSD_REFERENCE_SCRIPT", ROOT / "tools" / "peers" / "reference-xenstored")
+)
+"""Starts Xen's daemons without a hypervisor (``$XSD_REFERENCE_SCRIPT`` names another)."""
 
 KINDS: dict[str, str] = {"xsd": "xsd", "c": "cxenstored", "ocaml": "oxenstored"}
 """Daemon kind (as given on the command line) to the name printed in the table."""
@@ -206,7 +208,9 @@ def _start_xsd(rundir: Path, timeout: float) -> Daemon:
 
 def _start_reference(kind: str, rundir: Path, timeout: float) -> Daemon:
     if not REFERENCE_SCRIPT.exists():
-        raise DaemonStartError(f"{KINDS[kind]}: {REFERENCE_SCRIPT} not found (set XSD_SHARED)")
+        raise DaemonStartError(
+            f"{KINDS[kind]}: {REFERENCE_SCRIPT} not found (set XSD_REFERENCE_SCRIPT)"
+        )
     res = subprocess.run(
         ["bash", str(REFERENCE_SCRIPT), "start", str(rundir), kind],
         capture_output=True,

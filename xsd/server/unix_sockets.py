@@ -25,14 +25,18 @@ def bind_unix(
     """A non-blocking Unix socket bound at ``path`` (a stale socket file is replaced),
     listening if it is a stream socket.
 
+    A socket file is stale only if nobody answers on it: it is probed (a connect) first,
+    and one that some program serves (C xenstored, another xsd run elsewhere, anything
+    that does not hold our lock) is never replaced (EADDRINUSE).
+
     The socket is bound under a temporary name, given its mode, set listening and only
     then renamed into place, so a client that sees the path can connect, and never
     finds a socket with the wrong mode. A file at ``path`` that is not a socket is
     left alone.
 
     Raises:
-        BindError: ``path`` is something other than a socket (EEXIST), or what
-            mkdir, bind, chmod or rename raised.
+        BindError: ``path`` is something other than a socket (EEXIST), a socket some
+            program answers on (EADDRINUSE), or what mkdir, bind, chmod or rename raised.
     """
     try:
         return _bind(path, mode, kind, backlog)
@@ -48,6 +52,12 @@ def _bind(path: Path, mode: int, kind: int, backlog: int) -> socket.socket:
             raise OSError(errno.EEXIST, "it exists and is not a socket")
     except FileNotFoundError:
         pass
+    else:
+        if _answers(path, kind):
+            raise OSError(
+                errno.EADDRINUSE,
+                "another program serves this socket (stop it, or choose another path)",
+            )
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     staging.unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, kind)
@@ -85,7 +95,7 @@ def remove_stale_domain_sockets(domains: Path, served: set[int]) -> list[int]:
             continue
         path = entry / "socket"
         try:
-            if not stat.S_ISSOCK(path.lstat().st_mode) or _listening(path):
+            if not stat.S_ISSOCK(path.lstat().st_mode) or _answers(path, socket.SOCK_STREAM):
                 continue
             path.unlink()
         except OSError:
@@ -96,15 +106,18 @@ def remove_stale_domain_sockets(domains: Path, served: set[int]) -> list[int]:
     return removed
 
 
-def _listening(path: Path) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def _answers(path: Path, kind: int) -> bool:
+    """Whether a program serves the socket file at ``path`` (a connect succeeds, or
+    its backlog is full, or it cannot be reached); False for a stale file (refused)."""
+    probe = socket.socket(socket.AF_UNIX, kind)
     probe.setblocking(False)
     try:
         probe.connect(str(path))
-    except BlockingIOError:
-        return True  # a full backlog: someone listens
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False  # nobody listens: a stale file
     except OSError:
-        return False  # ECONNREFUSED: nobody
+        return True  # listening with a full backlog (EAGAIN), or not ours to reach
+    else:
+        return True
     finally:
         probe.close()
-    return True
