@@ -239,7 +239,8 @@ def test_release_and_reintroduction_start_clean(env: Env, domid: DomId) -> None:
     assert env.dom0.call(Op.GET_QUOTA, d, "nodes") == err("ENOENT")
     assert env.dom0.call(Op.READ, f"/t{d}/acl/mine") == err("ENOENT")
     assert env.dom0.call(Op.READ, home(d)) == err("ENOENT")
-    assert perms(env, f"/t{d}/acl") == [f"n{helper}"]
+    # the entry naming d stays, flagged ignored (C's GET_PERMS shows it too)
+    assert perms(env, f"/t{d}/acl") == [f"n{helper}", f"b{d}"]
     # the same domid again: no nodes, no ACL entries, zero usage, default quotas
     again = env.introduce(d, home=False)
     # its entry on @releaseDomain went with the old domain; the helper's stayed
