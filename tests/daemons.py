@@ -98,12 +98,13 @@ class XsdDaemon:
 class ReferenceDaemon:
     """Xen's C xenstored (kind "c") or oxenstored ("ocaml") started by the peers script."""
 
-    def __init__(self, rundir: Path, kind: str = "c") -> None:
+    def __init__(self, rundir: Path, kind: str = "c", domains: str = "all") -> None:
         self.rundir = rundir
         self.kind = kind
-        # Only dom0 exists for the shim, as in xsd's world where a domain exists once it
-        # is introduced (docs/differences.md, "Which domains exist").
-        env = dict(os.environ, XS_SHIM_DOMAINS="0")
+        # Which domain ids the shim's hypervisor says exist ("all", or a list "0,1,5").
+        # Every id, by default: as in xsd, where domain 0 naming an id makes it a domain
+        # (docs/differences.md, "Which domains exist").
+        env = dict(os.environ, XS_SHIM_DOMAINS=domains)
         subprocess.run(
             ["bash", str(REFERENCE_SCRIPT), "start", str(rundir), kind],
             check=True,
