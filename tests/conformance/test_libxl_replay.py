@@ -1,7 +1,8 @@
 """libxl's domain lifecycle replayed against xsd and against C xenstored, compared.
 
-The requests are data (``tools/bench/libxl_lifecycle.py``, whose docstring says where
-each comes from and how the comparison is designed): ``xl create`` of a PV and an HVM
+The requests are data (``tools/bench/libxl_lifecycle.txt``, read by
+``tools/bench/libxl_lifecycle.py``, whose docstring says where each comes from and how
+the comparison is designed): ``xl create`` of a PV and an HVM
 guest with a disk and a vif, a vif hot-plugged and unplugged, ``xl shutdown``, ``xl
 reboot``, ``xl destroy``, and a domain id released and used again. Each actor has its
 own connection; against xsd a guest's kernel uses the domain's own socket (an
