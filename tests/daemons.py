@@ -97,12 +97,12 @@ class XsdDaemon:
 class ReferenceDaemon:
     """Xen's C xenstored (kind "c") or oxenstored ("ocaml") started by the peers script."""
 
-    def __init__(self, rundir: Path, kind: str = "c", domains: str = "0") -> None:
+    def __init__(self, rundir: Path, kind: str = "c", domains: str = "all") -> None:
         self.rundir = rundir
         self.kind = kind
-        # By default only dom0 exists for the stand-in hypervisor, as in xsd's world where
-        # a domain exists once it is introduced (docs/differences.md, "Which domains
-        # exist"); ``domains`` is its $XSD_STANDIN_DOMAINS ("all", or a list "0,5").
+        # Which domain ids the hypervisor stand-in (tools/peers/xen-standin.c) says exist ("all", or a list "0,1,5").
+        # Every id, by default: as in xsd, where domain 0 naming an id makes it a domain
+        # (docs/differences.md, "Which domains exist").
         env = dict(os.environ, XSD_STANDIN_DOMAINS=domains)
         subprocess.run(
             ["bash", str(REFERENCE_SCRIPT), "start", str(rundir), kind],

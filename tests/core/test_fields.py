@@ -52,6 +52,7 @@ def test_mutable_defaults_are_fresh_for_each_instance() -> None:
         "quota": None,
         "wrl_credit": 10.0,
         "wrl_stamp": 0,
+        "introduced": True,
     }
     a, b = Domain(1), Domain(2)
     a.quota["nodes"] = 5

@@ -617,13 +617,9 @@ class Engine:
             most = caller.limits["permissions"]
             if most and len(args) - 1 > most:
                 raise XsError("ENOSPC")
-        new = P.parse(args[1:])
-        domains = self.state.domains
-        if new[0][1] not in domains:
-            raise XsError("ENOENT")  # C: an owner that is no domain
-        # C: an entry for a domain that does not exist is kept but ignored, so a domain
-        # introduced later with that id gets nothing from it (XSA-322).
-        new = P.flag_absent(new, domains.__contains__)
+        # Domain 0 naming a domain makes it known; an unknown owner is ENOENT, other
+        # unknown entries are kept but ignored (XSA-322): xsd.core.domains has the rule.
+        new = domain_requests.check_perms(self, conn, P.parse(args[1:]))
         if args[0][:1] == b"@":
             return self._set_special_perms(caller, args[0], new)
         path = self._path(conn, args[0])
@@ -750,6 +746,7 @@ class Engine:
             exact_of[path] = exact_of.get(path, True) and exact
         before = {p: tree.nodes[p].perms for p in exact_of if p in tree.nodes}
         apply(tree, tx)
+        domain_requests.adopt_owners(self, tx)
         events: list[ops.Event] = []
         for path in tx.accessed:
             if path in exact_of and (path in before or path in tree.nodes):
