@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     watchdog_actions.add_options(parser)
     logfile.add_options(parser)
+    from xsd.server import durable  # durable mode: --state-dir
+
+    durable.add_options(parser)
     return parser
 
 
@@ -434,6 +437,16 @@ def serve(
         engine, extra, mux = Engine(State(settings=settings, quotas=quotas)), None, None
     else:
         engine, extra, mux = restored
+    durable = None
+    if args.state_dir is not None:  # durable mode: the state from (and to) DIR
+        from xsd.server.durable import DurableError, open_state
+
+        try:
+            durable = open_state(args, engine.state, engine if restored else None)
+        except DurableError as exc:
+            print(f"xsd: {exc}", file=sys.stderr)
+            return 1
+        engine = durable.engine
     socket_path = (
         args.socket
         or (Path(os.environ["XENSTORED_PATH"]) if os.environ.get("XENSTORED_PATH") else None)
@@ -448,6 +461,9 @@ def serve(
     if args.pid_file:
         args.pid_file.write_text(f"{os.getpid()}\n")
     server = Server(config, engine, mux=mux)
+    if durable is not None:
+        server.durable = durable
+        server.mux.before_write = durable.commit
     watchdog_actions.configure(server, args)
     logfile.configure(server, args)  # logging
     if extra is not None:
@@ -459,6 +475,8 @@ def serve(
         except OSError:
             print(f"xsd: another daemon serves {socket_path}; not starting", file=sys.stderr)
             return 1
+    if durable is not None:
+        durable.open_domain_sockets(server)  # the domains it restored listen again
     unbound: list[str] = []
     try:
         try:
@@ -470,6 +488,8 @@ def serve(
     finally:
         if args.pid_file:
             args.pid_file.unlink(missing_ok=True)
+        if durable is not None:
+            durable.close()
     if unbound:
         for reason in unbound:
             print(f"xsd: {reason}; not starting", file=sys.stderr)
