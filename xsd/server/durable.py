@@ -287,8 +287,11 @@ class Durable:
                 server._open_domain_socket(domid)
 
     def close(self) -> None:
-        """Commit what is left and close the directory."""
+        """Stopping: commit what is left, make it the checkpoint (the next start then
+        reads no journal) and close the directory."""
         try:
             self.commit()
+            if self.entries:
+                self.checkpoint_sync()
         finally:
             self.store.close()
