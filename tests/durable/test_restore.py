@@ -238,3 +238,19 @@ def test_daemon_refuses_a_damaged_state_in_one_line(damaged_base: Path, tmp_path
     assert len(lines) == 1, result.stderr
     assert "checksum mismatch" in lines[0] and "move the directory away" in lines[0]
     assert not (tmp_path / "run3" / "socket").exists()
+
+
+def test_state_dir_from_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "xsd.toml"
+    config.write_text(f'state-dir = "{tmp_path / "cfgstate"}"\n')
+    daemon = XsdDaemon(tmp_path / "run", "-c", str(config))
+    with RawConn(str(daemon.socket)) as dom0:
+        assert dom0.write("/from/config", "yes") == ("OK", b"OK\0")
+    kill(daemon)
+    assert (tmp_path / "cfgstate" / "journal.lmdb").exists()
+    daemon = XsdDaemon(tmp_path / "run", "-c", str(config))
+    try:
+        with RawConn(str(daemon.socket)) as dom0:
+            assert read(dom0, "/from/config") == b"yes"
+    finally:
+        daemon.stop()
