@@ -3,11 +3,12 @@
 The state lives in ``DIR`` (``xsd.server.durable_store``) as a checkpoint plus a journal
 (``handover.checkpoint``). Invariants:
 
-* every change is in a committed (synced) journal entry before any byte that could tell
-  a client about it leaves the daemon: the shell calls :meth:`Durable.commit` once per
-  pass before it applies effects and writes replies, and the multiplexer calls it
-  before every socket write (``Multiplexer.before_write``); a commit with nothing
-  changed costs two tests;
+* every change is in a committed journal entry before any byte that could tell a client
+  about it leaves the daemon (committed: in the kernel's page cache, which a crash of
+  the daemon cannot lose; with ``--state-dir-sync``, on the disk too): the shell calls
+  :meth:`Durable.commit` once per pass before it applies effects and writes replies,
+  and the multiplexer calls it before every socket write (``Multiplexer.before_write``);
+  a commit with nothing changed costs two tests;
 * the changes of one pass (every request answered in it) go as one entry, one LMDB
   commit;
 * the checkpoint is rewritten in the background once the journal holds
@@ -65,6 +66,14 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "memory only, as C xenstored)",
     )
     group.add_argument(
+        "--state-dir-sync",
+        action="store_true",
+        help="also sync every commit to disk before its reply leaves, so that the state "
+        "survives a crash of the host, not only of the daemon (costs a disk flush per pass; "
+        "worth it only with --state-dir-restore=any: a state saved before a reboot is "
+        "refused otherwise)",
+    )
+    group.add_argument(
         "--state-dir-restore",
         choices=("same-boot", "any"),
         default="same-boot",
@@ -92,7 +101,7 @@ def open_state(args: argparse.Namespace, fresh: State, engine: Engine | None) ->
     """
     directory: Path = args.state_dir
     try:
-        store = Store(directory)
+        store = Store(directory, sync=bool(getattr(args, "state_dir_sync", False)))
     except StoreError as exc:
         raise DurableError(str(exc)) from None
     try:

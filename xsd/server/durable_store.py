@@ -4,8 +4,9 @@
 kept as ``transports.write_lmdb`` keeps one (``head``, ``r`` + index, ``digest``), and
 is replaced whole in one LMDB transaction. ``DIR/journal.lmdb`` holds the journal
 entries (``handover.checkpoint``) under ``j`` + their sequence number, big-endian, and
-a ``format`` key. Both are written with LMDB's default durability (each commit is
-synced to disk before it returns). ``DIR/lock`` is held (flock) by the daemon using the
+a ``format`` key. A commit reaches the kernel before it returns (LMDB without
+``MDB_NOSYNC`` when ``sync`` is asked for: then it is on the disk too); a checkpoint
+and a clean close sync both files. ``DIR/lock`` is held (flock) by the daemon using the
 directory.
 
 Reading happens in a forked child that sends the bytes through a pipe: a truncated or
@@ -117,17 +118,20 @@ class Store:
             txn.put(b"digest", digest)
             for i, item in enumerate(body):
                 txn.put(b"r" + _KEY.pack(i), item, append=True)
+        self.checkpoint.sync(True)
         with self.journal.begin(write=True) as txn:
             cursor = txn.cursor()
             if cursor.set_range(b"j"):
                 while cursor.key().startswith(b"j") and _KEY.unpack(cursor.key()[1:])[0] <= seq:
                     if not cursor.delete():
                         break
+        self.journal.sync(True)
 
     def close(self) -> None:
         """Close the environments and let go of the directory."""
         for env in (self.journal, self.checkpoint):
             if env is not None:
+                env.sync(True)
                 env.close()
         self.journal = self.checkpoint = None
         with contextlib.suppress(OSError):
