@@ -254,3 +254,39 @@ def test_state_dir_from_the_config_file(tmp_path: Path) -> None:
             assert read(dom0, "/from/config") == b"yes"
     finally:
         daemon.stop()
+
+
+def test_background_checkpoints_under_writes_lose_nothing(tmp_path: Path) -> None:
+    """Checkpoints every 40 entries while writes go on (the tree dumped in steps, what
+    changed meanwhile as a delta); after kill -9 everything written is there."""
+    daemon = start(tmp_path, "--state-dir-checkpoint", "40")
+    expected: dict[str, bytes] = {}
+    with RawConn(str(daemon.socket)) as dom0:
+        for i in range(600):
+            path = f"/ck/d{i % 7}/n{i % 150}"
+            value = f"v{i}".encode()
+            if i % 11 == 0:
+                assert dom0.call(Op.RM, f"/ck/d{i % 7}") in (
+                    ("OK", b"OK\0"),
+                    ("ERROR", b"ENOENT\0"),
+                )
+                expected = {p: v for p, v in expected.items() if not p.startswith(f"/ck/d{i % 7}/")}
+            assert dom0.write(path, value) == ("OK", b"OK\0")
+            expected[path] = value
+    time.sleep(0.5)  # the last checkpoint's thread
+    kill(daemon)
+    assert daemon.output().count("durable: checkpoint of") >= 5, daemon.output()
+    entries = read_state(tmp_path / "state")[1]
+    assert len(entries) < 600  # trimmed by the checkpoints
+    daemon = start(tmp_path)
+    try:
+        with RawConn(str(daemon.socket)) as dom0:
+            for path, value in expected.items():
+                assert read(dom0, path) == value, path
+            for d in range(7):
+                names = dom0.call(Op.DIRECTORY, f"/ck/d{d}")[1].split(b"\0")[:-1]
+                assert {f"/ck/d{d}/{n.decode()}" for n in names} == {
+                    p for p in expected if p.startswith(f"/ck/d{d}/")
+                }
+    finally:
+        daemon.stop()

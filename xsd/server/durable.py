@@ -12,9 +12,9 @@ The state lives in ``DIR`` (``xsd.server.durable_store``) as a checkpoint plus a
 * the changes of one pass (every request answered in it) go as one entry, one LMDB
   commit;
 * the checkpoint is rewritten in the background once the journal holds
-  :data:`COMPACT_ENTRIES` entries: the tree is dumped in steps between which the
-  daemon serves (paths changed meanwhile go as a delta, as a live update does), the
-  stream is written and the journal trimmed in a thread;
+  ``--state-dir-checkpoint`` entries (:data:`COMPACT_ENTRIES`): the tree is dumped in
+  steps between which the daemon serves (paths changed meanwhile go as a delta, as a
+  live update does), the stream is written and the journal trimmed in a thread;
 * a state is restored whole or not at all, and only in the boot it was saved in unless
   ``--state-dir-restore=any`` says otherwise (watchdog deadlines then keep the time
   they had left); a deadline that passed while the daemon was down fires at once.
@@ -74,6 +74,14 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "refused otherwise)",
     )
     group.add_argument(
+        "--state-dir-checkpoint",
+        type=int,
+        default=COMPACT_ENTRIES,
+        metavar="N",
+        help=f"write a new checkpoint in the background once the journal holds N entries "
+        f"(one per pass that changed something; default: {COMPACT_ENTRIES})",
+    )
+    group.add_argument(
         "--state-dir-restore",
         choices=("same-boot", "any"),
         default="same-boot",
@@ -105,10 +113,12 @@ def open_state(args: argparse.Namespace, fresh: State, engine: Engine | None) ->
     except StoreError as exc:
         raise DurableError(str(exc)) from None
     try:
-        return _open(store, args, fresh, engine)
+        durable = _open(store, args, fresh, engine)
     except BaseException:
         store.close()
         raise
+    durable.compact_entries = max(1, int(getattr(args, "state_dir_checkpoint", COMPACT_ENTRIES)))
+    return durable
 
 
 def _open(store: Store, args: argparse.Namespace, fresh: State, engine: Engine | None) -> Durable:
@@ -166,6 +176,7 @@ class Durable:
         self.engine = engine
         self.seq = seq
         self.entries = 0  # since the last checkpoint
+        self.compact_entries = COMPACT_ENTRIES
         self.bytes = 0
         self.boot_id = boot_id()
         self.restored_ms = 0.0
@@ -213,7 +224,7 @@ class Durable:
         if (
             self._wanted is not None
             and self.compacting is None
-            and (self.entries >= COMPACT_ENTRIES or self.bytes >= COMPACT_BYTES)
+            and (self.entries >= self.compact_entries or self.bytes >= COMPACT_BYTES)
         ):
             self._wanted.set()
 
@@ -235,7 +246,7 @@ class Durable:
 
         while True:
             self._wanted = trio.Event()
-            if self.entries >= COMPACT_ENTRIES or self.bytes >= COMPACT_BYTES:
+            if self.entries >= self.compact_entries or self.bytes >= COMPACT_BYTES:
                 self._wanted.set()
             await self._wanted.wait()
             try:
