@@ -290,3 +290,22 @@ def test_background_checkpoints_under_writes_lose_nothing(tmp_path: Path) -> Non
                 }
     finally:
         daemon.stop()
+
+
+def test_a_clean_stop_folds_the_journal_into_the_checkpoint(tmp_path: Path) -> None:
+    daemon = start(tmp_path)
+    with RawConn(str(daemon.socket)) as dom0:
+        for i in range(10):
+            assert dom0.write(f"/fold/n{i}", "x") == ("OK", b"OK\0")
+    kill(daemon)
+    assert len(read_state(tmp_path / "state")[1]) >= 10
+    daemon = start(tmp_path)  # restored from the journal, and nothing written since
+    assert daemon.stop() == 0
+    assert read_state(tmp_path / "state")[1] == []
+    daemon = start(tmp_path)
+    try:
+        assert "(0 journal entries)" in daemon.output()
+        with RawConn(str(daemon.socket)) as dom0:
+            assert read(dom0, "/fold/n9") == b"x"
+    finally:
+        daemon.stop()

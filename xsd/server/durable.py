@@ -154,6 +154,7 @@ def _open(store: Store, args: argparse.Namespace, fresh: State, engine: Engine |
         checkpoint.shift_deadlines(state, time.monotonic_ns() - int(info.get("mono_ns", 0)))
     store.open()
     durable = Durable(store, Engine(state), last)
+    durable.entries = last - int(info["seq"])  # the journal after the checkpoint
     if info.get("boot_id") != this_boot:
         durable.checkpoint_sync()  # from now on, a state of this boot
     durable.restored_ms = (time.monotonic() - started) * 1000
