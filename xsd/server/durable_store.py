@@ -32,7 +32,9 @@ from handover.stream import check_header
 
 _KEY = struct.Struct(">Q")
 JOURNAL_FORMAT = b"xsd-journal 1"
-JOURNAL_MAP = 1 << 34
+JOURNAL_MAP = 1 << 30
+"""The journal's first map size (the file is as large, sparse: it is written through
+the map, ``writemap``); it doubles when full."""
 CHECKPOINT_MAP = 1 << 36
 
 
@@ -83,7 +85,7 @@ class Store:
         try:
             self.journal = lmdb.open(
                 str(self.journal_path), subdir=False, map_size=JOURNAL_MAP, max_dbs=0,
-                mode=0o600, sync=self.sync, metasync=self.sync,
+                mode=0o600, sync=self.sync, metasync=self.sync, writemap=True,
             )  # fmt: skip
             self.checkpoint = lmdb.open(
                 str(self.checkpoint_path), subdir=False, map_size=CHECKPOINT_MAP, max_dbs=0,
@@ -103,9 +105,15 @@ class Store:
         return 0
 
     def append(self, seq: int, raw: bytes) -> None:
-        """Store journal entry ``seq`` (committed, and synced, when this returns)."""
-        with self.journal.begin(write=True) as txn:
-            txn.put(journal_key(seq), raw, append=True)
+        """Store journal entry ``seq`` (committed when this returns: written through the
+        map, in the page cache; synced too if ``sync``)."""
+        try:
+            with self.journal.begin(write=True) as txn:
+                txn.put(journal_key(seq), raw, append=True)
+        except lmdb.MapFullError:
+            self.journal.set_mapsize(self.journal.info()["map_size"] * 2)
+            with self.journal.begin(write=True) as txn:
+                txn.put(journal_key(seq), raw, append=True)
 
     def write_checkpoint(self, parts: list[bytes], seq: int) -> None:
         """Replace the checkpoint with a framed stream given in parts (head, body parts,
