@@ -19,7 +19,8 @@ watchdogs (deadlines, boot status). Both halves reuse the records of ``handover.
   of the packed bytes (:func:`pack_entry`).
 
 :func:`restore` builds a state from a checkpoint and the entries that follow it, in
-order and without a gap, and raises :class:`StateError` at the first problem: the
+order and without a gap (each side part replacing the last, only the final one is
+loaded), and raises :class:`StateError` at the first problem: the
 caller never sees a half-loaded state.
 """
 
@@ -157,6 +158,7 @@ def restore(
         raise StateError("the checkpoint is not a durable-mode checkpoint")
     info = dict(info)
     last = included = info["seq"]
+    unpacked = []
     for seq, raw in entries:
         if seq <= included:
             continue
@@ -165,23 +167,27 @@ def restore(
         entry = unpack_entry(raw)
         if entry[1] != seq:
             raise StateError(f"journal entry {seq} is stored as entry {entry[1]}")
+        unpacked.append(entry)
+        last = seq
+    # Each side part replaces the one before: only the last one is loaded.
+    final_side = max((i for i, e in enumerate(unpacked) if e[8] is not None), default=-1)
+    for i, entry in enumerate(unpacked):
         try:
-            _apply(state, entry)
+            _apply(state, entry, side=i == final_side)
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
             if isinstance(exc, DeltaError):
-                raise StateError(f"journal entry {seq}: {exc}") from None
-            raise StateError(f"journal entry {seq} is malformed: {exc!r}") from exc
+                raise StateError(f"journal entry {entry[1]}: {exc}") from None
+            raise StateError(f"journal entry {entry[1]} is malformed: {exc!r}") from exc
         info["mono_ns"] = entry[2]
-        last = seq
     return state, info, last
 
 
-def _apply(state: State, entry: list[Any]) -> None:
-    _, _, _, generation, next_conn_id, next_watch_seq, perms, delta, side = entry
+def _apply(state: State, entry: list[Any], side: bool) -> None:
+    _, _, _, generation, next_conn_id, next_watch_seq, perms, delta, side_records = entry
     table = [records._to_perms(p) for p in perms]
     apply_delta(state.tree, ["delta", delta], table)
-    if side is not None:
-        other, _ = records.load(side)
+    if side:
+        other, _ = records.load(side_records)
         state.special_perms = other.special_perms
         state.domains = other.domains
         state.settings = other.settings

@@ -524,6 +524,7 @@ class Engine:
         return OK
 
     def _set_special_perms(self, caller: Caller, raw: bytes, new: P.Perms) -> bytes:
+        self.side_changed = True
         name = raw.decode("latin-1")
         special = self.state.special_perms
         if name not in special:
@@ -693,7 +694,8 @@ _PRIVILEGED = frozenset(
         Op.SET_QUOTA,
     }
 )
-_SIDE = _PRIVILEGED | {Op.SET_PERMS}
-"""Requests that may change more than the tree (see ``Engine.side_changed``)."""
+_SIDE = _PRIVILEGED
+"""Requests that may change more than the tree (see ``Engine.side_changed``; SET_PERMS
+of a special name says so itself)."""
 _IGNORES_TX = frozenset({Op.WATCH, Op.UNWATCH})
 _WRITES = frozenset({Op.WRITE, Op.MKDIR, Op.RM, Op.SET_PERMS})

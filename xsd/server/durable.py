@@ -45,7 +45,7 @@ log = logging.getLogger("xsd")
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 COMPACT_ENTRIES = 20_000
 """Journal entries after which a new checkpoint is written in the background."""
-COMPACT_BYTES = 256 << 20
+COMPACT_BYTES = 32 << 20
 """Journal bytes after which the same happens."""
 
 
