@@ -324,3 +324,31 @@ def test_a_clean_stop_folds_the_journal_into_the_checkpoint(tmp_path: Path) -> N
             assert read(dom0, "/fold/n9") == b"x"
     finally:
         daemon.stop()
+
+
+def test_live_update_in_durable_mode_keeps_the_journal_going(tmp_path: Path) -> None:
+    """A live update of a durable daemon: the new program writes a checkpoint of what it
+    was handed and journals on; a kill -9 afterwards loses nothing."""
+    import shutil
+
+    program = shutil.which("xsd")
+    if not program:
+        pytest.fail("the xsd console script is not installed (pip install -e .)")
+    daemon = start(tmp_path)
+    with RawConn(str(daemon.socket), timeout=60) as dom0:
+        assert dom0.write("/before", "1") == ("OK", b"OK\0")
+        guest_of(daemon, dom0, 5).close()
+        assert dom0.call(Op.CONTROL, "live-update", "-f", program) == ("OK", b"OK\0")
+        assert dom0.call(Op.CONTROL, "live-update", "-s", "-t", "10") == ("OK", b"OK\0")
+    with RawConn(str(daemon.socket), timeout=60) as dom0:
+        assert read(dom0, "/before") == b"1"
+        assert dom0.write("/after", "2") == ("OK", b"OK\0")
+    kill(daemon)
+    daemon = start(tmp_path)
+    try:
+        with RawConn(str(daemon.socket)) as dom0:
+            assert read(dom0, "/before") == b"1"
+            assert read(dom0, "/after") == b"2"
+            assert dom0.call(Op.IS_DOMAIN_INTRODUCED, 5) == ("OK", b"T\0")
+    finally:
+        daemon.stop()
