@@ -352,3 +352,28 @@ def test_live_update_in_durable_mode_keeps_the_journal_going(tmp_path: Path) -> 
             assert dom0.call(Op.IS_DOMAIN_INTRODUCED, 5) == ("OK", b"T\0")
     finally:
         daemon.stop()
+
+
+def test_quotas_targets_and_special_permissions_survive(tmp_path: Path) -> None:
+    daemon = start(tmp_path)
+    with RawConn(str(daemon.socket)) as dom0:
+        guest_of(daemon, dom0, 3).close()
+        guest_of(daemon, dom0, 4).close()
+        assert dom0.call(Op.SET_QUOTA, "nodes", "777") == ("OK", b"OK\0")
+        assert dom0.call(Op.SET_QUOTA, 3, "nodes", "55") == ("OK", b"OK\0")
+        assert dom0.call(Op.SET_TARGET, 4, 3) == ("OK", b"OK\0")
+        assert dom0.call(Op.SET_PERMS, "@introduceDomain", "n0", "r3") == ("OK", b"OK\0")
+        assert dom0.call(Op.RELEASE, 4) == ("OK", b"OK\0")
+    kill(daemon)
+    daemon = start(tmp_path)
+    try:
+        with RawConn(str(daemon.socket)) as dom0:
+            assert dom0.call(Op.GET_QUOTA, "nodes") == ("OK", b"777\0")
+            assert dom0.call(Op.GET_QUOTA, 3, "nodes") == ("OK", b"55\0")
+            assert dom0.call(Op.IS_DOMAIN_INTRODUCED, 4) == ("OK", b"F\0")
+            assert not (daemon.rundir / "domains" / "4" / "socket").exists()
+            assert (daemon.rundir / "domains" / "3" / "socket").exists()
+    finally:
+        daemon.stop()
+    state = _load(tmp_path / "state")
+    assert state.special_perms["@introduceDomain"] == ((0, 0), (1, 3))  # n0 r3
