@@ -100,9 +100,9 @@ class ReferenceDaemon:
     def __init__(self, rundir: Path, kind: str = "c", domains: str = "all") -> None:
         self.rundir = rundir
         self.kind = kind
-        # Which domain ids the hypervisor stand-in (tools/peers/xen-standin.c) says exist ("all", or a list "0,1,5").
-        # Every id, by default: as in xsd, where domain 0 naming an id makes it a domain
-        # (docs/differences.md, "Which domains exist").
+        # Which domain ids the hypervisor stand-in (tools/peers/xen-standin.c) says exist
+        # ("all", or a list "0,1,5"). Every id, by default: as in xsd, where domain 0
+        # naming an id makes it a domain (docs/differences.md, "Which domains exist").
         env = dict(os.environ, XSD_STANDIN_DOMAINS=domains)
         subprocess.run(
             ["bash", str(REFERENCE_SCRIPT), "start", str(rundir), kind],

@@ -106,6 +106,10 @@ class Engine:
         self.checks.append(lambda conn, path, value: watchdogs.check(self, conn, path, value))
         self.dirty: set[int] = set()
         self.effects: list[Effect] = []
+        self.side_changed = False
+        """A request that may change state besides the tree (domains, quotas, settings,
+        special permissions) was handled since the shell last cleared this (durable
+        mode, ``xsd.server.durable``; watchdog timers show in ``next_token``)."""
         # logging: while the shell traces requests, one record per message in and out
         # (xsd.core.trace); None when it does not, which costs a request one test.
         self.trace: list[TraceRecord] | None = None
@@ -418,6 +422,8 @@ class Engine:
                 raise XsError("ENOSYS")
             if op in _PRIVILEGED and not conn.privileged:
                 raise XsError("EACCES")
+            if op in _SIDE:
+                self.side_changed = True
             if op not in _IGNORES_TX and packet.tx_id:
                 tx = conn.transactions.get(packet.tx_id)
                 if tx is None:
@@ -627,6 +633,7 @@ class Engine:
         return OK
 
     def _set_special_perms(self, caller: Caller, raw: bytes, new: P.Perms) -> bytes:
+        self.side_changed = True
         name = raw.decode("latin-1")
         special = self.state.special_perms
         if name not in special:
@@ -813,5 +820,8 @@ _PRIVILEGED = frozenset(
         Op.SET_QUOTA,
     }
 )
+_SIDE = _PRIVILEGED
+"""Requests that may change more than the tree (see ``Engine.side_changed``; SET_PERMS
+of a special name says so itself)."""
 _IGNORES_TX = frozenset({Op.WATCH, Op.UNWATCH})
 _WRITES = frozenset({Op.WRITE, Op.MKDIR, Op.RM, Op.SET_PERMS})

@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -41,6 +41,9 @@ from xsd.server.kicker_specs import KickerSpec
 from xsd.server.liveupdate import LiveUpdate
 from xsd.server.mux import Multiplexer
 from xsd.server.unix_sockets import bind_unix, remove_stale_domain_sockets
+
+if TYPE_CHECKING:
+    from xsd.server.durable import Durable
 
 log = logging.getLogger("xsd")
 
@@ -82,6 +85,7 @@ class Server:
         self._timer_wakeup = trio.Event()
         self.live_update = LiveUpdate(self)
         self.restored = False  # started by a live update
+        self.durable: Durable | None = None  # --state-dir (xsd.server.durable)
         self.lock_fd: int | None = None
         # logging: the trace/log file, fed by the engine's trace and the xsd logger
         self.logfile = logfile.LogFile()
@@ -173,6 +177,8 @@ class Server:
                     nursery.start_soon(self._accept_loop, sock, domid)
                 nursery.start_soon(self.mux.serve)
                 nursery.start_soon(self._timer_loop)
+                if self.durable is not None:
+                    nursery.start_soon(self.durable.run)  # background checkpoints
                 await nursery.start(kickers.serve_all, self)  # watchdog kick sockets
                 for conn_id in list(self.engine.state.connections):
                     self.mux.resume(conn_id)  # requests a live update left buffered
@@ -239,6 +245,8 @@ class Server:
         """Apply pending effects, then write what each connection with new output can
         take now (the rest waits for the socket to be writable)."""
         engine = self.engine
+        if self.durable is not None:
+            self.durable.commit()  # before any effect or reply tells of a change
         if engine.trace:
             self._log_trace()  # logging
         effects = engine.take_effects()

@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     dryrun.add_options(parser)
     watchdog_actions.add_options(parser)
     logfile.add_options(parser)
+    from xsd.server import durable  # durable mode: --state-dir
+
+    durable.add_options(parser)
     types.tighten(parser, types.FEATURE_LIMITS)
     return parser
 
@@ -499,6 +502,16 @@ def serve(
         engine, extra, mux = Engine(State(settings=settings, quotas=quotas)), None, None
     else:
         engine, extra, mux = restored
+    durable = None
+    if args.state_dir is not None:  # durable mode: the state from (and to) DIR
+        from xsd.server.durable import DurableError, open_state
+
+        try:
+            durable = open_state(args, engine.state, engine if restored else None)
+        except DurableError as exc:
+            print(f"xsd: {exc}", file=sys.stderr)
+            return 1
+        engine = durable.engine
     socket_path = socket_path_of(args, rundir)
     config = ServerConfig(
         socket_path=socket_path,
@@ -509,6 +522,9 @@ def serve(
     server = Server(config, engine, mux=mux)
     server.live_update.dry_run_timeout = args.dry_run_timeout
     server.live_update.pid_file = args.pid_file
+    if durable is not None:
+        server.durable = durable
+        server.mux.before_write = durable.commit
     watchdog_actions.configure(server, args)
     logfile.configure(server, args)  # logging
     if extra is not None:
@@ -539,6 +555,8 @@ def serve(
                 file=sys.stderr,
             )
             return 1
+        if durable is not None:
+            durable.close()
     unbound: list[str] = []
     try:
         try:
@@ -549,6 +567,10 @@ def serve(
         pass
     finally:
         _forget_pid_file(args)
+        if args.pid_file:
+            args.pid_file.unlink(missing_ok=True)
+        if durable is not None:
+            durable.close()
     if unbound:
         for reason in unbound:
             print(f"xsd: {reason}; not starting", file=sys.stderr)

@@ -92,6 +92,8 @@ class Multiplexer:
         self.clients: dict[int, Client] = {}  # by connection id
         self._by_fd: dict[int, Client] = {}
         self._turns: deque[int] = deque()  # connections with requests left to answer
+        self.before_write: Callable[[], None] | None = None
+        """Called before any output is written (durable mode commits its journal)."""
         self._queued: set[int] = set()  # the same, as a set
         self._batch = _BATCH_REQUESTS  # requests per turn in the current pass
 
@@ -141,6 +143,8 @@ class Multiplexer:
         conn = self.engine.state.connections.get(conn_id)
         if client is None or conn is None:
             return
+        if conn.out_bytes and self.before_write is not None:
+            self.before_write()
         while conn.out_bytes:
             try:
                 n = client.sock.send(conn.output())
