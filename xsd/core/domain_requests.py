@@ -10,7 +10,7 @@ from __future__ import annotations
 from xsd.core import ops, quota
 from xsd.core import perms as P
 from xsd.core.domains import DOMID_FIRST_RESERVED, DOMID_SELF, Domain, c_atoi, parse_domid
-from xsd.core.effects import Effect
+from xsd.core.effects import CloseConnection, DomainIntroduced, DomainReleased
 from xsd.core.errors import XsError
 from xsd.core.paths import home_of
 from xsd.core.payloads import OK, one_arg
@@ -41,7 +41,7 @@ def introduce(engine: Engine, conn: Connection, tx: Transaction | None, payload:
             for observer in engine.observers:
                 observer.on_introduce(engine, domid)
             engine.fire("@introduceDomain")
-            engine.effects.append(Effect("introduced", domid))
+            engine.effects.append(DomainIntroduced(domid))
     else:
         domains[domid].evtchn = evtchn
     return OK
@@ -67,7 +67,7 @@ def release_domain(engine: Engine, domid: int) -> None:
     for other in list(engine.state.connections.values()):
         if other.domid == domid and not other.privileged:
             engine.disconnect(other.id)
-            engine.effects.append(Effect("close", other.id))
+            engine.effects.append(CloseConnection(other.id))
     del engine.state.domains[domid]
     tree = engine.state.tree
     view = DirectView(tree)
@@ -90,7 +90,7 @@ def release_domain(engine: Engine, domid: int) -> None:
     for observer in engine.observers:
         observer.on_release(engine, domid)
     engine.fire("@releaseDomain")
-    engine.effects.append(Effect("released", domid))
+    engine.effects.append(DomainReleased(domid))
 
 
 def resume(engine: Engine, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
