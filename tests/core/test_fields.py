@@ -9,29 +9,27 @@ import sys
 import pytest
 
 from handover import plain
-from xsd.core import fields
+from xsd.core import effects, fields
 from xsd.core.connections import Connection, Credentials
 from xsd.core.domains import Domain
-from xsd.core.effects import Effect
 from xsd.core.ops import Caller
 from xsd.core.quota import Quotas
 from xsd.core.state import Settings, State
-from xsd.core.watchdogs import ActionRequest, Dog, DomainDogs, WatchdogState
+from xsd.core.watchdogs import Dog, DomainDogs, WatchdogState
 from xsd.core.watches import Watch
 
 FIELDS_CLASSES = [
     Credentials,
     Domain,
-    Effect,
     Caller,
     Quotas,
     Settings,
     State,
-    ActionRequest,
     Dog,
     DomainDogs,
     WatchdogState,
     Watch,
+    *(getattr(effects, name) for name in effects.__all__),
 ]
 
 

@@ -30,6 +30,7 @@ if atheris is not None:
         from xsd.core.engine import Engine
         from xsd_client.protocol import Decoder, Op, ProtocolError, encode, join_args
 else:
+    from xsd.core.effects import RequestBug
     from xsd.core.engine import Engine
     from xsd_client.protocol import Decoder, Op, ProtocolError, encode, join_args
 
@@ -138,8 +139,8 @@ def one_input(data: bytes) -> None:
             now += 1_000_000_000
             engine.tick(now)
         for effect in engine.take_effects():
-            if effect.kind == "bug":
-                raise Finding(f"internal error answering {effect.arg}")
+            if isinstance(effect, RequestBug):
+                raise Finding(f"internal error answering {effect.request}: {effect.error!r}")
         for conn in engine.state.connections.values():
             conn.consume(conn.out_bytes)  # the client reads everything
     for conn_id in conns:

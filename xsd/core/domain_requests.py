@@ -22,7 +22,7 @@ from xsd.core.domains import (
     may_exist,
     parse_domid,
 )
-from xsd.core.effects import Effect
+from xsd.core.effects import CloseConnection, DomainIntroduced, DomainReleased
 from xsd.core.errors import XsError
 from xsd.core.paths import home_of
 from xsd.core.payloads import OK, one_arg
@@ -58,7 +58,7 @@ def introduce(engine: Engine, conn: Connection, tx: Transaction | None, payload:
             for observer in engine.observers:
                 observer.on_introduce(engine, domid)
             engine.fire("@introduceDomain")
-            engine.effects.append(Effect("introduced", domid))
+            engine.effects.append(DomainIntroduced(domid))
     else:
         domain.evtchn = evtchn
     return OK
@@ -136,7 +136,7 @@ def release_domain(engine: Engine, domid: int) -> None:
     for other in list(engine.state.connections.values()):
         if other.domid == domid and not other.privileged:
             engine.disconnect(other.id)
-            engine.effects.append(Effect("close", other.id))
+            engine.effects.append(CloseConnection(other.id))
     del engine.state.domains[domid]
     tree = engine.state.tree
     view = DirectView(tree)
@@ -169,7 +169,7 @@ def release_domain(engine: Engine, domid: int) -> None:
     for observer in engine.observers:
         observer.on_release(engine, domid)
     engine.fire("@releaseDomain")
-    engine.effects.append(Effect("released", domid))
+    engine.effects.append(DomainReleased(domid))
 
 
 def _forgotten(domid: int) -> Callable[[P.Perms], P.Perms]:

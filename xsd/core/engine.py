@@ -30,7 +30,17 @@ from xsd.core import control, domain_requests, ops, ratelimit
 from xsd.core import perms as P
 from xsd.core.connections import EVENT, Account, Connection, Credentials
 from xsd.core.domains import c_atoi
-from xsd.core.effects import Effect
+from xsd.core.effects import (
+    CloseConnection,
+    DeferredRequest,
+    Effect,
+    LogLine,
+    MemReport,
+    RequestBug,
+    ResumeConnection,
+    TimerChanged,
+    TraceChanged,
+)
 from xsd.core.errors import Deferred, XsError
 from xsd.core.ops import Caller
 from xsd.core.paths import canonicalize, home_of, parent_of
@@ -249,7 +259,7 @@ class Engine:
         if domain is not None and settings.write_rate:
             ratelimit.spend(domain, self.now, settings.write_rate, settings.write_burst)
             if domain.wrl_credit < 0:
-                self.effects.append(Effect("timer", None))  # a pay-back time to wake for
+                self.effects.append(TimerChanged())  # a pay-back time to wake for
 
     def _in_debt(self, domain_id: int) -> bool:
         settings = self.state.settings
@@ -341,7 +351,7 @@ class Engine:
                 and conn.partial_since <= request_cutoff
             ):
                 self.log(f"conn {conn.id} (dom{conn.domid}): request not completed in time")
-                self.effects.append(Effect("close", conn.id))
+                self.effects.append(CloseConnection(conn.id))
                 self.disconnect(conn.id)
                 continue
             if (
@@ -350,7 +360,7 @@ class Engine:
                 and not self._in_debt(conn.domid)
                 and not self.blocked(conn.id)
             ):
-                self.effects.append(Effect("resume", conn.id))  # it paid its writes back
+                self.effects.append(ResumeConnection(conn.id))  # it paid its writes back
         for observer in self.observers:
             observer.tick(self)
 
@@ -440,14 +450,14 @@ class Engine:
             frame = encode(op, packet.req_id, packet.tx_id, payload)
         except Deferred as deferred:
             conn.deferred = (packet.req_id, packet.tx_id)
-            self.effects.append(Effect("deferred", (conn.id, deferred.command, deferred.arguments)))
+            self.effects.append(DeferredRequest(conn.id, deferred.command, deferred.arguments))
             return
         except XsError as err:
             frame = encode(_ERROR, packet.req_id, packet.tx_id, err.name.encode() + b"\0")
         except Exception as exc:  # a bug must cost one reply, not the daemon
             # Checks run before changes (ops), so a failure here leaves no half-change
             # behind in the common case; the client gets EIO as C's internal errors give.
-            self.effects.append(Effect("bug", (repr(packet), exc)))
+            self.effects.append(RequestBug(repr(packet), exc))
             frame = encode(_ERROR, packet.req_id, packet.tx_id, b"EIO\0")
         if conn.id in self.state.connections:
             conn.queue(frame, now=self.now)
@@ -777,15 +787,15 @@ class Engine:
 
     def log(self, message: str) -> None:
         """Ask the shell to write a line to the daemon's log."""
-        self.effects.append(Effect("log", message))
+        self.effects.append(LogLine(message))
 
     def trace_changed(self) -> None:
         """Tell the shell the trace settings changed (reopen or close the file)."""
-        self.effects.append(Effect("trace", None))
+        self.effects.append(TraceChanged())
 
     def memreport(self, target: str | None) -> None:
         """Ask the shell to write a memory report (to ``target``, else the trace file)."""
-        self.effects.append(Effect("memreport", target))
+        self.effects.append(MemReport(target))
 
     def check(self) -> list[str]:
         """Consistency check of the tree: every listed child exists and vice versa."""

@@ -10,7 +10,8 @@ owns the timers, so a guest bug cannot take its own watchdog out. Invariants:
   and bools, dicts, lists of int tuples): live update serializes it with the rest;
 * every running timer is an absolute ``CLOCK_MONOTONIC`` deadline in ns; the core never
   reads a clock (``engine.now`` is the time) and never performs I/O (hard actions leave as
-  an ``Effect("watchdog", ActionRequest)``, the result comes back via :meth:`action_done`);
+  a :class:`~xsd.core.effects.WatchdogAction` effect, the result comes back via
+  :meth:`action_done`);
 * the heap holds ``(when, domid, slot, token)`` entries; an entry is live only while its
   watchdog still has that token and that next event time, others are skipped when met
   (lazy deletion), so arming and kicking cost O(log n) and no node write;
@@ -31,7 +32,7 @@ import heapq
 
 from xsd.core import ops
 from xsd.core import perms as P
-from xsd.core.effects import Effect
+from xsd.core.effects import TimerChanged, WatchdogAction
 from xsd.core.errors import XsError
 from xsd.core.fields import Fields
 from xsd.core.views import DirectView
@@ -252,24 +253,6 @@ class WatchdogState(Fields):
         self.next_token = next_token
 
 
-class ActionRequest(Fields):
-    """What the shell's backend must do for one expiry (the arg of the "watchdog" effect)."""
-
-    __slots__ = ("action", "domid", "qmp", "seq", "slot")
-    domid: int
-    slot: int
-    action: str
-    seq: int
-    qmp: str
-
-    def __init__(self, domid: int, slot: int, action: str, seq: int, qmp: str) -> None:
-        self.domid = domid
-        self.slot = slot
-        self.action = action
-        self.seq = seq
-        self.qmp = qmp
-
-
 def base_of(domid: int) -> str:
     """The watchdog directory of domain ``domid``."""
     return f"/local/domain/{domid}/watchdog"
@@ -412,7 +395,7 @@ class Watchdogs:
             self._compact_above = max(_COMPACT_MIN, 4 * len(heap))
         heapq.heappush(heap, (when, domid, slot, dog.token))
         if heap[0][0] == when:
-            engine.effects.append(Effect("timer", None))
+            engine.effects.append(TimerChanged())
 
     @staticmethod
     def _compact(st: WatchdogState) -> None:
@@ -573,9 +556,7 @@ class Watchdogs:
             dd.last_result = f"ok: control/shutdown={value}"
         elif action in HARD:
             dd.last_result = "pending"
-            engine.effects.append(
-                Effect("watchdog", ActionRequest(domid, slot, action, dd.seq, dd.qmp))
-            )
+            engine.effects.append(WatchdogAction(domid, slot, action, dd.seq, dd.qmp))
         else:
             dd.last_result = "ok: logged" if action == "debug" else "ok: none"
         engine.log(

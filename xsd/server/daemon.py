@@ -24,6 +24,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,9 +34,21 @@ import trio
 from handover import timeline
 from xsd import __version__ as VERSION
 from xsd.core.connections import Credentials
-from xsd.core.effects import Effect
+from xsd.core.effects import (
+    CloseConnection,
+    DeferredRequest,
+    DomainIntroduced,
+    DomainReleased,
+    Effect,
+    LogLine,
+    MemReport,
+    RequestBug,
+    ResumeConnection,
+    TimerChanged,
+    TraceChanged,
+    WatchdogAction,
+)
 from xsd.core.engine import Engine
-from xsd.core.watchdogs import ActionRequest
 from xsd.server import kickers, logfile, watchdog_actions
 from xsd.server.kicker_specs import KickerSpec
 from xsd.server.liveupdate import LiveUpdate
@@ -91,6 +104,20 @@ class Server:
         self.logfile = logfile.LogFile()
         self._log_handler = logfile.LogHandler(self.logfile)
         logging.getLogger("xsd").addHandler(self._log_handler)
+        # one handler per effect class (xsd.core.effects), each taking its effect
+        self._effect_handlers: dict[type, Callable[[Any], None]] = {
+            CloseConnection: self._on_close,
+            DomainIntroduced: self._on_introduced,
+            DomainReleased: self._on_released,
+            LogLine: self._on_log_line,
+            MemReport: self._on_memreport,
+            DeferredRequest: self._on_deferred,
+            ResumeConnection: self._on_resume,
+            RequestBug: self._on_bug,
+            TimerChanged: self._on_timer,
+            WatchdogAction: self._on_watchdog_action,
+            TraceChanged: self._on_trace_changed,
+        }
 
     def lock(self) -> None:
         """Hold the lock beside the socket, so that a second daemon cannot take it over.
@@ -286,46 +313,53 @@ class Server:
     # ------------------------------------------------------------------ effects
 
     def _apply_effects(self, effects: list[Effect]) -> None:
+        handlers = self._effect_handlers
         for effect in effects:
-            if effect.kind == "close":
-                assert isinstance(effect.arg, int)
-                self.mux.remove(effect.arg)
-            elif effect.kind == "introduced":
-                assert isinstance(effect.arg, int)
-                self._open_domain_socket(effect.arg)
-            elif effect.kind == "released":
-                assert isinstance(effect.arg, int)
-                sock = self.listeners.get(effect.arg)
-                if sock is not None:
-                    self._close_listener(effect.arg, sock)
-                log.info("domain %d: released", effect.arg)  # logging
-            elif effect.kind == "log":
-                log.info("%s", effect.arg)
-            elif effect.kind == "memreport":
-                self._memreport(effect.arg if isinstance(effect.arg, str) else None)
-            elif effect.kind == "deferred":
-                assert isinstance(effect.arg, tuple)
-                deferred_conn: int = effect.arg[0]
-                if effect.arg[1] == "live-update":
-                    self.live_update.command(deferred_conn, effect.arg[2])
-                elif effect.arg[1] in ("log", "logfile"):  # logging
-                    self._log_command(deferred_conn, effect.arg[1], effect.arg[2])
-                else:
-                    self.engine.complete_deferred(deferred_conn, b"", "EINVAL")
-            elif effect.kind == "resume":
-                assert isinstance(effect.arg, int)
-                self.mux.resume(effect.arg)
-            elif effect.kind == "bug":
-                assert isinstance(effect.arg, tuple)
-                request, exc = effect.arg
-                log.error("internal error answering %s (client got EIO)", request, exc_info=exc)
-            elif effect.kind == "timer":
-                self._timer_wakeup.set()
-            elif effect.kind == "watchdog" and self.nursery is not None:
-                assert isinstance(effect.arg, ActionRequest)
-                self.nursery.start_soon(watchdog_actions.perform_effect, self, effect.arg)
-            elif effect.kind == "trace":
-                self._log_apply("configured")  # logging
+            handlers[type(effect)](effect)
+
+    def _on_close(self, effect: CloseConnection) -> None:
+        self.mux.remove(effect.conn_id)
+
+    def _on_introduced(self, effect: DomainIntroduced) -> None:
+        self._open_domain_socket(effect.domid)
+
+    def _on_released(self, effect: DomainReleased) -> None:
+        sock = self.listeners.get(effect.domid)
+        if sock is not None:
+            self._close_listener(effect.domid, sock)
+        log.info("domain %d: released", effect.domid)  # logging
+
+    def _on_log_line(self, effect: LogLine) -> None:
+        log.info("%s", effect.text)
+
+    def _on_memreport(self, effect: MemReport) -> None:
+        self._memreport(effect.target)
+
+    def _on_deferred(self, effect: DeferredRequest) -> None:
+        if effect.command == "live-update":
+            self.live_update.command(effect.conn_id, effect.args)
+        elif effect.command in ("log", "logfile"):  # logging
+            self._log_command(effect.conn_id, effect.command, effect.args)
+        else:
+            self.engine.complete_deferred(effect.conn_id, b"", "EINVAL")
+
+    def _on_resume(self, effect: ResumeConnection) -> None:
+        self.mux.resume(effect.conn_id)
+
+    def _on_bug(self, effect: RequestBug) -> None:
+        log.error(
+            "internal error answering %s (client got EIO)", effect.request, exc_info=effect.error
+        )
+
+    def _on_timer(self, effect: TimerChanged) -> None:
+        self._timer_wakeup.set()
+
+    def _on_watchdog_action(self, effect: WatchdogAction) -> None:
+        if self.nursery is not None:
+            self.nursery.start_soon(watchdog_actions.perform_effect, self, effect)
+
+    def _on_trace_changed(self, effect: TraceChanged) -> None:
+        self._log_apply("configured")  # logging
 
     # ------------------------------------------------------------------ logging
 
