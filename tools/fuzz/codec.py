@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 if atheris is not None:
     with atheris.instrument_imports(include=["xsd", "xsd_client"]):
+        from xsd.core.effects import RequestBug
         from xsd.core.engine import Engine
         from xsd_client.protocol import Decoder, Op, ProtocolError, encode, join_args
 else:
