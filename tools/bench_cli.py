@@ -72,7 +72,9 @@ def median_ms(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, f
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+        # cwd "/": python -c and -m put the current directory first on sys.path, which
+        # must not be a checkout (it would win over PYTHONPATH)
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True, cwd="/")
         times.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -152,7 +154,7 @@ def main() -> None:
         env["PYTHONPATH"] = str(ROOT)
         subprocess.run(["xenstore-write", "/bench/key", "value"], env=env, check=True)
         for argv in commands.values():  # warm the page cache
-            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True, cwd="/")
         # Interleave the commands so load from other processes hits them all alike.
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         rounds = 5
