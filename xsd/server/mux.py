@@ -304,16 +304,6 @@ class Multiplexer:
 
     # ------------------------------------------------------------------ errors
 
-    def _send_last(self, conn_id: int) -> None:
-        """Write what the kernel takes now of a connection about to be closed."""
-        client = self.clients.get(conn_id)
-        conn = self.engine.state.connections.get(conn_id)
-        if client is None or conn is None:
-            return
-        with contextlib.suppress(OSError):
-            while conn.out_bytes:
-                conn.consume(client.sock.send(conn.output()))
-
     def _fail(self, conn_id: int, exc: Exception) -> None:
         """End the connection whose input raised ``exc``; the daemon and the others stay.
 
@@ -322,8 +312,9 @@ class Multiplexer:
         logged. Dropping it must not fail in turn: if it does, the socket still goes.
         """
         if isinstance(exc, ProtocolError):
+            # Replies not yet written go with the connection, as in C (which answers
+            # nothing of a read that ends in a bad header: tests/conformance).
             _log().warning("connection %d: %s; disconnecting", conn_id, exc)
-            self._send_last(conn_id)  # the replies to the requests before the bad bytes
         else:
             _log().error("connection %d: internal error; disconnecting", conn_id, exc_info=exc)
         try:
