@@ -102,8 +102,8 @@ def adopt_owners(engine: Engine, tx: Transaction) -> None:
     """A transaction committed: the owners of the nodes it wrote are known domains.
 
     An owner can be unknown only if it was released while the transaction was open; the
-    commit names it again, making a new domain, as C xenstored does once the hypervisor
-    still knows the id. (Permission entries naming it were flagged at the release.)
+    commit names it again, making a new domain, as C xenstored does while the hypervisor
+    knows the id. (Permission entries naming it were flagged at the release.)
     """
     for path in tx.modified:
         node = tx.nodes[path]
@@ -132,7 +132,8 @@ def release(engine: Engine, conn: Connection, tx: Transaction | None, payload: b
 
 
 def release_domain(engine: Engine, domid: int) -> None:
-    """Forget a domain: close its connections, remove its nodes, fire @releaseDomain."""
+    """End a domain: close its connections, remove its nodes, flag the permission
+    entries naming it ignored, fire @releaseDomain; its id is unknown again."""
     for other in list(engine.state.connections.values()):
         if other.domid == domid and not other.privileged:
             engine.disconnect(other.id)
