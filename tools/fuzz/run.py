@@ -232,13 +232,15 @@ def _fuzz(opts: Options, daemon: Daemon, figures: Figures, log: Callable[[str], 
         else:
             heapq.heappush(heap, (now + delay, slot))
     figures.duration = time.monotonic() - start
+    # The bystander stops first: once the clients close, the daemon still answers what
+    # they sent (as C does), which is no longer the run's load.
+    bystander.stop.set()
+    bystander.join(10)
     for client in clients.values():
         client.close("done")
         retire(client)
     figures.closed_by_daemon = ended["closed"]
     figures.vanished = ended["vanished"]
-    bystander.stop.set()
-    bystander.join(10)
     _final(daemon, figures, bystander, setup)
     setup.close()
 
