@@ -25,6 +25,7 @@ This module runs in the new process during the pause: it imports ``os`` alone.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import MutableMapping
 
 ENV = "XSD_LIVE_UPDATE_GUARDIAN"
@@ -65,8 +66,9 @@ class Guardian:
         os.close(self.write_fd)
 
     def environment(self, environ: dict[str, str]) -> dict[str, str]:
-        """``environ`` with :data:`ENV` for the new program."""
-        return {**environ, ENV: f"{self.write_fd} {self.pid}"}
+        """``environ`` with :data:`ENV` for the new program (the fork's end time too,
+        for the update's timeline)."""
+        return {**environ, ENV: f"{self.write_fd} {self.pid} {time.monotonic_ns()}"}
 
     def stand_down(self) -> None:
         """The exec failed: the guardian exits; the parent serves on."""
@@ -91,22 +93,23 @@ class Guardian:
             return pipe.read(1) == b""
 
 
-def take(environ: MutableMapping[str, str] = os.environ) -> tuple[int, int] | None:
-    """In the new process: the guardian's pipe and PID from the environment (removed
-    from it, and the pipe kept from what we start), or None."""
+def take(environ: MutableMapping[str, str] = os.environ) -> tuple[int, int, int] | None:
+    """In the new process: the guardian's pipe, its PID and when the fork was over (a
+    monotonic time in ns) from the environment (removed from it, and the pipe kept from
+    what we start), or None."""
     value = environ.pop(ENV, None)
     if value is None:
         return None
     try:
-        fd_text, pid_text = value.split()
-        fd, pid = int(fd_text), int(pid_text)
+        fd_text, pid_text, ns_text = value.split()
+        fd, pid, ns = int(fd_text), int(pid_text), int(ns_text)
         os.set_inheritable(fd, False)
     except (ValueError, OSError):
         return None
-    return fd, pid
+    return fd, pid, ns
 
 
-def release(taken: tuple[int, int] | None) -> None:
+def release(taken: tuple[int, int, int] | None) -> None:
     """In the new process: say it serves; the guardian leaves. From here on the new
     process alone holds the store."""
     if taken is None:
@@ -120,7 +123,7 @@ def release(taken: tuple[int, int] | None) -> None:
         os.close(fd)
 
 
-def reap(taken: tuple[int, int] | None) -> None:
+def reap(taken: tuple[int, int, int] | None) -> None:
     """In the new process (off the pause: the import thread): wait for the guardian to
     exit, so that it leaves no zombie."""
     if taken is None:

@@ -418,6 +418,8 @@ def restore(
         guardian.test_point("exec")
         timeline = handover.timeline
         timeline.take_exec_mark()
+        if guard is not None:
+            timeline.mark("forked", guard[2])  # the guardian's fork, after the exec mark
         timeline.mark("python", xsd.STARTED_NS)
         timeline.mark("main", _STARTED_NS)
         timeline.mark("imports")
