@@ -302,9 +302,9 @@ class Durable:
         )
 
     def open_domain_sockets(self, server: Server) -> None:
-        """Listen again on the sockets of the domains the state knows."""
-        for domid in sorted(self.engine.state.domains):
-            if domid != 0 and domid not in server.listeners:
+        """Listen again on the sockets of the domains the state has introduced."""
+        for domid, domain in sorted(self.engine.state.domains.items()):
+            if domid != 0 and domain.introduced and domid not in server.listeners:
                 server._open_domain_socket(domid)
 
     def close(self) -> None:

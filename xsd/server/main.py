@@ -557,8 +557,8 @@ def serve(
                 file=sys.stderr,
             )
             return 1
-        if durable is not None:
-            durable.close()
+    if durable is not None:
+        durable.open_domain_sockets(server)  # the domains it restored listen again
     unbound: list[str] = []
     try:
         try:
@@ -569,8 +569,6 @@ def serve(
         pass
     finally:
         _forget_pid_file(args)
-        if args.pid_file:
-            args.pid_file.unlink(missing_ok=True)
         if durable is not None:
             durable.close()
     if unbound:
