@@ -30,14 +30,11 @@ if TYPE_CHECKING:
 class Watchdogs(Machine):
     """The watchdog feature: the state machine plus its hooks into the store."""
 
-    def check(self, conn: Connection, path: str, value: bytes | None) -> None:
-        """Refuse a write (``value``) or removal (None) that would break a watchdog's
-        rules (see :func:`guest.check`)."""
-        guest.check(self, conn, path, value)
-
-    def on_change(self, conn: Connection | None, events: list[ops.Event]) -> None:
-        """Apply committed writes to watchdog nodes; put back removed nodes."""
-        guest.apply_changes(self, conn, events)
+    # Every WRITE and RM runs these: the functions themselves, not a method calling them.
+    check = guest.check
+    """Refuse a write (``value``) or removal (None) that would break a watchdog's rules."""
+    on_change = guest.apply_changes
+    """Apply committed writes to watchdog nodes; put back removed nodes."""
 
     def on_disconnect(self, conn: Connection) -> None:
         """Magic close: the arming connection went; with a 'V' last written, disarm."""
