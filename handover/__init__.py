@@ -1,11 +1,13 @@
 """handover: the daemon's state to a flat stream of records and back, for live update.
 
-``records`` turns a State into records and back, the tree through ``tree_columns``
+``records`` is the format (``dump`` turns a State into records, ``load`` back, and
+``old_formats`` reads those of earlier versions), the tree through ``tree_columns``
 (breadth-first columns) and ``tree_delta`` (what changed since a kept dump), typed parts
 through ``plain``; ``stream`` frames them (version, length, checksum); ``transports``
 carries the frame in a memfd or an LMDB file; ``timeline`` notes when each step of a
-live update happened. :func:`load` is the whole restore path, used by the new program
-and by its dry run. Nothing here imports trio.
+live update happened; ``checkpoint`` is durable mode's use of the same records.
+:func:`load` is the whole restore path, used by the new program and by its dry run. Of
+the core, handover reads the data model only. Nothing here imports trio.
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ def restore(
 
 def _apply(state: State, entry: list[Any], side: bool) -> None:
     _, _, _, generation, next_conn_id, next_watch_seq, perms, delta, side_records = entry
-    table = [records._to_perms(p) for p in perms]
+    table = [records.to_perms(p) for p in perms]
     apply_delta(state.tree, ["delta", delta], table)
     if side:
         other, _ = records.load(side_records)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from itertools import accumulate, pairwise
 
 from handover import columns
-from xsd.core.watchdogs import Dog, DomainDogs, WatchdogState
+from xsd.core.watchdog_state import Dog, DomainDogs, WatchdogState
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:

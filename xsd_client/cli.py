@@ -20,7 +20,12 @@ prints the usage line to stderr and exits 1); ``watch -d N`` (newer Xen) is acce
 If the program is called through a link named ``xenstore-<mode>``, the mode comes from
 the name as in Xen.
 
-Start-up cost matters (a shell loop may run thousands of these): this module imports
+This module parses the command line and dispatches; the parts: ``escaping`` (Xen's
+escaping of values), ``cli_getopt`` (glibc's option parsing), ``cli_utils`` (the
+xenstore-utils commands), ``cli_common`` (messages, exit, atoi), ``cli_liveupdate`` and
+``cli_watchdog`` (their subcommands, imported when used).
+
+Start-up cost matters (a shell loop may run thousands of these): these modules import
 only the blocking client and the standard library modules it already needs; never trio.
 """
 
@@ -29,8 +34,12 @@ from __future__ import annotations
 import os
 import sys
 
-from .client import Client, Transaction, WatchEvent
-from .errors import EAGAIN, ENOENT, XenstoreError
+from . import cli_common
+from .cli_common import HELP_FLAG, Exit, connect, fs, warn
+from .cli_getopt import getopt
+from .cli_utils import Command, Ops
+from .errors import EAGAIN, XenstoreError
+from .escaping import sanitise, unsanitise
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
 if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms
@@ -38,9 +47,6 @@ if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms
 
 __all__ = ["main", "sanitise", "unsanitise"]
 
-PROG = "xsc"
-
-_HELP_FLAG = ("-h", "--help")
 
 # xenstore_client.c: long options, the flag each needs and the modes that accept it.
 _LONG = {
@@ -114,210 +120,28 @@ _HELP = {
 }
 _MODES = (*_USAGE, "control")
 
-_STRING_MAX = 3072 + 1024  # XENSTORE_ABS_PATH_MAX + 1024: longer ls paths read as missing
-_MAX_PATH_LEN = 256  # chmod -r builds child paths in a buffer of this size
-_TAG_LEN = len(' = "..."')
-_INT_MAX = 2**31 - 1
-
-
-class _Exit(Exception):
-    def __init__(self, code: int) -> None:
-        self.code = code
-
-
-# ---------------------------------------------------------------------------------------
-# Escaping, as xs_lib.c does it.
-
-_SANITISE = [
-    bytes([c]) if 0x20 <= c <= 0x7E and c != 0x5C else b"\\%03o" % c if c < 8 else b"\\x%02x" % c
-    for c in range(256)
-]
-_SANITISE[0x09], _SANITISE[0x0A], _SANITISE[0x0D] = b"\\t", b"\\n", b"\\r"
-_SANITISE[0x5C] = b"\\\\"
-_SAFE = bytes(c for c in range(0x20, 0x7F) if c != 0x5C)
-
-
-def sanitise(value: bytes) -> bytes:
-    """Escape a value for printing: printable ASCII but ``\\`` as is, ``\\t \\n \\r \\\\``,
-    bytes below 8 as ``\\ooo``, every other byte as ``\\xNN``."""
-    if not value.translate(None, _SAFE):
-        return value
-    table = _SANITISE
-    return b"".join([table[c] for c in value])
-
-
-_SPACE = b" \t\n\v\f\r"
-_HEX = b"0123456789abcdefABCDEF"
-_OCT = b"01234567"
-_SIMPLE = {ord("t"): 9, ord("n"): 10, ord("r"): 13, ord("\\"): 92}
-
-
-def _scan_hex2(s: bytes, i: int) -> tuple[int, int] | None:
-    """glibc ``sscanf(s + i, "%2x")``: (value, index after) or None on no match."""
-    while i < len(s) and s[i] in _SPACE:
-        i += 1
-    width, neg, digits, value = 2, False, 0, 0
-    if i < len(s) and s[i] in b"+-":
-        neg, i, width = s[i] == 0x2D, i + 1, width - 1
-    if width and s[i : i + 1] == b"0":
-        # A "0x" prefix is eaten (and uses the width) but the 0 counts as a digit.
-        i, width, digits = i + 1, width - 1, 1
-        if width and s[i : i + 1] in (b"x", b"X"):
-            i, width = i + 1, width - 1
-    while width and i < len(s) and s[i] in _HEX:
-        value, i, width, digits = value * 16 + int(s[i : i + 1], 16), i + 1, width - 1, digits + 1
-    if not digits:
-        return None
-    return (-value if neg else value), i
-
-
-def unsanitise(spec: bytes) -> bytes:
-    """Reverse :func:`sanitise` as Xen's ``unsanitise_value`` does, quirks included:
-    an unknown escape stands for its letter, ``\\x`` without hex digits for ``x``, and a
-    trailing lone backslash for a NUL byte."""
-    if b"\\" not in spec:
-        return spec
-    out = bytearray()
-    i, n = 0, len(spec)
-    while i < n:
-        c = spec[i]
-        i += 1
-        if c != 0x5C:
-            out.append(c)
-            continue
-        if i == n:  # a lone trailing backslash becomes the terminating NUL, kept
-            out.append(0)
-            break
-        c = spec[i]
-        i += 1
-        if c in _SIMPLE:
-            c = _SIMPLE[c]
-        elif c == ord("x"):
-            scanned = _scan_hex2(spec, i)
-            if scanned is not None:
-                c, i = scanned
-        elif c in _OCT:
-            j = i - 1
-            end = j
-            while end < n and end - j < 3 and spec[end] in _OCT:
-                end += 1
-            c, i = int(spec[j:end], 8), end
-        out.append(c & 0xFF)
-    return bytes(out)
-
-
-# ---------------------------------------------------------------------------------------
-# Options, as glibc getopt_long does them (permuting, abbreviations, errors are warnings).
-
-
-def _getopt(mode: str, args: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    opts: list[tuple[str, str]] = []
-    operands: list[str] = []
-    posix = "POSIXLY_CORRECT" in os.environ
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            operands += args[i:]
-            break
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            matches = [k for k in _LONG if k.startswith(name)]
-            if name in _LONG:
-                matches = [name]
-            if not matches:
-                _warn(mode, f"unrecognized option '{arg}'")
-                continue
-            if len(matches) > 1:
-                _warn(mode, f"option '{arg}' is ambiguous")
-                continue
-            flag, needs = _LONG[matches[0]]
-            if needs and not eq:
-                if i == len(args):
-                    _warn(mode, f"option '--{matches[0]}' requires an argument")
-                    continue
-                value, i = args[i], i + 1
-            elif not needs and eq:
-                _warn(mode, f"option '--{matches[0]}' doesn't allow an argument")
-                continue
-            opts.append((flag, value))
-        elif arg.startswith("-") and arg != "-":
-            j = 1
-            while j < len(arg):
-                flag = arg[j]
-                j += 1
-                if flag not in _SHORT:
-                    _warn(mode, f"invalid option -- '{flag}'")
-                    continue
-                if _SHORT[flag]:
-                    if j < len(arg):
-                        value = arg[j:]
-                    elif i < len(args):
-                        value, i = args[i], i + 1
-                    else:
-                        _warn(mode, f"option requires an argument -- '{flag}'")
-                        break
-                    opts.append((flag, value))
-                    break
-                opts.append((flag, ""))
-        else:
-            operands.append(arg)
-            if posix:
-                operands += args[i:]
-                break
-    return opts, operands
-
-
-def _atoi(text: str) -> int:
-    """C ``atoi``: leading blanks, a sign, digits; garbage reads as 0; int wraps."""
-    s = text.lstrip(" \t\n\v\f\r")
-    sign = 1
-    if s[:1] in ("+", "-"):
-        sign, s = (-1 if s[0] == "-" else 1), s[1:]
-    digits = ""
-    for ch in s:
-        if not ("0" <= ch <= "9"):
-            break
-        digits += ch
-    value = sign * int(digits) if digits else 0
-    value = max(-(2**63), min(2**63 - 1, value))  # strtol saturates to long
-    return (value + 2**31) % 2**32 - 2**31  # then the cast to int wraps
-
-
 # ---------------------------------------------------------------------------------------
 # Output and messages
 
 
-def _prefix(mode: str) -> str:
-    return f"{PROG} {mode}" if mode else PROG
-
-
-def _warn(mode: str, msg: str) -> None:
-    sys.stderr.write(f"{_prefix(mode)}: {msg}\n")
-
-
-def _errno_text(e: BaseException) -> str:
-    code = getattr(e, "errno", None)
-    return os.strerror(code) if isinstance(code, int) else str(e)
-
-
-def _usage(mode: str) -> _Exit:
+def _usage(mode: str) -> Exit:
+    prog = cli_common.PROG
     # errx() puts the program name first, hence "xsc read: Usage: xsc read ...".
     if mode in _USAGE:
-        sys.stderr.write(f"{PROG} {mode}: Usage: {PROG} {mode} {_USAGE[mode]}\n")
+        sys.stderr.write(f"{prog} {mode}: Usage: {prog} {mode} {_USAGE[mode]}\n")
     elif mode == "control":
-        sys.stderr.write(f"Usage:\n{PROG} control <command> [<arg>...]\n")
-        return _Exit(2)
+        sys.stderr.write(f"Usage:\n{prog} control <command> [<arg>...]\n")
+        return Exit(2)
     else:
-        sys.stderr.write(f"{PROG}: Usage: {PROG} <mode> [-h] [...]\n")
-    return _Exit(1)
+        sys.stderr.write(f"{prog}: Usage: {prog} <mode> [-h] [...]\n")
+    return Exit(1)
 
 
 def _print_help(mode: str) -> None:
+    prog = cli_common.PROG
     if mode == "control":
         text = (
-            f"usage: {PROG} control <command> [<arg>...]\n\n"
+            f"usage: {prog} control <command> [<arg>...]\n\n"
             "Send an XS_CONTROL command to the daemon and print its reply, as\n"
             "xenstore-control does; 'help' lists the daemon's commands.\n"
             "  live-update [-c CMDLINE] [-F] [-t SECS] [--state memfd|lmdb:PATH] FILE\n"
@@ -328,14 +152,14 @@ def _print_help(mode: str) -> None:
         )
     elif mode in _HELP:
         what, options = _HELP[mode]
-        text = f"usage: {PROG} {mode} {_USAGE[mode]}\n\n{what}\n\noptions:\n"
+        text = f"usage: {prog} {mode} {_USAGE[mode]}\n\n{what}\n\noptions:\n"
         text += "  -h, --help    show this help\n"
         if options:
             text += f"  {options}\n"
         text += "  -s            ignored (accepted for compatibility)\n"
     else:
         text = (
-            f"usage: {PROG} <mode> [options] [args...]\n\n"
+            f"usage: {prog} <mode> [options] [args...]\n\n"
             "Xenstore command line, compatible with xenstore-utils.\n\nmodes:\n"
             "  read      print values            write   set values\n"
             "  ls        print a tree            list    print child names\n"
@@ -344,7 +168,7 @@ def _print_help(mode: str) -> None:
             "  control   XS_CONTROL commands (xenstore-control)\n"
             "  live-update  replace the daemon in place (xenstore-control live-update)\n"
             "  watchdog  list, arm, kick and configure the per-domain watchdogs\n\n"
-            f"'{PROG} <mode> --help' describes each; '{PROG} --version' prints the version.\n"
+            f"'{prog} <mode> --help' describes each; '{prog} --version' prints the version.\n"
             "The daemon socket is $XENSTORED_PATH, else $XENSTORED_RUNDIR/socket, else\n"
             "/var/run/xenstored/socket.\n"
         )
@@ -361,252 +185,11 @@ def _version() -> str:
         return "(not installed)"
 
 
-def _connect(mode: str) -> Client:
-    try:
-        return Client()
-    except XenstoreError as e:
-        if mode == "control":
-            sys.stderr.write("Failed to contact Xenstored.\n")
-        else:
-            _warn(mode, f"xs_open: {_errno_text(e)}")
-        raise _Exit(1) from None
-
-
-# ---------------------------------------------------------------------------------------
-# The modes. Each returns the exit status; `out` collects what Xen buffers until the end.
-
-_Ops = Client | Transaction
-
-
-def _fs(path: str) -> bytes:
-    return path.encode("utf-8", "surrogateescape")
-
-
-class _Command:
-    def __init__(self, mode: str, flags: dict[str, str], keys: list[str]) -> None:
-        self.mode = mode
-        self.flags = flags
-        self.keys = keys
-        self.out = bytearray()
-
-    def warn(self, msg: str) -> None:
-        _warn(self.mode, msg)
-
-    def do_read(self, xs: _Ops) -> int:
-        prefix, raw = "p" in self.flags, "R" in self.flags
-        for key in self.keys:
-            try:
-                value = xs.read(key)
-            except XenstoreError:
-                self.warn(f"couldn't read path {key}")
-                return 1
-            if prefix:
-                self.out += _fs(key) + b": "
-            self.out += value if raw else sanitise(value) + b"\n"
-        return 0
-
-    def do_write(self, xs: _Ops) -> int:
-        raw = "R" in self.flags
-        for key, spec in zip(self.keys[::2], self.keys[1::2], strict=True):
-            value = _fs(spec).split(b"\0", 1)[0]
-            try:
-                xs.write(key, value if raw else unsanitise(value))
-            except XenstoreError:
-                self.warn(f"could not write path {key}")
-                return 1
-        return 0
-
-    def do_rm(self, xs: _Ops) -> int:
-        for key in self.keys:
-            path = key
-            while True:
-                try:
-                    xs.rm(path)
-                except XenstoreError:
-                    self.warn(f"could not remove path {path}")
-                    return 1
-                if "t" not in self.flags or "/" not in path:
-                    break
-                path = path[: path.rindex("/")]
-                try:
-                    if xs.read(path) or xs.directory(path):
-                        break
-                except XenstoreError:
-                    break
-        return 0
-
-    def do_exists(self, xs: _Ops) -> int:
-        for key in self.keys:
-            try:
-                xs.read(key)
-            except XenstoreError:
-                return 1
-        return 0
-
-    def do_list(self, xs: _Ops) -> int:
-        prefix = "p" in self.flags
-        for key in self.keys:
-            try:
-                names = xs.directory(key)
-            except XenstoreError:
-                self.warn(f"could not list path {key}")
-                return 1
-            for name in names:
-                if prefix:
-                    self.out += _fs(key) + b"/"
-                self.out += _fs(name) + b"\n"
-        return 0
-
-    def do_chmod(self, xs: _Ops) -> int:
-        key, modes = self.keys[0], self.keys[1:]
-        perms = []
-        for spec in modes:
-            letter = spec[:1] or "\0"
-            if letter not in ("n", "r", "w", "b"):
-                self.warn(f"Invalid permission specification: '{letter}'")
-                raise _Exit(1)
-            perms.append(f"{letter}{_atoi(spec[1:])}")
-        self._chmod(xs, _fs(key), perms, "u" in self.flags, "r" in self.flags)
-        return 0
-
-    def _chmod(self, xs: _Ops, path: bytes, perms: list[str], upto: bool, recurse: bool) -> None:
-        if not path:
-            return
-        text = path.decode("utf-8", "surrogateescape")
-        try:
-            xs.set_perms(text, perms)
-        except XenstoreError as e:
-            self.warn(f"Error occurred setting permissions on '{text}': {_errno_text(e)}")
-            raise _Exit(1) from None
-        if upto:
-            cut = path.rfind(b"/")
-            if cut < 0:
-                self.warn(f"Unable to locate path separator '/' in '{text}'")
-                raise _Exit(1)
-            self._chmod(xs, path[:cut], perms, True, False)
-        if recurse:
-            try:
-                names = xs.directory(text)
-            except XenstoreError:
-                return
-            for name in names:
-                child = (path + b"/" + _fs(name))[: _MAX_PATH_LEN - 1]
-                self._chmod(xs, child, perms, False, True)
-
-    def do_ls(self, xs: Client) -> int:
-        flat, show_perms = "f" in self.flags, "p" in self.flags
-        if flat:
-            max_width, desired_width = _INT_MAX // 2, 0
-        else:
-            max_width, desired_width = 80, 60
-            try:
-                max_width = os.get_terminal_size(1).columns - 2
-            except (OSError, ValueError):
-                pass
-        paths = self.keys or ["/"]
-        for path in paths:
-            self._ls(xs, _fs(path), 0, show_perms, flat, max_width, desired_width)
-        return 0
-
-    def _ls(
-        self, xs: Client, path: bytes, depth: int, show_perms: bool, flat: bool,
-        max_width: int, desired_width: int,
-    ) -> None:  # fmt: skip
-        out = self.out
-        text = path.decode("utf-8", "surrogateescape")
-        try:
-            names = xs.directory(text)
-        except XenstoreError as e:
-            if depth and isinstance(e, ENOENT):
-                return  # a node that vanished while we walked: move on, as Xen does
-            self.warn(f"xs_directory ({text}): {_errno_text(e)}")
-            raise _Exit(1) from None
-        sep = b"" if path.endswith(b"/") else b"/"
-        for name in names:
-            bname = _fs(name)
-            newpath = path + sep + bname
-            if flat:
-                out += newpath
-                width = 0
-            else:
-                out += b" " * depth
-                width = depth
-                cut = max_width - _TAG_LEN - width
-                shown = bname[:cut] if cut >= 0 else bname
-                out += shown
-                width += len(shown)
-            value: bytes | None = None
-            if len(newpath) < _STRING_MAX:
-                try:
-                    value = xs.read(newpath.decode("utf-8", "surrogateescape"))
-                except XenstoreError:
-                    value = None
-            if value is None:
-                out += b":\n"
-            else:
-                shown = sanitise(value)
-                if max_width < width + len(value) + _TAG_LEN:
-                    cut = max_width - _TAG_LEN - width
-                    out += b' = "' + (shown[:cut] if cut >= 0 else shown) + b'\\..."'
-                else:
-                    piece = b' = "' + shown + b'"'
-                    out += piece
-                    width += len(piece)
-                    if show_perms:
-                        out += b" "
-                        width += 1
-                        while width < min(desired_width, max_width):
-                            out += b"." if width & 1 else b" "
-                            width += 1
-            if show_perms:
-                try:
-                    perms = xs.get_perms(newpath.decode("utf-8", "surrogateescape"))
-                except XenstoreError as e:
-                    self.warn(f"\ncould not access permissions for {name}: {_errno_text(e)}")
-                else:
-                    out += b"  (" + ",".join(str(p) for p in perms).encode() + b")"
-            out += b"\n"
-            self._ls(xs, newpath, depth + 1, show_perms, flat, max_width, desired_width)
-
-    def do_watch(self, xs: Client) -> int:
-        import queue
-
-        events: queue.SimpleQueue[str] = queue.SimpleQueue()
-        depth = _atoi(self.flags["d"]) if "d" in self.flags else -1
-        number = _atoi(self.flags["n"]) if "n" in self.flags else -1
-
-        def on_event(event: WatchEvent) -> None:
-            events.put(event.path)
-
-        for key in self.keys:
-            try:
-                xs.watch(key, key, callback=on_event, depth=depth if depth >= 0 else None)
-            except XenstoreError:
-                if depth >= 0:
-                    self.warn(f"Unable to add watch on {key} with depth {depth}\n")
-                else:
-                    self.warn(f"Unable to add watch on {key}\n")
-                raise _Exit(1) from None
-        stdout = sys.stdout.buffer
-        count = 0
-        while number == -1 or count < number:
-            try:
-                path = events.get(timeout=0.5)
-            except queue.Empty:
-                if xs.closed:
-                    return 0  # libxenstore stops at EOF too, without a word
-                continue
-            stdout.write(_fs(path) + b"\n")
-            stdout.flush()
-            count += 1
-        return 0
-
-
 _TRANSACTIONAL = {"rm", "chmod", "exists", "list"}
 
 
 def _run(mode: str, args: Sequence[str]) -> int:
-    opts, operands = _getopt(mode, args)
+    opts, operands = getopt(mode, args, _LONG, _SHORT)
     flags: dict[str, str] = {}
     for flag, value in opts:
         if flag == "h":
@@ -628,10 +211,10 @@ def _run(mode: str, args: Sequence[str]) -> int:
         transactional = len(operands) > 2
     else:
         transactional = mode in _TRANSACTIONAL
-    command = _Command(mode, flags, operands)
-    perform: Callable[[_Ops], int] = getattr(command, f"do_{mode}")
+    command = Command(mode, flags, operands)
+    perform: Callable[[Ops], int] = getattr(command, f"do_{mode}")
 
-    client = _connect(mode)
+    client = connect(mode)
     try:
         while True:
             command.out.clear()
@@ -642,7 +225,7 @@ def _run(mode: str, args: Sequence[str]) -> int:
                 tx = client.transaction()
             except XenstoreError:
                 command.warn("couldn't start transaction")
-                raise _Exit(1) from None
+                raise Exit(1) from None
             status = perform(tx)
             try:
                 if status == 0:
@@ -653,10 +236,10 @@ def _run(mode: str, args: Sequence[str]) -> int:
                 if status == 0:
                     continue
                 command.warn("couldn't end transaction")
-                raise _Exit(1) from None
+                raise Exit(1) from None
             except XenstoreError:
                 command.warn("couldn't end transaction")
-                raise _Exit(1) from None
+                raise Exit(1) from None
             break
     finally:
         if command.out:
@@ -668,15 +251,15 @@ def _run(mode: str, args: Sequence[str]) -> int:
 def _control(args: Sequence[str]) -> int:
     if not args:
         raise _usage("control")
-    if args[0] in _HELP_FLAG:
+    if args[0] in HELP_FLAG:
         _print_help("control")
         return 0
-    if args[0] == "live-update" and any(arg in _HELP_FLAG for arg in args[1:]):
+    if args[0] == "live-update" and any(arg in HELP_FLAG for arg in args[1:]):
         from . import cli_liveupdate
 
         sys.stdout.write(cli_liveupdate.HELP)
         return 0
-    client = _connect("control")
+    client = connect("control")
     try:
         if args[0] == "live-update":
             from . import cli_liveupdate
@@ -697,7 +280,7 @@ def _control(args: Sequence[str]) -> int:
                 sys.stderr.write(f"Error {code} when trying to execute command.\n")
             return 3
         if reply:
-            sys.stdout.buffer.write(_fs(reply) + b"\n")
+            sys.stdout.buffer.write(fs(reply) + b"\n")
         return 0
     finally:
         client.close()
@@ -705,12 +288,11 @@ def _control(args: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``xsc``; returns the exit status (the console script exits with it)."""
-    global PROG
     args = list(sys.argv if argv is None else argv)
-    name = os.path.basename(args[0]) if args else PROG
+    name = os.path.basename(args[0]) if args else cli_common.PROG
     if name.startswith("xenstore-"):
         mode, rest = name[len("xenstore-") :], args[1:]
-        PROG = "xenstore"
+        cli_common.PROG = "xenstore"
     elif len(args) < 2:
         _usage("")
         return 1
@@ -724,21 +306,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal(SIGPIPE, SIG_DFL)
         signal(SIGINT, SIG_DFL)
     try:
-        if mode in _HELP_FLAG:
+        if mode in HELP_FLAG:
             _print_help("")
             return 0
         if mode == "control":
             return _control(rest)
         if mode == "--version":
-            sys.stdout.write(f"{PROG} {_version()}\n")
+            sys.stdout.write(f"{cli_common.PROG} {_version()}\n")
             return 0
         if mode == "live-update":  # also `xsc control live-update ...`, as xenstore-control
             from . import cli_liveupdate
 
-            if any(arg in _HELP_FLAG for arg in rest):
+            if any(arg in HELP_FLAG for arg in rest):
                 sys.stdout.write(cli_liveupdate.HELP)
                 return 0
-            client = _connect("control")
+            client = connect("control")
             try:
                 return cli_liveupdate.run(client, rest)
             finally:
@@ -748,10 +330,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return watchdog_main(rest)
         if mode not in _MODES:
-            _warn("", f"unknown mode {mode}\n")
+            warn("", f"unknown mode {mode}\n")
             return 1
         return _run(mode, rest)
-    except _Exit as e:
+    except Exit as e:
         return e.code
     finally:
         try:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .cli import _atoi as atoi
-from .cli import _errno_text as errno_text
+from .cli_common import atoi, errno_text
 from .client import Client
 from .errors import XenstoreError
 

@@ -39,15 +39,14 @@ from _thread import allocate_lock, get_ident, start_new_thread
 from . import calls, reconnect
 from ._typing import TypeVar
 from .calls import Call, check_reply
+from .client_watch import Watch
 from .errors import (
-    E2BIG,
-    ENOENT,
-    ENOSYS,
     ConnectionClosedError,
     RequestLostError,
     XenstoreError,
     error_from_name,
 )
+from .operations import DomainOperations, Operations, Transaction
 from .protocol import PAYLOAD_MAX, Decoder, Op, Packet, ProtocolError, encode
 from .values import Perm, WatchEvent
 from .watch_table import WatchTable
@@ -56,8 +55,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _ty
 if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms
     import threading
     from _queue import SimpleQueue
-    from collections.abc import Callable, Iterable, Iterator
-    from types import TracebackType
+    from collections.abc import Callable
 
 __all__ = [
     "DEFAULT_RUNDIR",
@@ -95,12 +93,6 @@ if TYPE_CHECKING:
     _Callback = tuple[Callable[[WatchEvent], object], WatchEvent]
 
 
-def _queue_empty() -> type[Exception]:
-    from _queue import Empty
-
-    return Empty
-
-
 class _Slot:
     """A one-shot reply slot: the reader fills it, one requester waits on it."""
 
@@ -125,232 +117,7 @@ class _Slot:
         return self._done.acquire(timeout=-1 if timeout is None else timeout)
 
 
-class Watch:
-    """A registered watch. Iterate it (blocking) for :class:`WatchEvent` objects, or
-    give :meth:`Client.watch` a callback instead.
-
-    Iteration ends when the watch is removed (:meth:`unwatch`, ``RESET_WATCHES``) or the
-    connection closes. Use it as a context manager to unwatch on exit.
-    """
-
-    def __init__(
-        self,
-        client: Client,
-        path: str,
-        token: str,
-        callback: Callable[[WatchEvent], object] | None,
-    ) -> None:
-        self.client = client
-        self.path = path
-        self.token = token
-        self.callback = callback
-        from _queue import SimpleQueue
-
-        self._queue: SimpleQueue[WatchEvent | None] = SimpleQueue()
-        self._active = True
-
-    def __repr__(self) -> str:
-        return f"<Watch {self.path!r} token={self.token!r}{'' if self._active else ' (ended)'}>"
-
-    @property
-    def active(self) -> bool:
-        """False once the watch was removed or its connection closed."""
-        return self._active
-
-    def _deliver(self, event: WatchEvent) -> None:
-        if self.callback is None:
-            self._queue.put(event)
-        else:
-            self.client._run_callback(self.callback, event)
-
-    def _end(self) -> None:
-        if self._active:
-            self._active = False
-            self._queue.put(None)
-
-    def get(self, timeout: float | None = None) -> WatchEvent | None:
-        """The next event, waiting up to ``timeout`` seconds (None: forever).
-
-        Returns:
-            The event, or None once the watch has ended and every event was taken.
-
-        Raises:
-            TimeoutError: nothing arrived in time.
-        """
-        try:
-            item = self._queue.get(timeout=timeout)
-        except _queue_empty():
-            raise TimeoutError(f"no event on {self.path!r} within {timeout} s") from None
-        if item is None:  # the end
-            self._queue.put(None)  # every later get() sees the end too
-        return item
-
-    def __iter__(self) -> Iterator[WatchEvent]:
-        while (event := self.get()) is not None:
-            yield event
-
-    def unwatch(self) -> None:
-        """Remove the watch from the daemon (if still connected) and end iteration."""
-        if not self._active:
-            return
-        self.client._forget_watch(self)
-        try:
-            self.client.unwatch(self.path, self.token)
-        except (ENOENT, ConnectionClosedError):
-            pass
-
-    close = unwatch
-
-    def __enter__(self) -> Watch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.unwatch()
-
-
-class _Operations:
-    """The data operations shared by :class:`Client` (outside any transaction) and
-    :class:`Transaction` (inside one)."""
-
-    def _run(self, call: Call[T]) -> T:
-        raise NotImplementedError
-
-    def read(self, path: str) -> bytes:
-        """The value of ``path``.
-
-        Raises:
-            ENOENT: no such node. EACCES: not readable.
-        """
-        return self._run(calls.read(path))
-
-    def write(self, path: str, value: bytes | str) -> None:
-        """Set the value of ``path``, creating it and any missing parents.
-
-        ``value`` is stored as given (a str is encoded as UTF-8).
-        """
-        self._run(calls.write(path, value))
-
-    def mkdir(self, path: str) -> None:
-        """Create ``path`` with an empty value, if it does not exist yet."""
-        self._run(calls.mkdir(path))
-
-    def rm(self, path: str) -> None:
-        """Remove ``path`` and everything below it."""
-        self._run(calls.rm(path))
-
-    def directory(self, path: str) -> list[str]:
-        """The names of the children of ``path``, in the daemon's order.
-
-        A list too long for one reply (the daemon answers E2BIG) is fetched with
-        DIRECTORY_PART chunks, starting over if the node changes in between, as
-        libxenstore does.
-
-        Raises:
-            E2BIG: the list is too long and the daemon has no DIRECTORY_PART.
-        """
-        parts = calls.DirectoryParts(path)
-        try:
-            return self._run(parts.whole())
-        except E2BIG:
-            pass
-        while True:
-            try:
-                names = self._run(parts.next_part())
-            except ENOSYS:
-                raise error_from_name("E2BIG", path) from None
-            if names is not None:
-                return names
-
-    def get_perms(self, path: str) -> list[Perm]:
-        """The permission list of ``path``, owner first."""
-        return self._run(calls.get_perms(path))
-
-    def set_perms(self, path: str, perms: Iterable[Perm | str]) -> None:
-        """Replace the permission list of ``path``; the first entry names the owner.
-
-        Entries are :class:`Perm` objects or wire strings such as ``"r5"``.
-        """
-        self._run(calls.set_perms(path, perms))
-
-    def exists(self, path: str) -> bool:
-        """True if ``path`` can be read, False if it does not exist (ENOENT).
-
-        Raises:
-            EACCES: the node is there but not readable (or hidden).
-        """
-        try:
-            self.read(path)
-        except ENOENT:
-            return False
-        return True
-
-
-class Transaction(_Operations):
-    """An open transaction: the data operations of :class:`Client`, seen and applied
-    atomically.
-
-    As a context manager it commits when the block ends normally and aborts when it
-    raises. A commit that conflicts raises :class:`~xsd_client.errors.EAGAIN`: run the
-    whole block again (:func:`xsd_client.recipes.transact` does that). Several
-    transactions may be open on one client at once, from different threads.
-    """
-
-    def __init__(self, client: Client, tx_id: int, epoch: int = 0) -> None:
-        self.client = client
-        self.tx_id = tx_id
-        self._ended = False
-        self._epoch = epoch  # the connection it was started on (see reconnect)
-
-    def __repr__(self) -> str:
-        return f"<Transaction {self.tx_id}{' (ended)' if self._ended else ''}>"
-
-    def _run(self, call: Call[T]) -> T:
-        if self._epoch != self.client._epoch:  # the daemon restarted: it is gone
-            raise error_from_name("EAGAIN", call.path)
-        return self.client._send(call, self.tx_id)
-
-    def _end(self, commit: bool) -> None:
-        if self._ended:
-            raise ValueError(f"transaction {self.tx_id} already ended")
-        self._ended = True
-        if not commit and self._epoch != self.client._epoch:
-            return  # nothing left to abort
-        self._run(calls.transaction_end(commit))
-
-    def commit(self) -> None:
-        """Apply the transaction.
-
-        Raises:
-            EAGAIN: another change conflicted; nothing was applied.
-        """
-        self._end(True)
-
-    def abort(self) -> None:
-        """Discard the transaction."""
-        self._end(False)
-
-    def __enter__(self) -> Transaction:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._ended:
-            return
-        if exc_type is None:
-            self.commit()
-        else:
-            # The block's own exception is the one that matters.
-            try:
-                self.abort()
-            except XenstoreError:
-                pass
-
-
-class Client(_Operations):
+class Client(Operations, DomainOperations):
     """A connection to a xenstore daemon, safe to share between threads.
 
     Args:
@@ -716,37 +483,3 @@ class Client(_Operations):
                 import logging
 
                 logging.getLogger(__name__).exception("watch callback %r failed", fn)
-
-    # -- domains and control ----------------------------------------------------------
-
-    def get_domain_path(self, domid: int) -> str:
-        """The home path of a domain (``/local/domain/<domid>``)."""
-        return self._run(calls.get_domain_path(domid))
-
-    def is_domain_introduced(self, domid: int) -> bool:
-        """True if the domain has been introduced and not released."""
-        return self._run(calls.is_domain_introduced(domid))
-
-    def introduce(self, domid: int, gfn: int, evtchn: int) -> None:
-        """Introduce a domain with its store page frame and event channel."""
-        self._run(calls.introduce(domid, gfn, evtchn))
-
-    def release(self, domid: int) -> None:
-        """Release a domain: its connection and nodes go, ``@releaseDomain`` fires."""
-        self._run(calls.release(domid))
-
-    def resume(self, domid: int) -> None:
-        """Clear a domain's shutdown flag (after suspend and resume)."""
-        self._run(calls.resume(domid))
-
-    def set_target(self, domid: int, target: int) -> None:
-        """Let ``domid`` act with the privileges of its target domain ``target``."""
-        self._run(calls.set_target(domid, target))
-
-    def control(self, cmd: str, *args: str | bytes) -> str:
-        """Run an XS_CONTROL command (``control("check")``, ``control("log", "on")``).
-
-        Returns:
-            The reply text up to its first NUL (``"OK"`` for simple commands).
-        """
-        return self._run(calls.control(cmd, *args))

@@ -245,25 +245,25 @@ def test_directory_listing_follows_every_change() -> None:
 class _BrokenObserver:
     """A feature with a bug: its change hook raises."""
 
-    def on_change(self, engine: object, conn: object, events: object) -> None:
+    def on_change(self, conn: object, events: object) -> None:
         raise RuntimeError("bug in a feature")
 
-    def on_disconnect(self, engine: object, conn: object) -> None: ...
-    def on_release(self, engine: object, domid: int) -> None: ...
-    def on_introduce(self, engine: object, domid: int) -> None: ...
-    def tick(self, engine: object) -> None: ...
-    def next_deadline(self, engine: object) -> None:
+    def on_disconnect(self, conn: object) -> None: ...
+    def on_release(self, domid: int) -> None: ...
+    def on_introduce(self, domid: int) -> None: ...
+    def tick(self) -> None: ...
+    def next_deadline(self) -> None:
         return None
 
 
 def test_an_internal_error_costs_one_eio_reply_not_the_connection() -> None:
     engine = Engine()
-    engine.observers.append(_BrokenObserver())  # type: ignore[arg-type]
+    engine.ctx.observers.append(_BrokenObserver())  # type: ignore[arg-type]
     s = Session(engine)
     assert s.call(Op.WRITE, raw=b"/a\0v") == b"E:EIO"
     bugs = [e for e in engine.take_effects() if e.kind == "bug"]
     assert len(bugs) == 1 and "bug in a feature" in repr(bugs[0].error)
-    engine.observers.pop()
+    engine.ctx.observers.pop()
     assert s.call(Op.READ, "/a") == b"v"  # served on, the same connection
 
 

@@ -78,14 +78,14 @@ def _overdue_watchdog(engine: Engine, conn: int) -> None:
     """Domain 3's watchdog, armed ten seconds ago for one second."""
     import time
 
-    from xsd.core.watchdogs import of
+    from xsd.core.watchdogs.feature import of
 
     engine.receive(conn, encode(Op.INTRODUCE, 1, 0, b"3\0001\0001\0"), 0)
     engine.take_effects()  # the domain's socket: the old process opened it
     engine.take_dirty()
     engine.now = time.monotonic_ns() - 10_000_000_000
-    of(engine).set_timeout(engine, 3, 0, 1000)
-    of(engine).arm(engine, 3, 0)
+    of(engine).set_timeout(3, 0, 1000)
+    of(engine).arm(3, 0)
 
 
 def test_a_deadline_that_passed_during_the_update_fires_before_serving() -> None:

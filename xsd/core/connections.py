@@ -11,7 +11,7 @@ Invariants:
   event can be coalesced as C xenstored does;
 * ``transactions`` maps this connection's open transaction ids (never 0) to
   transactions; ids are per connection;
-* ``account`` is shared by every connection of the same domain (the engine joins them):
+* ``account`` is shared by every connection of the same domain (the context joins them):
   its ``out_bytes`` is the sum of theirs, so a domain's queued output is known at once.
 """
 
@@ -31,7 +31,7 @@ _JOIN_LIMIT = 1 << 16  # bytes handed to one send(): enough to batch, small to r
 
 
 class Account:
-    """What all the connections of one domain hold together (see ``Engine``)."""
+    """What all the connections of one domain hold together (see ``Context.connect``)."""
 
     __slots__ = ("conns", "out_bytes", "tx_conns")
 

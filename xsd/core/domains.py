@@ -33,7 +33,13 @@ and is privileged. SET_TARGET lets a device model domain act for its target.
 
 from __future__ import annotations
 
+from xsd.core import perms as P
+from xsd.core.errors import XsError
 from xsd.core.fields import Fields
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from xsd.core.views import Transaction
 
 DOMID_MAX = 65535
 DOMID_FIRST_RESERVED = 0x7FF0
@@ -86,6 +92,51 @@ class Domain(Fields):
 def may_exist(domid: int) -> bool:
     """True for an id a domain can have (0 up to, not including, the reserved ids)."""
     return 0 <= domid < DOMID_FIRST_RESERVED
+
+
+def name(domains: dict[int, Domain], domid: int) -> bool:
+    """Domain 0 named ``domid``: from now on it is known (if an id a domain can have).
+
+    Returns whether the domain is known.
+    """
+    if domid in domains:
+        return True
+    if not may_exist(domid):
+        return False
+    domains[domid] = Domain(domid, introduced=False)
+    return True
+
+
+def check_perms(domains: dict[int, Domain], privileged: bool, perms: P.Perms) -> P.Perms:
+    """A SET_PERMS list as the node will keep it.
+
+    A privileged caller's list makes every domain it names known (before the node is
+    even looked at, as C allocates its domain structures). An entry naming a domain that
+    is not known is kept, flagged ignored, so a domain made later with that id gets
+    nothing from it (XSA-322).
+
+    Raises:
+        XsError: ENOENT for an owner that is no known domain.
+    """
+    if privileged:
+        for _, who in perms:
+            name(domains, who)
+    if perms[0][1] not in domains:
+        raise XsError("ENOENT")
+    return P.flag_absent(perms, domains.__contains__)
+
+
+def adopt_owners(domains: dict[int, Domain], tx: Transaction) -> None:
+    """A transaction committed: the owners of the nodes it wrote are known domains.
+
+    An owner can be unknown only if it was released while the transaction was open; the
+    commit names it again, making a new domain, as C xenstored does while the hypervisor
+    knows the id. (Permission entries naming it were flagged at the release.)
+    """
+    for path in tx.modified:
+        node = tx.nodes[path]
+        if node is not None:
+            name(domains, node.perms[0][1])
 
 
 def parse_domid(raw: bytes) -> int:

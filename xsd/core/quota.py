@@ -17,7 +17,6 @@ from xsd.core.fields import Fields
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 
 if TYPE_CHECKING:
-    from xsd.core.state import State
     from xsd.core.watches import Watch
 
 # name -> (default, description), in the order ``quota`` lists them.
@@ -126,22 +125,3 @@ def set_global(quotas: Quotas, raw: bytes, value: bytes) -> None:
         quotas.soft["memory"] = int(value)
     else:
         quotas.hard[name] = int(value)
-
-
-def usage_report(state: State, domid: int) -> str:
-    """``quota <domid>``: what a domain uses now."""
-    nodes, memory = state.tree.usage.get(domid, (0, 0))
-    conns = [c for c in state.connections.values() if c.domid == domid]
-    watches = sum(len(c.watches) for c in conns)
-    transactions = sum(len(c.transactions) for c in conns)
-    rows = [
-        ("nodes", nodes),
-        ("watches", watches),
-        ("transactions", transactions),
-        ("outstanding", 0),
-        ("memory", memory),
-        ("output", sum(c.out_bytes for c in conns)),
-        ("transaction-memory", sum(t.size for c in conns for t in c.transactions.values())),
-        ("watch-memory", sum(watch_cost(w) for c in conns for w in c.watches)),
-    ]
-    return f"Domain {domid}:\n" + "".join(f"{n:<16s}: {v:8d}\n" for n, v in rows)

@@ -6,10 +6,10 @@ transaction too, and so does a transaction commit (C charges a transaction only 
 commit, one credit whatever it wrote: a guest's transactional writes bypassed the
 limit). A domain whose credit went below zero is not
 served until it has earned it back: its connections' later requests wait, and the
-others, domain 0 first, are served meanwhile. Its own connections then take turns (the
-engine queues them), so one of them cannot starve the rest. Invariants: the credit is
-never above ``burst``; it is only brought up to date with the ``now`` the engine is
-given (the core reads no clock).
+others, domain 0 first, are served meanwhile. Its own connections then take turns
+(:class:`Turns`, kept by ``xsd.core.flow``), so one of them cannot starve the rest.
+Invariants: the credit is never above ``burst``; it is only brought up to date with the
+``now`` the engine is given (the core reads no clock).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from xsd.core.domains import Domain
 from xsd.core.fields import Fields
 from xsd.core.quota import Quotas
 from xsd.core.tree import Tree
-from xsd.core.watchdogs import WatchdogState
+from xsd.core.watchdog_state import WatchdogState
 from xsd.core.watches import WatchIndex
 
 SPECIAL_NODES = ("@introduceDomain", "@releaseDomain")

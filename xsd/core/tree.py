@@ -160,6 +160,20 @@ class Tree:
             entry[1] += node_cost(path, node)
         return usage
 
+    def check(self) -> list[str]:
+        """Consistency check: every listed child exists and every node but ``/`` is
+        listed by its parent; the problems found, as text."""
+        nodes = self.nodes
+        problems = []
+        listed = {"/"}
+        for path, node in nodes.items():
+            for child in node.children:
+                listed.add(child)
+                if child not in nodes:
+                    problems.append(f"{path} lists missing child {child}")
+        problems.extend(f"{p} is not listed by its parent" for p in nodes.keys() - listed)
+        return problems
+
     def next_generation(self) -> int:
         """Advance the counter and return the new value."""
         self.generation += 1

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from xsd.core import watchdogs
 from xsd.core.engine import Engine
+from xsd.core.watchdogs.feature import of as watchdogs_of
 from xsd.server.kicker_specs import HeartbeatSpec, NotifySpec, address
 from xsd.server.unix_sockets import BindError, bind_unix
 
@@ -54,7 +54,7 @@ def kick(server: Server, domid: int, slot: int, source: str) -> None:
     """Kick (or arm) watchdog ``slot`` of ``domid`` from ``source``."""
 
     def run(engine: Engine) -> None:
-        if not watchdogs.of(engine).external_kick(engine, domid, slot, source):
+        if not watchdogs_of(engine).external_kick(domid, slot, source):
             log.debug("%s: domain %d has no watchdog %d", source, domid, slot)
 
     _apply(server, run)
@@ -65,19 +65,19 @@ def handle_notify(server: Server, spec: NotifySpec, datagram: bytes) -> None:
     source = f"sd_notify {spec.path}"
 
     def run(engine: Engine) -> None:
-        wd = watchdogs.of(engine)
-        if not wd.exists(engine, spec.domid, spec.slot):
+        wd = watchdogs_of(engine)
+        if not wd.exists(spec.domid, spec.slot):
             log.debug("%s: domain %d has no watchdog %d", source, spec.domid, spec.slot)
             return
         for line in datagram.decode("utf-8", "replace").split("\n"):
             key, _, value = line.partition("=")
             if key == "WATCHDOG_USEC" and value.isdigit() and int(value) > 0:
-                wd.set_timeout(engine, spec.domid, spec.slot, -(-int(value) // 1000))
-                wd.external_kick(engine, spec.domid, spec.slot, source)
+                wd.set_timeout(spec.domid, spec.slot, -(-int(value) // 1000))
+                wd.external_kick(spec.domid, spec.slot, source)
             elif key == "WATCHDOG" and value == "1":
-                wd.external_kick(engine, spec.domid, spec.slot, source)
+                wd.external_kick(spec.domid, spec.slot, source)
             elif key == "WATCHDOG" and value == "trigger":
-                wd.expire(engine, spec.domid, spec.slot, f"triggered by {source}")
+                wd.expire(spec.domid, spec.slot, f"triggered by {source}")
 
     _apply(server, run)
 

@@ -24,9 +24,9 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
-from xsd.core import watchdogs
 from xsd.core.effects import WatchdogAction
 from xsd.core.watchdogs import ACTIONS, ALIASES, canonical_action
+from xsd.core.watchdogs.feature import of as watchdogs_of
 
 if TYPE_CHECKING:
     import trio
@@ -189,7 +189,7 @@ async def perform_effect(server: Server, request: WatchdogAction) -> None:
         )
     engine = server.engine
     engine.now = time.monotonic_ns()
-    watchdogs.of(engine).action_done(engine, request.domid, request.seq, ok, detail)
+    watchdogs_of(engine).action_done(request.domid, request.seq, ok, detail)
     server.flush()
 
 

@@ -11,16 +11,20 @@ from collections.abc import Callable
 
 from xsd.core import quota
 from xsd.core.domains import parse_domid
+from xsd.core.effects import MemReport, TraceChanged
 from xsd.core.errors import Deferred, XsError
-from xsd_client.protocol import PAYLOAD_MAX
+from xsd.core.quota import watch_cost
+from xsd_client.protocol import PAYLOAD_MAX, split_args
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 
 if TYPE_CHECKING:
     from xsd.core.connections import Connection
-    from xsd.core.engine import Engine
+    from xsd.core.context import Context
+    from xsd.core.state import State
+    from xsd.core.views import Transaction
 
-Command = Callable[["Engine", list[bytes]], str]
+Command = Callable[["Context", list[bytes]], str]
 
 # The synopses of ``help``, in C 4.17's order and format ("name\tsynopsis").
 _HELP = [
@@ -40,38 +44,39 @@ _HELP = [
 ]
 
 
-def run(engine: Engine, args: list[bytes]) -> bytes:
-    """Run the command ``args[0]`` with the rest as its arguments."""
+def control(ctx: Context, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
+    """XS_CONTROL: run the command named first with the rest as its arguments."""
+    args = split_args(payload)
     if not args:
         raise XsError("EINVAL")
     command = _COMMANDS.get(args[0])
     if command is None:
         raise XsError("EINVAL")
-    return command(engine, args[1:]).encode() + b"\0"
+    return command(ctx, args[1:]).encode() + b"\0"
 
 
-def _help(engine: Engine, args: list[bytes]) -> str:
+def _help(ctx: Context, args: list[bytes]) -> str:
     if args:
         raise XsError("EINVAL")
     return "".join(f"{name}\t{text}\n" for name, text in _HELP)
 
 
-def _check(engine: Engine, args: list[bytes]) -> str:
+def _check(ctx: Context, args: list[bytes]) -> str:
     if args:
         raise XsError("EINVAL")
-    problems = engine.check()
+    problems = ctx.state.tree.check()
     for problem in problems:
-        engine.log(f"check: {problem}")
+        ctx.log(f"check: {problem}")
     return "OK"
 
 
-def _log(engine: Engine, args: list[bytes]) -> str:
+def _log(ctx: Context, args: list[bytes]) -> str:
     """``log on|off`` as C 4.17; xsd's own (docs/differences.md): ``log +CLASS|-CLASS``
     and ``log status``. Opening the file is I/O: ``on`` and ``status`` are answered by
     the shell (``OK``, or the error that kept the file closed)."""
     if len(args) != 1:
         raise XsError("EINVAL")  # bare `log` too, as 4.17
-    settings = engine.state.settings
+    settings = ctx.state.settings
     arg = args[0]
     if arg in (b"on", b"status"):
         settings.trace_on = settings.trace_on or arg == b"on"
@@ -84,60 +89,60 @@ def _log(engine: Engine, args: list[bytes]) -> str:
         settings.log_classes = [*classes, name] if arg[:1] == b"+" else classes
     else:
         raise XsError("EINVAL")
-    engine.trace_changed()
+    ctx.effects.append(TraceChanged())  # the shell reopens or closes the file
     return "OK"
 
 
-def _logfile(engine: Engine, args: list[bytes]) -> str:
+def _logfile(ctx: Context, args: list[bytes]) -> str:
     if len(args) != 1:
         raise XsError("EINVAL")
-    engine.state.settings.trace_file = args[0].decode(errors="surrogateescape")
+    ctx.state.settings.trace_file = args[0].decode(errors="surrogateescape")
     raise Deferred("logfile", args)  # the shell opens it and answers
 
 
-def _memreport(engine: Engine, args: list[bytes]) -> str:
+def _memreport(ctx: Context, args: list[bytes]) -> str:
     if len(args) > 1:
         raise XsError("EINVAL")
     target = args[0].decode(errors="surrogateescape") if args else None
-    if target is None and engine.state.settings.trace_file is None:
+    if target is None and ctx.state.settings.trace_file is None:
         raise XsError("EINVAL")  # C: EBADF without a trace file, sent as EINVAL
-    engine.memreport(target)
+    ctx.effects.append(MemReport(target))
     return "OK"
 
 
-def _print(engine: Engine, args: list[bytes]) -> str:
+def _print(ctx: Context, args: list[bytes]) -> str:
     if len(args) != 1:
         raise XsError("EINVAL")
-    engine.log("control: " + args[0].decode(errors="replace"))
+    ctx.log("control: " + args[0].decode(errors="replace"))
     return "OK"
 
 
-def _quota(engine: Engine, args: list[bytes]) -> str:
+def _quota(ctx: Context, args: list[bytes]) -> str:
     if not args:
-        return quota.describe(engine.state.quotas.hard, "Quota settings:\n")
+        return quota.describe(ctx.state.quotas.hard, "Quota settings:\n")
     if args[0] == b"set":
         if len(args) != 3:
             raise XsError("EINVAL")
-        quota.set_value(engine.state.quotas.hard, args[1], args[2])
+        quota.set_value(ctx.state.quotas.hard, args[1], args[2])
         return "OK"
     if len(args) != 1:
         raise XsError("EINVAL")
     domid = parse_domid(args[0])
-    if domid not in engine.state.domains:
+    if domid not in ctx.state.domains:
         raise XsError("ENOENT")
-    return quota.usage_report(engine.state, domid)
+    return usage_report(ctx.state, domid)
 
 
-def _quota_soft(engine: Engine, args: list[bytes]) -> str:
+def _quota_soft(ctx: Context, args: list[bytes]) -> str:
     if not args:
-        return quota.describe(engine.state.quotas.soft, "Quota settings:\n")
+        return quota.describe(ctx.state.quotas.soft, "Quota settings:\n")
     if args[0] == b"set" and len(args) == 3:
-        quota.set_value(engine.state.quotas.soft, args[1], args[2])
+        quota.set_value(ctx.state.quotas.soft, args[1], args[2])
         return "OK"
     raise XsError("EINVAL")
 
 
-def _connections(engine: Engine, args: list[bytes]) -> str:
+def _connections(ctx: Context, args: list[bytes]) -> str:
     """xsd's own: the connections, who is at the other end (SO_PEERCRED) and their load.
 
     ``connections [dom <domid>] [from <conn-id>]``: the connections of one domain only,
@@ -159,7 +164,7 @@ def _connections(engine: Engine, args: list[bytes]) -> str:
             first = value
         else:
             raise XsError("EINVAL")
-    connections = engine.state.connections
+    connections = ctx.state.connections
     ids = sorted(
         cid
         for cid, conn in connections.items()
@@ -195,7 +200,7 @@ def _connection_line(conn: Connection) -> str:
     )
 
 
-def _live_update(engine: Engine, args: list[bytes]) -> str:
+def _live_update(ctx: Context, args: list[bytes]) -> str:
     # The session, the dry run and the exec are the shell's: it answers later.
     raise Deferred("live-update", args)
 
@@ -220,3 +225,22 @@ def _log_classes() -> tuple[str, ...]:
     from xsd_client.logformat import CLASSES
 
     return CLASSES
+
+
+def usage_report(state: State, domid: int) -> str:
+    """``quota <domid>``: what a domain uses now."""
+    nodes, memory = state.tree.usage.get(domid, (0, 0))
+    conns = [c for c in state.connections.values() if c.domid == domid]
+    watches = sum(len(c.watches) for c in conns)
+    transactions = sum(len(c.transactions) for c in conns)
+    rows = [
+        ("nodes", nodes),
+        ("watches", watches),
+        ("transactions", transactions),
+        ("outstanding", 0),
+        ("memory", memory),
+        ("output", sum(c.out_bytes for c in conns)),
+        ("transaction-memory", sum(t.size for c in conns for t in c.transactions.values())),
+        ("watch-memory", sum(watch_cost(w) for c in conns for w in c.watches)),
+    ]
+    return f"Domain {domid}:\n" + "".join(f"{n:<16s}: {v:8d}\n" for n, v in rows)
