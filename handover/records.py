@@ -13,7 +13,11 @@ few large arrays. Invariants of a stream (format 2):
   dumped: the loader then takes it rather than recounting every node in the pause of a
   live update. A live update's dry run recounts it (``xsd --check-state``), and if the
   two differ the update sends no usage, so that the new process recounts. A stream
-  without it (from an earlier version) is recounted.
+  without it (from an earlier version) is recounted;
+* a ``domain`` record is ``["domain", domid, gfn, evtchn, target, quota, wrl_credit,
+  wrl_stamp, introduced]``: ``introduced`` False for a domain domain 0 has named but not
+  introduced (``xsd.core.domains``). Earlier versions knew introduced domains only and
+  sent no ``introduced``; such records load as introduced.
 
 Format 1 (written by earlier versions, still loaded) sent the tree as ``nodes`` records
 of full paths in depth-first order, parents first, followed by the permission table.
@@ -173,6 +177,7 @@ def dump(
             domain.quota,
             domain.wrl_credit,
             domain.wrl_stamp,
+            domain.introduced,
         ]
         count += 1
     for conn in state.connections.values():
@@ -413,11 +418,14 @@ class _Loader:
         self.pending_nodes = []
 
     def _domain(self, r: Record) -> None:
-        _, domid, gfn, evtchn, target, quota, credit, stamp = r
+        # Earlier versions knew only introduced domains and sent no ``introduced``.
+        _, domid, gfn, evtchn, target, quota, credit, stamp, *rest = r
+        if len(rest) > 1 or not all(isinstance(x, bool) for x in rest):
+            raise StateError(f"domain {domid}: unknown fields {rest!r}")
         if not 0 <= domid <= DOMID_MAX:
             raise StateError(f"domain id {domid} out of range")
         self.state.domains[domid] = Domain(
-            domid, gfn, evtchn, target, dict(quota), float(credit), int(stamp)
+            domid, gfn, evtchn, target, dict(quota), float(credit), int(stamp), *rest
         )
 
     def _conn(self, r: Record) -> None:

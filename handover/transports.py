@@ -9,6 +9,7 @@ memfd would hold, checked the same way.
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
 import struct
@@ -75,26 +76,54 @@ def read_fd(fd: int) -> bytes | memoryview:
 
 def write_lmdb(path: Path, records: list[Record | bytes]) -> None:
     """Write the records (lists, or already packed) to an LMDB file at ``path`` (replaced
-    if it exists)."""
+    if it exists; its directory is created, mode 0700, if missing).
+
+    A full filesystem is an error here, never a signal: the file is written with
+    ``pwrite`` (no ``writemap``) and without LMDB's lock file, a sparse file LMDB writes
+    through a shared mapping (on a full tmpfs that write is a SIGBUS). We are its only
+    writer, the new process its only reader, after us. A file left half-written is removed.
+
+    Raises:
+        OSError: the directory or the file cannot be made, or the disk is full.
+    """
     import lmdb  # only this transport needs it: a memfd update starts faster without it
 
     parts = frame_parts(pack_each(records))
     head, body, digest = parts[0], parts[1:-1], parts[-1]
     size_of_stream = sum(map(len, parts))
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     for suffix in ("", "-lock"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}{suffix}")
     size = max(1 << 20, 2 * size_of_stream + (len(body) * 64))
-    env = lmdb.open(str(path), subdir=False, map_size=size, max_dbs=0, mode=0o600)
+    fs = os.statvfs(path.parent)
+    if fs.f_bavail * fs.f_frsize < size_of_stream:  # the file holds at least the stream
+        raise OSError(
+            errno.ENOSPC,
+            f"no space for the state on {path.parent}: {size_of_stream} bytes or more "
+            f"needed, {fs.f_bavail * fs.f_frsize} free",
+        )
     try:
-        with env.begin(write=True) as txn:
-            txn.put(b"head", head)
-            txn.put(b"digest", digest)
-            for i, item in enumerate(body):
-                txn.put(b"r" + _KEY.pack(i), item)
-        env.sync(True)
-    finally:
-        env.close()
+        env = lmdb.open(str(path), subdir=False, map_size=size, max_dbs=0, mode=0o600, lock=False)
+        try:
+            with env.begin(write=True) as txn:
+                txn.put(b"head", head)
+                txn.put(b"digest", digest)
+                for i, item in enumerate(body):
+                    txn.put(b"r" + _KEY.pack(i), item)
+            env.sync(True)
+        finally:
+            env.close()
+    except lmdb.Error as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        fs = os.statvfs(path.parent)
+        free = fs.f_bavail * fs.f_frsize
+        raise OSError(f"cannot write {path}: {exc} ({free} bytes free there)") from exc
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
 
 
 def read_lmdb(path: Path) -> bytes:

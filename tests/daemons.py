@@ -1,8 +1,8 @@
 """The daemons tests run against: xsd and Xen's reference daemons, as real processes.
 
-Every daemon runs on a real Unix socket. The reference daemons come from
-``../shared/peers`` (installed by ``.ci/run``); on a developer machine without them the
-tests that need them are skipped, in CI they fail. Test modules import from here
+Every daemon runs on a real Unix socket. The reference daemons are started by
+``tools/peers/reference-xenstored`` (``.ci/run`` installs them); on a developer machine
+without them the tests that need them are skipped, in CI they fail. Test modules import from here
 (``from daemons import XsdDaemon``), never from a conftest.
 """
 
@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("XSD_SHARED", ROOT.parent / "shared"))
-REFERENCE_SCRIPT = SHARED / "peers" / "reference-xenstored"
+REFERENCE_SCRIPT = ROOT / "tools" / "peers" / "reference-xenstored"
 XEN_BIN = Path("/usr/lib/xen-4.17/bin")
 
 
@@ -52,7 +51,7 @@ def need_reference() -> None:
     if not have:
         if os.environ.get("CI"):
             pytest.fail("reference peers are not installed: .ci/run must install them")
-        pytest.skip("reference peers not installed: ../shared/peers/reference-xenstored install")
+        pytest.skip("reference peers not installed: tools/peers/reference-xenstored install")
 
 
 class XsdDaemon:
@@ -98,12 +97,13 @@ class XsdDaemon:
 class ReferenceDaemon:
     """Xen's C xenstored (kind "c") or oxenstored ("ocaml") started by the peers script."""
 
-    def __init__(self, rundir: Path, kind: str = "c") -> None:
+    def __init__(self, rundir: Path, kind: str = "c", domains: str = "all") -> None:
         self.rundir = rundir
         self.kind = kind
-        # Only dom0 exists for the shim, as in xsd's world where a domain exists once it
-        # is introduced (docs/differences.md, "Which domains exist").
-        env = dict(os.environ, XS_SHIM_DOMAINS="0")
+        # Which domain ids the hypervisor stand-in (tools/peers/xen-standin.c) says exist
+        # ("all", or a list "0,1,5"). Every id, by default: as in xsd, where domain 0
+        # naming an id makes it a domain (docs/differences.md, "Which domains exist").
+        env = dict(os.environ, XSD_STANDIN_DOMAINS=domains)
         subprocess.run(
             ["bash", str(REFERENCE_SCRIPT), "start", str(rundir), kind],
             check=True,

@@ -5,7 +5,13 @@ Both read the same node of the same daemon (Xen's C xenstored 4.17 by default, o
 median of ``--runs`` fresh processes is printed for each, with the interpreter floors
 measured in the same run so the share that is ours can be told apart:
 
-    python tools/bench_cli.py [--runs 50] [--xsd | --socket PATH]
+    python tools/bench_cli.py [--runs 50] [--xsd | --socket PATH] [--before DIR]
+
+``--before DIR`` adds the rows of another checkout's client (say ``git worktree add DIR
+HEAD~3``), measured in the same run, for a before/after ratio. Run it with the interpreter
+of a fresh venv (``python3 -m venv /tmp/v && /tmp/v/bin/python tools/bench_cli.py``) to
+see what a user's machine sees: this one's site-packages may import modules at start-up
+(a ``.pth``) that would otherwise be the client's to pay for.
 
 This is a measurement, not a test: it asserts nothing.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -25,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "peers" / "reference-xenstored"
+REFERENCE = ROOT / "tools" / "peers" / "reference-xenstored"
 
 
 @contextmanager
@@ -56,13 +63,20 @@ def daemon(kind: str) -> Iterator[str]:
                 proc.wait()
 
 
-def median_ms(argv: list[str], env: dict[str, str], runs: int) -> float:
-    times = []
+def median_ms(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system, the child's) in ms.
+
+    CPU time is what a loaded machine changes least: wall time also counts waiting for
+    a core."""
+    times, cpus = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(times) * 1000, statistics.median(cpus) * 1000
 
 
 def main() -> None:
@@ -71,14 +85,20 @@ def main() -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--xsd", action="store_true", help="start our daemon instead of C's")
     group.add_argument("--socket", help="use a daemon already listening here")
+    parser.add_argument("--before", type=Path, help="another checkout to compare with")
     args = parser.parse_args()
     # An installed package has its bytecode compiled; this environment may forbid
     # writing it (PYTHONDONTWRITEBYTECODE), so compile once here as pip would.
-    compile_all = [sys.executable, "-m", "compileall", "-q", str(ROOT / "xsd_client")]
-    subprocess.run(compile_all, check=True)
+    for root in [ROOT, *([args.before] if args.before else [])]:
+        compile_all = [sys.executable, "-m", "compileall", "-q", str(root / "xsd_client")]
+        subprocess.run(compile_all, check=True)
 
-    py = os.path.realpath(sys.executable)  # not a pyenv shim: that is a shell script
-    xsc = shutil.which("xsc")
+    py = sys.executable  # a venv's python is a link that must stay one (its site)
+    with open(py, "rb") as f:
+        if f.read(2) == b"#!":  # a pyenv shim: a shell script, costly; its interpreter
+            py = os.path.realpath(py)
+    beside = Path(sys.executable).parent / "xsc"  # the interpreter's own, not a shim
+    xsc = str(beside) if beside.exists() else shutil.which("xsc")
     commands = {
         "xenstore-read": ["xenstore-read", "/bench/key"],
         "xsc read (python -m xsd_client.cli)": [py, "-m", "xsd_client.cli", "read", "/bench/key"],
@@ -96,6 +116,30 @@ def main() -> None:
     }
     if xsc:
         commands["xsc read (console script)"] = [xsc, "read", "/bench/key"]
+    # What a console script runs (without runpy, which -m adds), from either checkout.
+    script = "import sys; from xsd_client.cli import main; sys.argv[0] = 'xsc'; sys.exit(main())"
+    checkouts = {"": ROOT, **({" BEFORE": args.before.resolve()} if args.before else {})}
+    for label, root in checkouts.items():
+        commands[f"xsc read (client alone: -c 'from xsd_client.cli import main'){label}"] = [
+            "env",
+            f"PYTHONPATH={root}",
+            py,
+            "-c",
+            script,
+            "read",
+            "/bench/key",
+        ]
+        if label:
+            commands[f"xsc read (python -m xsd_client.cli){label}"] = [
+                "env",
+                f"PYTHONPATH={root}",
+                py,
+                "-m",
+                "xsd_client.cli",
+                "read",
+                "/bench/key",
+            ]
+    commands["floor: env python -c pass"] = ["env", py, "-c", "pass"]
 
     @contextmanager
     def given(path: str) -> Iterator[str]:
@@ -110,7 +154,7 @@ def main() -> None:
         for argv in commands.values():  # warm the page cache
             subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
         # Interleave the commands so load from other processes hits them all alike.
-        results: dict[str, list[float]] = {name: [] for name in commands}
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         rounds = 5
         for _ in range(rounds):
             for name, argv in commands.items():
@@ -118,8 +162,11 @@ def main() -> None:
     where = f"socket {args.socket}" if args.socket else "xsd" if args.xsd else "C xenstored 4.17"
     print(f"daemon: {where}")
     print(f"runs: {args.runs} per command; python {sys.version.split()[0]} ({py})")
+    print("    wall      cpu")
     for name, values in results.items():
-        print(f"{statistics.median(values):8.1f} ms  {name}")
+        wall = statistics.median(v[0] for v in values)
+        cpu = statistics.median(v[1] for v in values)
+        print(f"{wall:8.1f} {cpu:8.1f} ms  {name}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,11 @@ nursery; that task is the only one that reads the stream. Any task may send:
 * a watch is registered locally before its WATCH request goes out, so its first event
   is never lost;
 * when the connection ends every waiting and later request raises
-  :class:`~xsd_client.errors.ConnectionClosedError` and every watch iteration ends.
+  :class:`~xsd_client.errors.ConnectionClosedError` and every watch iteration ends;
+  unless the client reconnects (``open_client(reconnect=True)``, see
+  :mod:`xsd_client.reconnect`): the reader task then connects again, registers the
+  watches again and settles the requests that had no reply; requests made meanwhile
+  wait for it.
 
 This is the only module of :mod:`xsd_client` that imports trio.
 """
@@ -27,7 +31,7 @@ from typing import TypeVar
 
 import trio
 
-from . import calls
+from . import calls, reconnect
 from .calls import Call, check_reply
 from .client import default_socket_path
 from .errors import (
@@ -36,6 +40,7 @@ from .errors import (
     ENOENT,
     ENOSYS,
     ConnectionClosedError,
+    RequestLostError,
     XenstoreError,
     error_from_name,
 )
@@ -55,15 +60,21 @@ __all__ = [
 
 T = TypeVar("T")
 _RECV_SIZE = 65536
+Backoff = reconnect.Backoff
+_policy = reconnect.policy
 
 
 class _Slot:
-    __slots__ = ("done", "error", "packet")
+    __slots__ = ("done", "error", "op", "packet", "payload", "sent", "tx_id")
 
-    def __init__(self) -> None:
+    def __init__(self, op: Op = Op.READ, payload: bytes = b"", tx_id: int = 0) -> None:
         self.done = trio.Event()
         self.packet: Packet | None = None
         self.error: XenstoreError | None = None
+        self.op = op  # the request, for a reconnection to send again
+        self.payload = payload
+        self.tx_id = tx_id
+        self.sent = False
 
 
 class AsyncWatch:
@@ -181,21 +192,26 @@ class _AsyncOperations:
 class AsyncTransaction(_AsyncOperations):
     """An open transaction; see :meth:`AsyncClient.open_transaction`."""
 
-    def __init__(self, client: AsyncClient, tx_id: int) -> None:
+    def __init__(self, client: AsyncClient, tx_id: int, epoch: int = 0) -> None:
         self.client = client
         self.tx_id = tx_id
         self._ended = False
+        self._epoch = epoch  # the connection it was started on (see reconnect)
 
     def __repr__(self) -> str:
         return f"<AsyncTransaction {self.tx_id}{' (ended)' if self._ended else ''}>"
 
     async def _run(self, call: Call[T]) -> T:
+        if self._epoch != self.client._epoch:  # the daemon restarted: it is gone
+            raise error_from_name("EAGAIN", call.path)
         return await self.client._send(call, self.tx_id)
 
     async def _end(self, commit: bool) -> None:
         if self._ended:
             raise ValueError(f"transaction {self.tx_id} already ended")
         self._ended = True
+        if not commit and self._epoch != self.client._epoch:
+            return  # nothing left to abort
         await self._run(calls.transaction_end(commit))
 
     async def commit(self) -> None:
@@ -214,9 +230,14 @@ class AsyncTransaction(_AsyncOperations):
 class AsyncClient(_AsyncOperations):
     """A connection to a xenstore daemon for trio tasks; get one from :func:`open_client`."""
 
-    def __init__(self, stream: trio.SocketStream, path: str) -> None:
+    def __init__(
+        self, stream: trio.SocketStream, path: str, backoff: reconnect.Backoff | None = None
+    ) -> None:
         self.path = path
         self._stream = stream
+        self._backoff = backoff
+        self._epoch = 0  # connections made so far, less one
+        self._down = False  # reconnecting: requests wait in _pending, unsent
         self._send_lock = trio.Lock()
         self._pending: dict[int, _Slot] = {}
         self._watches: WatchTable[AsyncWatch] = WatchTable()
@@ -249,6 +270,11 @@ class AsyncClient(_AsyncOperations):
         await self._stream.aclose()
 
     async def _read_loop(self) -> None:
+        while not await self._read_connection() and await self._recover():
+            pass
+
+    async def _read_connection(self) -> bool:
+        """Read one connection until it ends; True if the client is done with it."""
         decoder = Decoder()
         reason = ConnectionClosedError("connection closed by the daemon")
         try:
@@ -259,11 +285,71 @@ class AsyncClient(_AsyncOperations):
                     self._dispatch(packet)
                 if not data:
                     break
+            if self._backoff is not None and self._closed is None:
+                return False
         except ProtocolError as e:
             reason = ConnectionClosedError(f"daemon broke the protocol: {e}")
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            if self._backoff is not None and self._closed is None:
+                return False
             reason = ConnectionClosedError(f"connection lost: {e}")
         self._shutdown(reason)
+        return True
+
+    async def _recover(self) -> bool:
+        """Connect again (the reader task, after the daemon went): True once the new
+        connection carries the watches and the requests that had no reply; False if the
+        client was closed or the back-off gave up (then it is closed)."""
+        assert self._backoff is not None
+        self._down = True
+        self._epoch += 1
+        for delay in self._backoff.delays():
+            await trio.sleep(delay)
+            if self._closed is not None:
+                return False
+            try:
+                stream = await _connect(self.path)
+            except OSError:
+                continue
+            async with self._send_lock:
+                old, self._stream = self._stream, stream
+                with suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    await old.aclose()
+                try:
+                    await self._stream.send_all(self._resume())
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    continue  # gone again already: next attempt
+            return True
+        self._shutdown(ConnectionClosedError("the daemon did not come back; giving up"))
+        return False
+
+    def _resume(self) -> bytes:
+        """What a new connection is sent first: the watches again, then the requests
+        that are to go again; the others are settled (``reconnect.fate``)."""
+        out = []
+        for watch in self._watches.all():
+            self._next_req_id = self._next_req_id % 0xFFFFFFFF + 1
+            call = calls.watch(watch.path, watch.token)  # replies go nowhere
+            out.append(encode(call.op, self._next_req_id, 0, call.payload))
+        for req_id, slot in list(self._pending.items()):
+            fate = reconnect.fate(slot.op, slot.payload, slot.tx_id, slot.sent)
+            if fate == reconnect.RESEND:
+                out.append(encode(slot.op, req_id, 0, slot.payload))
+                slot.sent = True
+                continue
+            del self._pending[req_id]
+            if fate == reconnect.DONE:
+                slot.packet = Packet(slot.op, req_id, slot.tx_id, b"OK\0")
+            elif fate == reconnect.AGAIN:
+                slot.error = error_from_name("EAGAIN")
+            else:
+                slot.error = RequestLostError(
+                    f"the daemon restarted before answering {slot.op.name}: "
+                    "it may or may not have been applied"
+                )
+            slot.done.set()
+        self._down = False
+        return b"".join(out)
 
     def _dispatch(self, packet: Packet) -> None:
         if packet.op == Op.WATCH_EVENT:
@@ -285,11 +371,18 @@ class AsyncClient(_AsyncOperations):
             raise self._closed
         self._next_req_id = self._next_req_id % 0xFFFFFFFF + 1
         req_id = self._next_req_id
-        slot = _Slot()
+        slot = _Slot(op, payload, tx_id)
         self._pending[req_id] = slot
         try:
-            async with self._send_lock:
-                await self._stream.send_all(encode(op, req_id, tx_id, payload))
+            if not self._down:  # else the reconnection sends it
+                async with self._send_lock:
+                    slot.sent = True
+                    try:
+                        await self._stream.send_all(encode(op, req_id, tx_id, payload))
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        slot.sent = False  # nothing of it reached a daemon that answers
+                        if self._backoff is None or self._closed is not None:
+                            raise
             await slot.done.wait()
         except (trio.BrokenResourceError, trio.ClosedResourceError) as e:
             self._shutdown(ConnectionClosedError(f"connection lost: {e}"))
@@ -312,7 +405,9 @@ class AsyncClient(_AsyncOperations):
 
     async def transaction(self) -> AsyncTransaction:
         """Start a transaction (prefer :meth:`open_transaction`)."""
-        return AsyncTransaction(self, await self._run(calls.transaction_start()))
+        epoch = self._epoch
+        tx_id = await self._run(calls.transaction_start())
+        return AsyncTransaction(self, tx_id, epoch if epoch == self._epoch else -1)
 
     @asynccontextmanager
     async def open_transaction(self) -> AsyncIterator[AsyncTransaction]:
@@ -403,31 +498,29 @@ class AsyncClient(_AsyncOperations):
 
 
 @asynccontextmanager
-async def open_client(path: str | os.PathLike[str] | None = None) -> AsyncIterator[AsyncClient]:
+async def open_client(
+    path: str | os.PathLike[str] | None = None, *, reconnect: bool | Backoff = False
+) -> AsyncIterator[AsyncClient]:
     """Connect to a daemon; the client closes when the block ends.
 
     Args:
         path: the daemon's Unix socket; default
             :func:`~xsd_client.client.default_socket_path`.
+        reconnect: carry on when the daemon restarts (True, or a
+            :class:`~xsd_client.reconnect.Backoff`): see :mod:`xsd_client.reconnect`.
+            Off by default.
 
     Raises:
         ConnectionClosedError: the socket cannot be connected.
     """
     where = os.fspath(path) if path is not None else default_socket_path()
-    # Not trio.open_unix_socket: a non-blocking AF_UNIX connect meeting a full backlog
-    # (C xenstored listens with a backlog of 1) fails with EAGAIN without connecting,
-    # and trio then takes the socket for connected. A blocking connect in a thread
-    # waits for room instead.
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        await trio.to_thread.run_sync(sock.connect, where)
+        stream = await _connect(where)
     except OSError as e:
-        sock.close()
         raise ConnectionClosedError(
             e.errno, f"cannot connect to xenstored: {e.strerror}", where
         ) from e
-    stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
-    client = AsyncClient(stream, where)
+    client = AsyncClient(stream, where, _policy(reconnect))
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(client._read_loop)
@@ -450,16 +543,38 @@ async def open_client(path: str | os.PathLike[str] | None = None) -> AsyncIterat
             exc.__context__ = context
 
 
+async def _connect(where: str) -> trio.SocketStream:
+    """A stream connected to the daemon socket at ``where``.
+
+    Raises:
+        OSError: it cannot be connected.
+    """
+    # Not trio.open_unix_socket: a non-blocking AF_UNIX connect meeting a full backlog
+    # (C xenstored listens with a backlog of 1) fails with EAGAIN without connecting,
+    # and trio then takes the socket for connected. A blocking connect in a thread
+    # waits for room instead.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await trio.to_thread.run_sync(sock.connect, where)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+
+
 async def transact(
     client: AsyncClient,
     fn: Callable[[AsyncTransaction], Awaitable[T]],
     *,
     max_tries: int | None = None,
+    idempotent: bool = False,
 ) -> T:
     """Run ``await fn(tx)`` in a transaction, again from scratch on EAGAIN.
 
     Args:
         max_tries: give up (re-raising EAGAIN) after this many attempts; None: never.
+        idempotent: run it again, too, when a daemon restart lost the commit's reply
+            (see :func:`xsd_client.recipes.transact`).
 
     Returns:
         What the successful attempt of ``fn`` returned.
@@ -470,7 +585,9 @@ async def transact(
         try:
             async with client.open_transaction() as tx:
                 result = await fn(tx)
-        except EAGAIN:
+        except (EAGAIN, RequestLostError) as exc:
+            if isinstance(exc, RequestLostError) and not idempotent:
+                raise
             if max_tries is not None and tries >= max_tries:
                 raise
             await trio.sleep(0)

@@ -12,8 +12,6 @@ id is ``int``; anything else raises :class:`TypeError` before a byte is sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 from ._typing import Generic, TypeVar
 from .errors import RemoteProtocolError, error_from_name
 from .protocol import (
@@ -26,6 +24,10 @@ from .protocol import (
     split_args,
 )
 from .values import Perm
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
+if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms of xsc
+    from collections.abc import Callable, Iterable
 
 __all__ = [
     "Call",

@@ -26,14 +26,15 @@ only the blocking client and the standard library modules it already needs; neve
 
 from __future__ import annotations
 
-import contextlib
-import errno as _errno
 import os
 import sys
-from collections.abc import Callable, Sequence
 
 from .client import Client, Transaction, WatchEvent
 from .errors import EAGAIN, ENOENT, XenstoreError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
+if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms
+    from collections.abc import Callable, Sequence
 
 __all__ = ["main", "sanitise", "unsanitise"]
 
@@ -340,11 +341,24 @@ def _print_help(mode: str) -> None:
             "  ls        print a tree            list    print child names\n"
             "  exists    test for keys           rm      remove keys\n"
             "  chmod     set permissions         watch   print watch events\n"
-            "  control   XS_CONTROL commands (xenstore-control)\n\n"
-            f"'{PROG} <mode> --help' describes each. The daemon socket is $XENSTORED_PATH,\n"
-            "else $XENSTORED_RUNDIR/socket, else /var/run/xenstored/socket.\n"
+            "  control   XS_CONTROL commands (xenstore-control)\n"
+            "  live-update  replace the daemon in place (xenstore-control live-update)\n"
+            "  watchdog  list, arm, kick and configure the per-domain watchdogs\n\n"
+            f"'{PROG} <mode> --help' describes each; '{PROG} --version' prints the version.\n"
+            "The daemon socket is $XENSTORED_PATH, else $XENSTORED_RUNDIR/socket, else\n"
+            "/var/run/xenstored/socket.\n"
         )
     sys.stdout.write(text)
+
+
+def _version() -> str:
+    """The installed distribution's version (importlib.metadata: only for --version)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("xsd")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def _connect(mode: str) -> Client:
@@ -485,8 +499,10 @@ class _Command:
             max_width, desired_width = _INT_MAX // 2, 0
         else:
             max_width, desired_width = 80, 60
-            with contextlib.suppress(OSError, ValueError):
+            try:
                 max_width = os.get_terminal_size(1).columns - 2
+            except (OSError, ValueError):
+                pass
         paths = self.keys or ["/"]
         for path in paths:
             self._ls(xs, _fs(path), 0, show_perms, flat, max_width, desired_width)
@@ -655,10 +671,17 @@ def _control(args: Sequence[str]) -> int:
     if args[0] in _HELP_FLAG:
         _print_help("control")
         return 0
+    if args[0] == "live-update" and any(arg in _HELP_FLAG for arg in args[1:]):
+        from . import cli_liveupdate
+
+        sys.stdout.write(cli_liveupdate.HELP)
+        return 0
     client = _connect("control")
     try:
         if args[0] == "live-update":
-            return _live_update(client, args[1:])
+            from . import cli_liveupdate
+
+            return cli_liveupdate.run(client, args[1:])
         try:
             reply = client.control(args[0], *args[1:])
         except XenstoreError as e:
@@ -670,7 +693,7 @@ def _control(args: Sequence[str]) -> int:
                 else:
                     sys.stderr.write(f"Command not supported. Valid commands are:\n{commands}\n")
             else:
-                code = e.errno if isinstance(e.errno, int) else _errno.EIO
+                code = e.errno if isinstance(e.errno, int) else 5  # EIO
                 sys.stderr.write(f"Error {code} when trying to execute command.\n")
             return 3
         if reply:
@@ -678,73 +701,6 @@ def _control(args: Sequence[str]) -> int:
         return 0
     finally:
         client.close()
-
-
-def _live_update(client: Client, args: Sequence[str]) -> int:
-    """``xenstore-control live-update [-c CMDLINE] [-F] [-t SECS] FILE`` for a daemon."""
-    import time
-
-    binary = cmdline = state = None
-    timeout, force = 60, False
-    it = iter(args)
-    for arg in it:
-        if arg in ("-c", "-t", "--state"):
-            value = next(it, None)
-            if value is None:
-                what = {"-c": "command line", "-t": "timeout", "--state": "state transport"}[arg]
-                sys.stderr.write(f"Missing {what} value\n")
-                return 2
-            if arg == "-c":
-                cmdline = value
-            elif arg == "--state":
-                state = value  # xsd's own: memfd (default) or lmdb:PATH
-            else:
-                timeout = _atoi(value) % 2**32
-        elif arg == "-F":
-            force = True
-        else:
-            binary = arg
-    if binary is None:
-        sys.stderr.write("Missing binary specification\n")
-        return 2
-    if client.exists("/tool/xenstored/domid"):
-        sys.stderr.write("Live update of a xenstore stub domain is not supported by xsc.\n")
-        return 3
-
-    def send(*cmd: str) -> tuple[bool, str]:
-        try:
-            return True, client.control("live-update", *cmd)
-        except XenstoreError as e:
-            return False, _errno_text(e)
-
-    ok, text = send("-f", binary)
-    if not ok or text != "OK":
-        sys.stderr.write(f"Setting update binary failed:\n{text}\n")
-        return 3
-    rc = 0
-    if cmdline is not None:
-        ok, text = send("-c", cmdline)
-        if not ok or text != "OK":
-            sys.stderr.write(f"Setting update binary failed:\n{text}\n")
-            rc = 3
-    if not rc:
-        start = ["-s", "-t", str(timeout), *(["-F"] if force else [])]
-        if state is not None:
-            start += ["--state", state]
-        ok, text = True, "BUSY"
-        began = time.time()
-        while time.time() - began < timeout:
-            ok, text = send(*start)
-            if not ok or text != "BUSY":
-                break
-            time.sleep(1)
-        if not ok or text != "OK":
-            sys.stderr.write(f"Starting live update failed:\n{text}\n")
-            rc = 3
-    if rc:
-        with contextlib.suppress(XenstoreError):
-            client.control("live-update", "-a")
-    return rc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -762,23 +718,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode, rest = args[1], args[2:]
     if argv is None:
         # A real command line: die quietly on a closed pipe or ^C, as a C tool does.
-        import signal
+        # _signal: the signal module wraps it in enums, ~4 ms of imports.
+        from _signal import SIG_DFL, SIGINT, SIGPIPE, signal  # type: ignore[import-not-found]
 
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal(SIGPIPE, SIG_DFL)
+        signal(SIGINT, SIG_DFL)
     try:
         if mode in _HELP_FLAG:
             _print_help("")
             return 0
         if mode == "control":
             return _control(rest)
+        if mode == "--version":
+            sys.stdout.write(f"{PROG} {_version()}\n")
+            return 0
         if mode == "live-update":  # also `xsc control live-update ...`, as xenstore-control
-            if rest and rest[0] in _HELP_FLAG:
-                _print_help("control")
+            from . import cli_liveupdate
+
+            if any(arg in _HELP_FLAG for arg in rest):
+                sys.stdout.write(cli_liveupdate.HELP)
                 return 0
             client = _connect("control")
             try:
-                return _live_update(client, rest)
+                return cli_liveupdate.run(client, rest)
             finally:
                 client.close()
         if mode == "watchdog":  # the watchdog commands (issue 5) live in cli_watchdog
@@ -792,8 +754,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Exit as e:
         return e.code
     finally:
-        with contextlib.suppress(BrokenPipeError):
+        try:
             sys.stdout.flush()
+        except BrokenPipeError:
+            pass
 
 
 if __name__ == "__main__":

@@ -3,8 +3,12 @@
 Everything goes through ordinary store writes as domain 0, on the nodes documented in
 the README ("Watchdogs"), so the CLI has no powers a toolstack does not have. Invariants:
 
-* a command that the daemon refuses prints the error name (EINVAL, EPERM, EACCES...) to
-  stderr and exits 1; a usage error exits 2; success exits 0;
+* a command that the daemon refuses prints the error name (EINVAL, EPERM, EACCES...) and
+  what it means to stderr and exits 1; a usage error exits 2; success exits 0;
+* a command for a watchdog that does not exist (a domain never introduced, a number
+  beyond the domain's count) is refused before anything is written, exit 1: domain 0
+  may write anywhere, and the write would only create plain nodes no watchdog reads;
+* numbers are checked before they are sent, and a bad one is named (exit 2);
 * ``list`` refreshes each ``timeleft`` (a write the daemon answers by rewriting it) before
   reading, so the time left is current to within a round trip;
 * importing this module never imports trio.
@@ -13,10 +17,13 @@ the README ("Watchdogs"), so the CLI has no powers a toolstack does not have. In
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 from .client import Client
 from .errors import XenstoreError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 USAGE = """\
 Usage: xsc watchdog <command> [args]
@@ -32,7 +39,30 @@ Usage: xsc watchdog <command> [args]
   nowayout DOMID N 0|1             1: nothing disarms it until it fires
   qmp DOMID PATH                   the QMP socket of the domain's QEMU ("" none)
   status DOMID                     the last expiry: watchdog, time, action, result
+A domain has watchdogs once introduced (the daemon's --watchdogs-per-domain, numbered
+from 0). Exit status: 0 done, 1 refused (the reason on stderr), 2 usage.
 """
+
+_HELP_FLAGS = ("-h", "--help", "help")
+
+_MEANING = {
+    "EINVAL": "the daemon refused the value",
+    "EPERM": "not allowed now (nowayout is set)",
+    "EACCES": "not allowed to write that node",
+}
+"""What each refusal means, after its error name."""
+
+_VALUE_RULES = {
+    "timeout": "a timeout must lie within the daemon's --watchdog-min-timeout.."
+    "--watchdog-max-timeout (default 10..86400000 ms) and above the pretimeout",
+    "pretimeout": "a pretimeout must be below the timeout",
+    "action": "an action is one of reset shutdown reboot poweroff pause debug none "
+    "inject-nmi, or an xl on_watchdog name",
+}
+
+
+class _Refused(Exception):
+    """A command for something that does not exist; nothing was written."""
 
 
 class _Usage(Exception):
@@ -49,6 +79,32 @@ def _slot(domid: str, slot: str) -> str:
     if not slot.isdigit():
         raise _Usage(f"bad watchdog number {slot!r}")
     return f"{_base(domid)}/{int(slot)}"
+
+
+def _ms(what: str, text: str) -> str:
+    if not text.isdigit():
+        raise _Usage(f"{what} {text!r} is not a number of milliseconds")
+    return str(int(text))
+
+
+def _existing_base(client: Client, domid: str) -> str:
+    base = _base(domid)
+    if not client.exists(base):
+        raise _Refused(
+            f"domain {int(domid)} has no watchdogs: it was never introduced "
+            "(or the daemon gives none: --watchdogs-per-domain)"
+        )
+    return base
+
+
+def _existing_slot(client: Client, domid: str, slot: str) -> str:
+    top = _slot(domid, slot)
+    base = _existing_base(client, domid)
+    if not client.exists(top):
+        numbers = sorted(int(n) for n in client.directory(base) if n.isdigit())
+        have = f"watchdogs 0-{numbers[-1]}" if numbers else "no watchdogs"
+        raise _Refused(f"domain {int(domid)} has {have}: there is no watchdog {int(slot)}")
+    return top
 
 
 def _text(client: Client, path: str) -> str:
@@ -114,24 +170,30 @@ def run(client: Client, args: Sequence[str]) -> int:
     if cmd == "list":
         _print_table(list_watchdogs(client, rest))
     elif cmd == "arm" and len(rest) in (2, 3):
-        top = _slot(rest[0], rest[1])
-        if len(rest) == 3:
-            client.write(f"{top}/timeout", rest[2])
-        client.write(f"{top}/control", "arm")
+        timeout = _ms("timeout", rest[2]) if len(rest) == 3 else None
+        top = _existing_slot(client, rest[0], rest[1])
+        if timeout is not None:
+            _write(client, "timeout", f"{top}/timeout", timeout)
+        _write(client, "arm", f"{top}/control", "arm")
     elif cmd == "kick" and len(rest) == 2:
-        client.write(f"{_slot(rest[0], rest[1])}/keepalive", "1")
+        _write(client, cmd, f"{_existing_slot(client, rest[0], rest[1])}/keepalive", "1")
     elif cmd == "disarm" and len(rest) == 2:
-        client.write(f"{_slot(rest[0], rest[1])}/control", "disarm")
-    elif cmd in ("timeout", "pretimeout", "nowayout") and len(rest) == 3:
-        client.write(f"{_slot(rest[0], rest[1])}/{cmd}", rest[2])
+        _write(client, cmd, f"{_existing_slot(client, rest[0], rest[1])}/control", "disarm")
+    elif cmd in ("timeout", "pretimeout") and len(rest) == 3:
+        value = _ms(cmd, rest[2])
+        _write(client, cmd, f"{_existing_slot(client, rest[0], rest[1])}/{cmd}", value)
+    elif cmd == "nowayout" and len(rest) == 3:
+        if rest[2] not in ("0", "1"):
+            raise _Usage(f"nowayout {rest[2]!r} is not 0 or 1")
+        _write(client, cmd, f"{_existing_slot(client, rest[0], rest[1])}/nowayout", rest[2])
     elif cmd == "action" and len(rest) == 2:
-        client.write(f"{_base(rest[0])}/action", rest[1])
+        _write(client, cmd, f"{_existing_base(client, rest[0])}/action", rest[1])
     elif cmd == "action" and len(rest) == 3:
-        client.write(f"{_slot(rest[0], rest[1])}/action", rest[2])
+        _write(client, cmd, f"{_existing_slot(client, rest[0], rest[1])}/action", rest[2])
     elif cmd == "qmp" and len(rest) == 2:
-        client.write(f"{_base(rest[0])}/qmp", rest[1])
+        _write(client, cmd, f"{_existing_base(client, rest[0])}/qmp", rest[1])
     elif cmd == "status" and len(rest) == 1:
-        base = _base(rest[0])
+        base = _existing_base(client, rest[0])
         for leaf in ("watchdog", "time", "action", "result"):
             sys.stdout.write(f"{leaf}: {_text(client, f'{base}/bootstatus/{leaf}')}\n")
     else:
@@ -139,9 +201,25 @@ def run(client: Client, args: Sequence[str]) -> int:
     return 0
 
 
+class _Failed(Exception):
+    """The daemon refused a write: ``str()`` is the error name and what it means."""
+
+
+def _write(client: Client, cmd: str, path: str, value: str) -> None:
+    try:
+        client.write(path, value)
+    except XenstoreError as e:
+        name = e.errno_name or str(e)
+        text = f"{name}: {_MEANING[name]}" if name in _MEANING else name
+        rule = _VALUE_RULES.get(cmd)
+        if name == "EINVAL" and rule:
+            text += f" ({rule})"
+        raise _Failed(f"{cmd} {path}: {text}") from None
+
+
 def main(args: Sequence[str]) -> int:
     """``xsc watchdog ARGS``; returns the exit status."""
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args or any(arg in _HELP_FLAGS[:2] for arg in args) or args[0] == "help":
         sys.stdout.write(USAGE)
         return 0 if args else 2
     try:
@@ -152,8 +230,11 @@ def main(args: Sequence[str]) -> int:
     try:
         return run(client, args)
     except _Usage as e:
-        sys.stderr.write(f"xsc watchdog: {e}\n{USAGE}")
+        sys.stderr.write(f"xsc watchdog: {e} (xsc watchdog --help lists the commands)\n")
         return 2
+    except (_Refused, _Failed) as e:
+        sys.stderr.write(f"xsc watchdog: {e}\n")
+        return 1
     except XenstoreError as e:
         sys.stderr.write(f"xsc watchdog: {e.errno_name or e}\n")
         return 1

@@ -16,26 +16,27 @@ Theory of operation. A :class:`Client` owns one Unix socket to the daemon and on
   order, on a separate *callback thread*, so a callback may itself call the client;
 * when the connection ends (closed by us, by the daemon, or broken framing), every waiting
   and every later request fails with :class:`~xsd_client.errors.ConnectionClosedError`,
-  and every watch iterator ends.
+  and every watch iterator ends; unless the client reconnects (``reconnect=True``, see
+  :mod:`xsd_client.reconnect`): then the reader thread connects again, registers the
+  watches again and settles the requests that had no reply, and requests made
+  meanwhile wait for it.
 
 Importing this module never imports trio (``xsd_client.aio`` is the trio client).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 
-# The C halves of socket and queue: the Python wrappers add nothing used here and
-# cost the one-shot CLI milliseconds of imports (selectors, enum conversions, heapq).
-from _queue import Empty, SimpleQueue
+# The C halves of socket, queue and threading: the Python wrappers add nothing used here
+# and cost a one-shot ``xsc read`` milliseconds of imports (selectors, enum conversions,
+# heapq, weakref). Queues are imported with the first watch, ``threading`` with the
+# first watch callback.
 from _socket import AF_UNIX, SHUT_RDWR, SOCK_STREAM
 from _socket import socket as _unix_socket
-from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
+from _thread import allocate_lock, get_ident, start_new_thread
 
-from . import calls
+from . import calls, reconnect
 from ._typing import TypeVar
 from .calls import Call, check_reply
 from .errors import (
@@ -43,12 +44,20 @@ from .errors import (
     ENOENT,
     ENOSYS,
     ConnectionClosedError,
+    RequestLostError,
     XenstoreError,
     error_from_name,
 )
 from .protocol import PAYLOAD_MAX, Decoder, Op, Packet, ProtocolError, encode
 from .values import Perm, WatchEvent
 from .watch_table import WatchTable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
+if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms
+    import threading
+    from _queue import SimpleQueue
+    from collections.abc import Callable, Iterable, Iterator
+    from types import TracebackType
 
 __all__ = [
     "DEFAULT_RUNDIR",
@@ -65,6 +74,7 @@ DEFAULT_RUNDIR = "/var/run/xenstored"
 T = TypeVar("T")
 
 _RECV_SIZE = 65536
+_policy = reconnect.policy
 
 
 def default_socket_path() -> str:
@@ -81,19 +91,30 @@ def default_socket_path() -> str:
     return (DEFAULT_RUNDIR if rundir is None else rundir) + "/socket"
 
 
-_Callback = tuple[Callable[[WatchEvent], object], WatchEvent]
+if TYPE_CHECKING:
+    _Callback = tuple[Callable[[WatchEvent], object], WatchEvent]
+
+
+def _queue_empty() -> type[Exception]:
+    from _queue import Empty
+
+    return Empty
 
 
 class _Slot:
     """A one-shot reply slot: the reader fills it, one requester waits on it."""
 
-    __slots__ = ("_done", "error", "packet")
+    __slots__ = ("_done", "error", "op", "packet", "payload", "sent", "tx_id")
 
-    def __init__(self) -> None:
-        self._done = threading.Lock()
+    def __init__(self, op: Op = Op.READ, payload: bytes = b"", tx_id: int = 0) -> None:
+        self._done = allocate_lock()
         self._done.acquire()
         self.packet: Packet | None = None
         self.error: XenstoreError | None = None
+        self.op = op  # the request, for a reconnection to send again
+        self.payload = payload
+        self.tx_id = tx_id
+        self.sent = False
 
     def set(self, packet: Packet | None, error: XenstoreError | None = None) -> None:
         self.packet = packet
@@ -123,6 +144,8 @@ class Watch:
         self.path = path
         self.token = token
         self.callback = callback
+        from _queue import SimpleQueue
+
         self._queue: SimpleQueue[WatchEvent | None] = SimpleQueue()
         self._active = True
 
@@ -156,7 +179,7 @@ class Watch:
         """
         try:
             item = self._queue.get(timeout=timeout)
-        except Empty:
+        except _queue_empty():
             raise TimeoutError(f"no event on {self.path!r} within {timeout} s") from None
         if item is None:  # the end
             self._queue.put(None)  # every later get() sees the end too
@@ -171,8 +194,10 @@ class Watch:
         if not self._active:
             return
         self.client._forget_watch(self)
-        with contextlib.suppress(ENOENT, ConnectionClosedError):
+        try:
             self.client.unwatch(self.path, self.token)
+        except (ENOENT, ConnectionClosedError):
+            pass
 
     close = unwatch
 
@@ -270,21 +295,26 @@ class Transaction(_Operations):
     transactions may be open on one client at once, from different threads.
     """
 
-    def __init__(self, client: Client, tx_id: int) -> None:
+    def __init__(self, client: Client, tx_id: int, epoch: int = 0) -> None:
         self.client = client
         self.tx_id = tx_id
         self._ended = False
+        self._epoch = epoch  # the connection it was started on (see reconnect)
 
     def __repr__(self) -> str:
         return f"<Transaction {self.tx_id}{' (ended)' if self._ended else ''}>"
 
     def _run(self, call: Call[T]) -> T:
+        if self._epoch != self.client._epoch:  # the daemon restarted: it is gone
+            raise error_from_name("EAGAIN", call.path)
         return self.client._send(call, self.tx_id)
 
     def _end(self, commit: bool) -> None:
         if self._ended:
             raise ValueError(f"transaction {self.tx_id} already ended")
         self._ended = True
+        if not commit and self._epoch != self.client._epoch:
+            return  # nothing left to abort
         self._run(calls.transaction_end(commit))
 
     def commit(self) -> None:
@@ -314,8 +344,10 @@ class Transaction(_Operations):
             self.commit()
         else:
             # The block's own exception is the one that matters.
-            with contextlib.suppress(XenstoreError):
+            try:
                 self.abort()
+            except XenstoreError:
+                pass
 
 
 class Client(_Operations):
@@ -325,16 +357,30 @@ class Client(_Operations):
         path: the daemon's Unix socket; default :func:`default_socket_path`.
         timeout: seconds to wait for each reply (None: wait forever). A request that
             times out raises :class:`TimeoutError`; the connection stays usable.
+        reconnect: carry on when the daemon restarts (True, or a
+            :class:`~xsd_client.reconnect.Backoff`): see :mod:`xsd_client.reconnect`.
+            Off by default.
 
     Raises:
         ConnectionClosedError: the socket cannot be connected.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float | None = None,
+        reconnect: bool | reconnect.Backoff = False,
+    ):
         self.path = os.fspath(path) if path is not None else default_socket_path()
         self.timeout = timeout
-        self._lock = threading.Lock()  # guards the tables below
-        self._send_lock = threading.Lock()
+        self._backoff = _policy(reconnect)
+        self._epoch = 0  # connections made so far, less one
+        self._down = False  # reconnecting: requests wait in _pending, unsent
+        self._stop = allocate_lock()  # held until close(): stop waiting to reconnect
+        self._stop.acquire()
+        self._lock = allocate_lock()  # guards the tables below
+        self._send_lock = allocate_lock()
         self._pending: dict[int, _Slot] = {}
         self._watches: WatchTable[Watch] = WatchTable()
         self._next_req_id = 0
@@ -351,10 +397,11 @@ class Client(_Operations):
                 e.errno, f"cannot connect to xenstored: {e.strerror}", self.path
             ) from e
         self._sock = sock
-        self._reader = threading.Thread(
-            target=self._read_loop, name="xsd_client-reader", daemon=True
-        )
-        self._reader.start()
+        # The reader: a bare thread (as a daemon thread, never waited for at exit);
+        # it releases _reader_done when it ends, which close() waits for.
+        self._reader_done = allocate_lock()
+        self._reader_done.acquire()
+        self._reader_ident = start_new_thread(self._reader_main, ())
 
     def __repr__(self) -> str:
         return f"<Client {self.path!r}{' closed' if self._closed else ''}>"
@@ -369,12 +416,16 @@ class Client(_Operations):
     def close(self) -> None:
         """Close the connection: waiting requests fail, watch iterators end."""
         self._shutdown(ConnectionClosedError("connection closed by the client"))
-        current = threading.current_thread()
-        if current is not self._reader:
-            self._reader.join()
+        if self._stop.locked():
+            self._stop.release()
+        if get_ident() != self._reader_ident:
+            with self._reader_done:  # the reader has ended
+                pass
         if self._callback_thread is not None:
+            import threading
+
             self._callbacks.put(None)  # type: ignore[union-attr]
-            if current is not self._callback_thread:
+            if threading.current_thread() is not self._callback_thread:
                 self._callback_thread.join()
         self._sock.close()
 
@@ -390,14 +441,27 @@ class Client(_Operations):
                 self._closed = reason
             pending, self._pending = self._pending, {}
             watches = self._watches.take_all()
-        with contextlib.suppress(OSError):
+        try:
             self._sock.shutdown(SHUT_RDWR)  # wakes the reader
+        except OSError:
+            pass
         for slot in pending.values():
             slot.set(None, self._closed)
         for watch in watches:
             watch._end()
 
+    def _reader_main(self) -> None:
+        try:
+            self._read_loop()
+        finally:
+            self._reader_done.release()
+
     def _read_loop(self) -> None:
+        while not self._read_connection() and self._recover():
+            pass
+
+    def _read_connection(self) -> bool:
+        """Read one connection until it ends; True if the client is done with it."""
         decoder = Decoder()
         reason = ConnectionClosedError("connection closed by the daemon")
         try:
@@ -408,15 +472,87 @@ class Client(_Operations):
                     self._dispatch(packet)
                 if not data:
                     break
+            if self._backoff is not None and self._closed is None:
+                return False
         except ProtocolError as e:
             reason = ConnectionClosedError(f"daemon broke the protocol: {e}")
         except OSError as e:
+            if self._backoff is not None and self._closed is None:
+                return False
             reason = ConnectionClosedError(e.errno, f"connection lost: {e.strerror}")
         except Exception as e:
             # Anything else (a reply this client cannot read) must still end the
             # connection: a reader that just stopped would leave requests waiting.
             reason = ConnectionClosedError(f"cannot read the daemon's messages: {e!r}")
         self._shutdown(reason)
+        return True
+
+    def _stopped_within(self, delay: float) -> bool:
+        """Wait up to ``delay`` seconds; True at once if the client is being closed."""
+        if self._stop.acquire(timeout=delay):
+            self._stop.release()  # stays released: every later wait returns at once
+            return True
+        return False
+
+    def _recover(self) -> bool:
+        """Connect again (the reader thread, after the daemon went): True once the new
+        connection carries the watches and the requests that had no reply; False if
+        the client was closed or the back-off gave up (then it is closed)."""
+        assert self._backoff is not None
+        with self._lock:
+            self._down = True
+            self._epoch += 1
+        for delay in self._backoff.delays():
+            if self._stopped_within(delay) or self._closed is not None:
+                return False
+            sock = _unix_socket(AF_UNIX, SOCK_STREAM)
+            try:
+                sock.connect(self.path)
+            except OSError:
+                sock.close()
+                continue
+            with self._send_lock:
+                old, self._sock = self._sock, sock
+                old.close()
+                try:
+                    self._resume()
+                except OSError:
+                    continue  # gone again already: next attempt
+            return True
+        self._shutdown(ConnectionClosedError("the daemon did not come back; giving up"))
+        return False
+
+    def _resume(self) -> None:
+        """On a new connection (send lock held): watches again, then the requests."""
+        with self._lock:
+            watches = self._watches.all()
+            settled: list[tuple[_Slot, Packet | None, XenstoreError | None]] = []
+            out = []
+            for watch in watches:
+                self._next_req_id = self._next_req_id % 0xFFFFFFFF + 1
+                call = calls.watch(watch.path, watch.token)  # replies go nowhere
+                out.append(encode(call.op, self._next_req_id, 0, call.payload))
+            for req_id, slot in list(self._pending.items()):
+                fate = reconnect.fate(slot.op, slot.payload, slot.tx_id, slot.sent)
+                if fate == reconnect.RESEND:
+                    out.append(encode(slot.op, req_id, 0, slot.payload))
+                    slot.sent = True
+                    continue
+                del self._pending[req_id]
+                if fate == reconnect.DONE:
+                    settled.append((slot, Packet(slot.op, req_id, slot.tx_id, b"OK\0"), None))
+                elif fate == reconnect.AGAIN:
+                    settled.append((slot, None, error_from_name("EAGAIN")))
+                else:
+                    lost = RequestLostError(
+                        f"the daemon restarted before answering {slot.op.name}: "
+                        "it may or may not have been applied"
+                    )
+                    settled.append((slot, None, lost))
+            self._down = False
+        for slot, packet, error in settled:
+            slot.set(packet, error)
+        self._sock.sendall(b"".join(out))
 
     def _dispatch(self, packet: Packet) -> None:
         if packet.op == Op.WATCH_EVENT:
@@ -435,19 +571,26 @@ class Client(_Operations):
     def _request(self, op: Op, payload: bytes, tx_id: int = 0, path: str | None = None) -> bytes:
         if len(payload) > PAYLOAD_MAX:  # as libxenstore: refused before it is sent
             raise error_from_name("E2BIG", path)
-        slot = _Slot()
+        slot = _Slot(op, payload, tx_id)
         with self._lock:
             if self._closed is not None:
                 raise self._closed
             self._next_req_id = self._next_req_id % 0xFFFFFFFF + 1
             req_id = self._next_req_id
             self._pending[req_id] = slot
+            down = self._down  # reconnecting: _resume() sends it
         data = encode(op, req_id, tx_id, payload)
-        try:
+        if not down:
             with self._send_lock:
-                self._sock.sendall(data)
-        except OSError as e:
-            self._shutdown(ConnectionClosedError(e.errno, f"connection lost: {e.strerror}"))
+                try:
+                    slot.sent = True
+                    self._sock.sendall(data)
+                except OSError as e:
+                    slot.sent = False  # nothing of it reached a daemon that answers
+                    if self._backoff is None:
+                        self._shutdown(
+                            ConnectionClosedError(e.errno, f"connection lost: {e.strerror}")
+                        )
         if not slot.wait(self.timeout):
             with self._lock:
                 self._pending.pop(req_id, None)
@@ -475,7 +618,9 @@ class Client(_Operations):
 
     def transaction(self) -> Transaction:
         """Start a transaction; use the result as a context manager."""
-        return Transaction(self, self._run(calls.transaction_start()))
+        epoch = self._epoch
+        tx_id = self._run(calls.transaction_start())
+        return Transaction(self, tx_id, epoch if epoch == self._epoch else -1)
 
     # -- watches ----------------------------------------------------------------------
 
@@ -546,8 +691,12 @@ class Client(_Operations):
             watch._end()
 
     def _run_callback(self, fn: Callable[[WatchEvent], object], event: WatchEvent) -> None:
+        import threading
+
         with self._lock:
             if self._callback_thread is None:
+                from _queue import SimpleQueue
+
                 self._callbacks = SimpleQueue()
                 self._callback_thread = threading.Thread(
                     target=self._callback_loop, name="xsd_client-callbacks", daemon=True

@@ -41,6 +41,7 @@ __all__ = [
     "ERRORS",
     "ConnectionClosedError",
     "RemoteProtocolError",
+    "RequestLostError",
     "XenstoreError",
     "error_from_name",
 ]
@@ -58,6 +59,12 @@ class XenstoreError(OSError):
 
 class ConnectionClosedError(XenstoreError, ConnectionError):
     """The connection to the daemon is closed (by us, by the daemon, or broken)."""
+
+
+class RequestLostError(ConnectionClosedError):
+    """A reconnecting client lost the connection after sending a request that cannot
+    safely be sent again (RM, INTRODUCE, a transaction's commit, ...), before its reply
+    came: it may or may not have been applied. Check, then retry if it was not."""
 
 
 class RemoteProtocolError(XenstoreError):

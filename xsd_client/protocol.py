@@ -16,11 +16,14 @@ whole :class:`Packet` objects; :func:`encode` turns one back into bytes. Invaria
 
 from __future__ import annotations
 
-import enum
 import struct
-from collections.abc import Iterator
 
 from .frozen import Frozen
+from .intenum import IntEnum
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
+if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms of xsc
+    from collections.abc import Iterator
 
 __all__ = [
     "ABS_PATH_MAX",
@@ -57,7 +60,7 @@ DOMID_INVALID = 0x7FF4
 DOMID_ANY = 0x7FF5
 
 
-class Op(enum.IntEnum):
+class Op(IntEnum):
     """Message type numbers (``xs_wire.h``)."""
 
     CONTROL = 0

@@ -4,8 +4,11 @@ re-reading watches.
 Invariants:
 
 * :func:`transact` runs the whole function again, in a fresh transaction, every time the
-  commit answers EAGAIN; any other error, or an exception from the function, aborts the
-  transaction and propagates;
+  commit answers EAGAIN (a reconnecting client raises it too for a transaction the
+  daemon lost in a restart); any other error, or an exception from the function, aborts
+  the transaction and propagates; a commit whose reply a restart lost
+  (:class:`~xsd_client.errors.RequestLostError`) is run again only for an ``idempotent``
+  function;
 * :class:`DataWatch` and :class:`ChildrenWatch` call their function once at once, with
   the current state, and afterwards only when a watch event shows a *different* state
   (xenstore watches fire for the whole subtree and may fire spuriously); calls never
@@ -21,7 +24,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from .client import Client, Transaction, Watch, WatchEvent
-from .errors import EAGAIN, ENOENT, ConnectionClosedError
+from .errors import EAGAIN, ENOENT, ConnectionClosedError, RequestLostError
 
 __all__ = ["ChildrenWatch", "DataWatch", "transact"]
 
@@ -29,7 +32,13 @@ T = TypeVar("T")
 S = TypeVar("S")
 
 
-def transact(client: Client, fn: Callable[[Transaction], T], *, max_tries: int | None = None) -> T:
+def transact(
+    client: Client,
+    fn: Callable[[Transaction], T],
+    *,
+    max_tries: int | None = None,
+    idempotent: bool = False,
+) -> T:
     """Run ``fn(tx)`` in a transaction, again from scratch on EAGAIN.
 
     ``fn`` must do all its reads and writes through ``tx`` and have no other effects
@@ -39,6 +48,9 @@ def transact(client: Client, fn: Callable[[Transaction], T], *, max_tries: int |
         client: the connection.
         fn: the work; its return value is returned.
         max_tries: give up (re-raising EAGAIN) after this many attempts; None: never.
+        idempotent: ``fn`` does nothing more when its change is already there (it
+            checks a marker it writes, say): then a commit whose reply was lost in a
+            daemon restart is run again rather than raising ``RequestLostError``.
 
     Returns:
         What the successful attempt of ``fn`` returned.
@@ -49,7 +61,9 @@ def transact(client: Client, fn: Callable[[Transaction], T], *, max_tries: int |
         try:
             with client.transaction() as tx:
                 result = fn(tx)
-        except EAGAIN:
+        except (EAGAIN, RequestLostError) as exc:
+            if isinstance(exc, RequestLostError) and not idempotent:
+                raise
             if max_tries is not None and tries >= max_tries:
                 raise
             continue

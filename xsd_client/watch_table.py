@@ -56,6 +56,10 @@ class WatchTable(Generic[W]):
                 return watch
         return None
 
+    def all(self) -> list[W]:
+        """Every watch (a reconnected client registers them again)."""
+        return [w for ws in self._by_token.values() for w in ws]
+
     def take_all(self) -> list[W]:
         """Every watch, leaving the table empty."""
         watches = [w for ws in self._by_token.values() for w in ws]

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("XSD_SHARED", ROOT.parent / "shared"))
+REFERENCE_SCRIPT = ROOT / "tools" / "peers" / "reference-xenstored"
 
 TINY = [
     "-n", "1k",
@@ -41,9 +41,7 @@ FIGURES = [
 
 def have_reference() -> bool:
     """Xen's C xenstored and the peers script that starts it are installed."""
-    return (SHARED / "peers" / "reference-xenstored").exists() and Path(
-        "/usr/lib/xen-4.17/bin/xenstored"
-    ).exists()
+    return REFERENCE_SCRIPT.exists() and Path("/usr/lib/xen-4.17/bin/xenstored").exists()
 
 
 def test_live_update_benchmark_tiny(tmp_path: Path) -> None:

@@ -630,6 +630,47 @@ SCRIPTS["domains"] = [
     s(0, O.RELEASE, 7, note="again"),
 ]
 
+# A toolstack names a domain before introducing it (docs/differences.md, "Which domains
+# exist"); C runs with every domain id known to its shim, as under Xen.
+SCRIPTS["domains named before introduce"] = [
+    s(0, O.WATCH, "@introduceDomain", "i"),
+    s(0, O.WATCH, "@releaseDomain", "r"),
+    p(0, O.CONTROL, b"quota\x0011\x00", note="not known yet"),
+    s(0, O.TRANSACTION_START, ""),
+    w(0, "/local/domain/11", b"", tx=TX),
+    s(0, O.SET_PERMS, "/local/domain/11", "n0", "r11", tx=TX),
+    w(0, "/local/domain/11/device/vif/0/state", b"1", tx=TX),
+    s(0, O.SET_PERMS, "/local/domain/11/device/vif/0/state", "n11", "r0", tx=TX),
+    s(0, O.TRANSACTION_END, "T", tx=TX),
+    s(0, O.SET_PERMS, "/nowhere", "n12", note="names 12 although the node is missing"),
+    s(0, O.IS_DOMAIN_INTRODUCED, 11),
+    s(0, O.RELEASE, 11, note="named, not introduced"),
+    s(0, O.RESUME, 11),
+    s(0, O.SET_TARGET, 11, 12),
+    p(0, O.CONTROL, b"quota\x0011\x00", note="known: its nodes counted"),
+    p(0, O.CONTROL, b"quota\x0012\x00"),
+    s(0, O.SET_PERMS, "/local", "n0", "r32752", "r-1", "r70000", note="never domains"),
+    s(0, O.SET_PERMS, "/local", "n32752"),
+    s(0, O.SET_PERMS, "/local", "n0"),
+    s(0, O.INTRODUCE, 11, 1, 2),
+    s(0, O.IS_DOMAIN_INTRODUCED, 11),
+    w(0, "/secret", b"s"),
+    s(0, O.SET_PERMS, "/secret", "n0", "r11"),
+    s(1, O.TRANSACTION_START, ""),
+    s(1, O.SET_PERMS, "/secret", "n0", "b11", tx=TX),
+    s(0, O.RELEASE, 11),
+    s(0, O.IS_DOMAIN_INTRODUCED, 11),
+    p(0, O.CONTROL, b"quota\x0011\x00", note="gone"),
+    s(0, O.GET_PERMS, "/secret", note="the entry is shown, ignored"),
+    s(0, O.SET_PERMS, "/local/domain/11", "n0", "r11", note="the id's next life"),
+    s(1, O.TRANSACTION_END, "T", tx=TX),
+    s(0, O.GET_PERMS, "/secret"),
+    s(0, O.INTRODUCE, 11, 1, 2),
+    s(0, O.RELEASE, 11),
+    s(0, O.RM, "/local/domain/11"),
+    s(0, O.RM, "/secret"),
+]
+
 # --- CONTROL ---------------------------------------------------------------------
 CONTROL_PAYLOADS = [
     b"help\0",

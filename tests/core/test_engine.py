@@ -262,7 +262,7 @@ def test_an_internal_error_costs_one_eio_reply_not_the_connection() -> None:
     s = Session(engine)
     assert s.call(Op.WRITE, raw=b"/a\0v") == b"E:EIO"
     bugs = [e for e in engine.take_effects() if e.kind == "bug"]
-    assert len(bugs) == 1 and "bug in a feature" in repr(bugs[0].arg[1])
+    assert len(bugs) == 1 and "bug in a feature" in repr(bugs[0].error)
     engine.observers.pop()
     assert s.call(Op.READ, "/a") == b"v"  # served on, the same connection
 
@@ -284,6 +284,6 @@ def test_guest_writes_beyond_the_rate_wait_their_turn() -> None:
     assert paid is not None and t0 < paid <= t0 + 6_000_000  # 1/200 s later
     assert dom0.call(Op.READ, "/local/domain/4/k0") == b"v"  # dom0 is not held up
     engine.tick(paid)
-    assert [e.arg for e in engine.take_effects() if e.kind == "resume"] == [guest.id]
+    assert [e.conn_id for e in engine.take_effects() if e.kind == "resume"] == [guest.id]
     engine.resume(guest.id, paid + 20_000_000)  # 20 ms later: 4 more writes earned
     assert len(guest.take()) == 4

@@ -9,29 +9,27 @@ import sys
 import pytest
 
 from handover import plain
-from xsd.core import fields
+from xsd.core import effects, fields
 from xsd.core.connections import Connection, Credentials
 from xsd.core.domains import Domain
-from xsd.core.effects import Effect
 from xsd.core.ops import Caller
 from xsd.core.quota import Quotas
 from xsd.core.state import Settings, State
-from xsd.core.watchdogs import ActionRequest, Dog, DomainDogs, WatchdogState
+from xsd.core.watchdogs import Dog, DomainDogs, WatchdogState
 from xsd.core.watches import Watch
 
 FIELDS_CLASSES = [
     Credentials,
     Domain,
-    Effect,
     Caller,
     Quotas,
     Settings,
     State,
-    ActionRequest,
     Dog,
     DomainDogs,
     WatchdogState,
     Watch,
+    *(getattr(effects, name) for name in effects.__all__),
 ]
 
 
@@ -52,6 +50,7 @@ def test_mutable_defaults_are_fresh_for_each_instance() -> None:
         "quota": None,
         "wrl_credit": 10.0,
         "wrl_stamp": 0,
+        "introduced": True,
     }
     a, b = Domain(1), Domain(2)
     a.quota["nodes"] = 5

@@ -239,7 +239,8 @@ def test_release_and_reintroduction_start_clean(env: Env, domid: DomId) -> None:
     assert env.dom0.call(Op.GET_QUOTA, d, "nodes") == err("ENOENT")
     assert env.dom0.call(Op.READ, f"/t{d}/acl/mine") == err("ENOENT")
     assert env.dom0.call(Op.READ, home(d)) == err("ENOENT")
-    assert perms(env, f"/t{d}/acl") == [f"n{helper}"]
+    # the entry naming d stays, flagged ignored (C's GET_PERMS shows it too)
+    assert perms(env, f"/t{d}/acl") == [f"n{helper}", f"b{d}"]
     # the same domid again: no nodes, no ACL entries, zero usage, default quotas
     again = env.introduce(d, home=False)
     # its entry on @releaseDomain went with the old domain; the helper's stayed
@@ -374,3 +375,22 @@ def test_quota_privileged_option_applies_quotas_to_dom0(
     env = fresh("--quota-privileged", "--quota", "node-size=100")
     assert env.dom0.write("/small", b"x" * 50) == OK
     assert env.dom0.write("/big", b"x" * 200) == err("ENOSPC")
+
+
+def test_nodes_made_for_a_domain_before_introduce_count_towards_its_quota(
+    env: Env, domid: DomId
+) -> None:
+    d = domid()
+    assert env.dom0.call(Op.GET_QUOTA, d, "nodes") == err("ENOENT")  # not known yet
+    assert env.dom0.call(Op.MKDIR, home(d)) == OK
+    assert env.dom0.call(Op.SET_PERMS, home(d), f"n{d}") == OK  # named: known from now on
+    assert env.dom0.call(Op.WRITE, f"{home(d)}/a", "") == OK  # owned by d, as the parent
+    assert env.dom0.call(Op.WRITE, f"{home(d)}/b", "") == OK
+    assert env.usage(d) == 3
+    assert env.dom0.call(Op.SET_QUOTA, d, "nodes", 5) == OK
+    assert env.dom0.call(Op.IS_DOMAIN_INTRODUCED, d) == ("OK", b"F\0")
+    guest = env.introduce(d, home=False)
+    assert guest.call(Op.WRITE, "c", "") == OK
+    assert guest.call(Op.WRITE, "e", "") == OK
+    assert guest.call(Op.WRITE, "f", "") == err("ENOSPC")
+    assert env.usage(d) == 5

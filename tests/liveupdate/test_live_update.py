@@ -254,9 +254,16 @@ def test_failures_leave_the_daemon_serving(xsd: XsdDaemon, program: str, tmp_pat
         assert conn.call(Op.CONTROL, "live-update", "-c", "--quota nodes=lots") == ("OK", b"OK\0")
         kind, text = conn.call(Op.CONTROL, "live-update", "-s", "-t", "10")
         assert kind == "OK" and b"bad quota 'nodes=lots'" in text
-    # Passes the dry run, then vanishes before the exec: the exec itself fails.
+    # Passes the dry run, then vanishes before -s: -s sees the file changed, runs the
+    # dry run again, which fails.
     vanishing = _script(tmp_path, "vanishing", '#!/bin/sh\nrm -f "$0"\nexit 0\n')
-    assert live_update(sock, vanishing) == ("OK", b"Error activating new binary.\0")
+    kind, text = live_update(sock, vanishing)
+    assert kind == "OK" and text.startswith(b"New program cannot be run: "), text
+    # Passes the dry run, then is no longer executable (same file): the exec fails.
+    losing_x = _script(tmp_path, "losing-x", '#!/bin/sh\nchmod a-x "$0"\nexit 0\n')
+    assert live_update(sock, losing_x) == ("OK", b"Error activating new binary.\0")
+    assert "live-update: exec failed: [Errno 13]" in xsd.output()
+    assert "live-update: exec " not in xsd.output().replace("exec failed", "")
     # Session rules.
     with RawConn(str(sock)) as a, RawConn(str(sock)) as b:
         assert a.call(Op.CONTROL, "live-update", "-s") == ("OK", b"Not in live-update session.\0")
@@ -346,11 +353,12 @@ def test_systemd_hears_ready_reloading_ready(tmp_path: Path, program: str) -> No
     finally:
         del os.environ["NOTIFY_SOCKET"]
     try:
-        assert listener.recv(4096) == b"READY=1"
+        assert listener.recv(4096) == b"STATUS=Starting"
+        assert listener.recv(4096).startswith(b"READY=1\nSTATUS=")
         assert live_update(daemon.socket, program) == ("OK", b"OK\0")
         reloading = listener.recv(4096).decode()
         assert reloading.startswith("RELOADING=1\nMONOTONIC_USEC=")
-        assert listener.recv(4096) == b"READY=1"
+        assert listener.recv(4096).startswith(b"READY=1\nSTATUS=")
     finally:
         daemon.stop()
         listener.close()

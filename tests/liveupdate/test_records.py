@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from handover import plain, records, stream
 from handover.records import StateError
 from handover.tree_columns import INT_COLUMNS, pack_ints, unpack_ints
+from xsd.core import perms as P
 from xsd.core.engine import Engine
 from xsd.core.state import State
 from xsd.core.tree import Tree, node_cost
@@ -506,7 +507,7 @@ def test_a_kept_dump_and_the_delta_since_load_the_current_tree(
     _delta_round_trip(engine, conn, after)
 
 
-def test_a_delta_carries_released_domains_and_scrubbed_acls() -> None:
+def test_a_delta_carries_released_domains_and_flagged_acls() -> None:
     engine = _engine_with_tree()
     conn = next(iter(engine.state.connections))
     ahead = records.dump_ahead(engine.state.tree)
@@ -517,11 +518,39 @@ def test_a_delta_carries_released_domains_and_scrubbed_acls() -> None:
     assert ahead.packed in recs
     again, _ = records.load(stream.decode_state(stream.encode_state(recs)))
     _same_tree(engine.state.tree, again.tree)
-    assert again.tree.nodes["/a/b1"].perms == ((0, 0),)
-    # recounted rather than taken: the delta recharges the scrubbed owners
+    assert again.tree.nodes["/a/b1"].perms == ((0, 0), (P.READ | P.IGNORE, 5))
+    # recounted rather than taken: the delta recharges the owners
     recs = list(records.dump(engine.state, None, ahead, with_usage=False))
     again, _ = records.load(stream.decode_state(stream.encode_state(recs)))
     _same_tree(engine.state.tree, again.tree)
+
+
+def test_named_domains_travel_and_earlier_domain_records_load_as_introduced() -> None:
+    """Domains domain 0 named but did not introduce stay so across a live update; a
+    ``domain`` record of an earlier version (no ``introduced``) is an introduced one."""
+    engine = _engine_with_tree()  # introduces 5, names 7 in a permission
+    conn = next(iter(engine.state.connections))
+    engine.receive(conn, encode(Op.SET_PERMS, 60, 0, b"/a/b0\0n9\0r8\0"), 0)
+    named = {d: dom.introduced for d, dom in engine.state.domains.items()}
+    assert named == {0: True, 5: True, 7: False, 9: False, 8: False}
+    recs = list(stream.decode_state(stream.encode_state(list(records.dump(engine.state)))))
+    again, _ = records.load(recs)
+    assert {d: dom.introduced for d, dom in again.domains.items()} == named
+    moved = Engine(again)
+    dom0 = next(iter(again.connections))
+    moved.receive(dom0, encode(Op.IS_DOMAIN_INTRODUCED, 61, 0, b"9\0"), 0)
+    moved.receive(dom0, encode(Op.INTRODUCE, 62, 0, b"9\0001\0001\0"), 0)
+    moved.receive(dom0, encode(Op.IS_DOMAIN_INTRODUCED, 63, 0, b"9\0"), 0)
+    out = b"".join(frame for frame, _, _ in again.connections[dom0].out)
+    assert b"F\0" in out and out.endswith(b"T\0")
+    assert again.domains[9].introduced and again.tree.nodes["/a/b0"].perms[0] == (0, 9)
+    # as an earlier version wrote it: eight fields, every domain it knew introduced
+    old = [r[:8] if r[0] == "domain" else r for r in recs]
+    earlier, _ = records.load(old)
+    assert all(dom.introduced for dom in earlier.domains.values())
+    bad = [[*r, True, 1] if r[0] == "domain" else r for r in recs]
+    with pytest.raises(StateError, match="unknown fields"):
+        records.load(bad)
 
 
 def test_too_many_changes_mean_a_full_dump() -> None:

@@ -121,3 +121,33 @@ def test_a_program_changed_since_its_dry_run_is_exec_d_as_it_is(
     cmdline = Path(f"/proc/{xsd.pid}/cmdline").read_bytes().split(b"\0")
     assert b"-S" not in cmdline
     assert cmdline[1] == os.fsencode(program)
+
+
+def test_packages_an_import_hook_found_are_reported_and_planned(tmp_path: Path) -> None:
+    """A default editable install's finder maps a package to its source directory, which
+    no sys.path entry names: the report names that directory, the plan appends it; a
+    package mapped to a directory of another name cannot be followed (none is named)."""
+    import importlib.util
+
+    loaded = []
+    for name, directory in (("lu_hooked_pkg", "lu_hooked_pkg"), ("lu_renamed_pkg", "elsewhere")):
+        where = tmp_path / "src" / directory
+        where.mkdir(parents=True)
+        (where / "__init__.py").write_text("")
+        spec = importlib.util.spec_from_file_location(
+            name, where / "__init__.py", submodule_search_locations=[str(where)]
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+        loaded.append(name)
+    try:
+        assert reexec.hooked_roots() == [str(tmp_path / "src")]
+        ours = _file(tmp_path, "ours", b"#!" + os.fsencode(sys.executable))
+        plan = reexec.exec_plan(ours, reexec.report())
+        assert plan is not None and plan.path[-1] == str(tmp_path / "src")
+    finally:
+        for name in loaded:
+            del sys.modules[name]
+    assert str(tmp_path / "src") not in reexec.hooked_roots()

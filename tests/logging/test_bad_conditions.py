@@ -103,6 +103,11 @@ def test_full_disk_daemon_serves_reports_and_recovers(tmp_path: Path) -> None:
             assert count > 0
             # The gap in the numbers is exactly the count of dropped lines.
             assert len(set(range(1, seqs[-1] + 1)) - set(seqs)) == count
+            # And the notice is the first line written after the gap (issue 15, item 9).
+            ordered = sorted((ln for ln in lines if ln.instance == "full"), key=lambda ln: ln.seq)
+            gap = next(i for i, ln in enumerate(ordered[1:], 1) if ln.seq != ordered[i - 1].seq + 1)
+            assert ordered[gap] is dropped[0], [ln.text for ln in ordered[gap - 1 : gap + 2]]
+            assert dropped[0].seq == ordered[gap - 1].seq + count + 1
 
 
 def test_classes_switch_and_io_off_costs_nothing(tmp_path: Path) -> None:

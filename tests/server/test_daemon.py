@@ -42,9 +42,9 @@ def test_stops_on_sigint(tmp_path: Path) -> None:
 
 def test_xenstored_path_environment_is_honoured(tmp_path: Path) -> None:
     sock = tmp_path / "elsewhere.sock"
-    env = dict(os.environ, XENSTORED_PATH=str(sock))
+    env = dict(os.environ, XENSTORED_PATH=str(sock), XENSTORED_RUNDIR=str(tmp_path / "rd"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xsd", "--rundir", str(tmp_path / "rd")],
+        [sys.executable, "-m", "xsd"],  # an explicit --rundir would win over XENSTORED_PATH
         env=env,
         stderr=subprocess.PIPE,
         text=True,

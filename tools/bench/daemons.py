@@ -25,11 +25,19 @@ from pathlib import Path
 from xsd_client.protocol import HEADER, Op, encode, join_args
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("XSD_SHARED", ROOT.parent / "shared"))
-REFERENCE_SCRIPT = SHARED / "peers" / "reference-xenstored"
+REFERENCE_SCRIPT = Path(
+    os.environ.get("XSD_REFERENCE_SCRIPT", ROOT / "tools" / "peers" / "reference-xenstored")
+)
+"""Starts Xen's daemons without a hypervisor (``$XSD_REFERENCE_SCRIPT`` names another)."""
 
-KINDS: dict[str, str] = {"xsd": "xsd", "c": "cxenstored", "ocaml": "oxenstored"}
-"""Daemon kind (as given on the command line) to the name printed in the table."""
+KINDS: dict[str, str] = {
+    "xsd": "xsd",
+    "xsd-durable": "xsd --state-dir",
+    "c": "cxenstored",
+    "ocaml": "oxenstored",
+}
+"""Daemon kind (as given on the command line) to the name printed in the table.
+``xsd-durable`` is xsd in durable mode, its state directory in its run directory."""
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -178,15 +186,16 @@ def _wait_socket(path: Path, alive: Callable[[], bool], what: str, timeout: floa
     raise DaemonStartError(f"{what}: no answer on {path} after {timeout:.0f} s")
 
 
-def _start_xsd(rundir: Path, timeout: float) -> Daemon:
+def _start_xsd(rundir: Path, timeout: float, kind: str = "xsd") -> Daemon:
     out = open(rundir / "xsd.out", "wb")  # noqa: SIM115 - the child keeps the descriptor
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("XENSTORED_PATH", None)
     env.pop("XENSTORED_RUNDIR", None)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    extra = ["--state-dir", str(rundir / "state")] if kind == "xsd-durable" else []
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "xsd", "--rundir", str(rundir)],
+            [sys.executable, "-m", "xsd", "--rundir", str(rundir), *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -195,7 +204,7 @@ def _start_xsd(rundir: Path, timeout: float) -> Daemon:
         )
     finally:
         out.close()
-    daemon = Daemon("xsd", rundir, proc.pid, proc)
+    daemon = Daemon(kind, rundir, proc.pid, proc)
     try:
         _wait_socket(daemon.socket, daemon.alive, "xsd", timeout)
     except DaemonStartError as exc:
@@ -206,7 +215,9 @@ def _start_xsd(rundir: Path, timeout: float) -> Daemon:
 
 def _start_reference(kind: str, rundir: Path, timeout: float) -> Daemon:
     if not REFERENCE_SCRIPT.exists():
-        raise DaemonStartError(f"{KINDS[kind]}: {REFERENCE_SCRIPT} not found (set XSD_SHARED)")
+        raise DaemonStartError(
+            f"{KINDS[kind]}: {REFERENCE_SCRIPT} not found (set XSD_REFERENCE_SCRIPT)"
+        )
     res = subprocess.run(
         ["bash", str(REFERENCE_SCRIPT), "start", str(rundir), kind],
         capture_output=True,
@@ -236,7 +247,8 @@ def _start_reference(kind: str, rundir: Path, timeout: float) -> Daemon:
 
 
 def start_daemon(kind: str, rundir: Path, timeout: float = 15.0) -> Daemon:
-    """Start a fresh daemon of ``kind`` (``xsd``, ``c`` or ``ocaml``) in ``rundir``.
+    """Start a fresh daemon of ``kind`` (``xsd``, ``xsd-durable``, ``c`` or ``ocaml``) in
+    ``rundir``.
 
     Raises:
         DaemonStartError: it could not be started or does not answer on its socket.
@@ -244,6 +256,6 @@ def start_daemon(kind: str, rundir: Path, timeout: float = 15.0) -> Daemon:
     if kind not in KINDS:
         raise DaemonStartError(f"unknown daemon kind {kind!r}; choose from {', '.join(KINDS)}")
     rundir.mkdir(parents=True, exist_ok=True)
-    if kind == "xsd":
-        return _start_xsd(rundir, timeout)
+    if kind in ("xsd", "xsd-durable"):
+        return _start_xsd(rundir, timeout, kind)
     return _start_reference(kind, rundir, timeout)

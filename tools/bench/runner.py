@@ -28,7 +28,7 @@ from tools.bench.workloads import make_spec, percentiles, run_cell, setup_paths
 Shape = tuple[int, int]
 """(clients, depth)."""
 
-UNITS = {"txn": "txn", "watch": "event"}
+UNITS = {"txn": "txn", "watch": "event", "boot": "domain"}
 """What a workload's throughput counts, where it is not one request."""
 
 
@@ -139,6 +139,8 @@ def run_cells(daemon: Daemon, store: str, opts: Options, out: Results) -> bool:
     """Run every cell against ``daemon``; return False if the daemon died."""
     for workload in opts.workloads:
         for clients, depth in opts.shapes:
+            if workload == "boot" and depth != 1:
+                continue  # the boot storm's workers send one request at a time
             row = CellRow(daemon.name, store, workload, clients, depth, UNITS.get(workload, "req"))
             out.cells.append(row)
             if not daemon.alive():

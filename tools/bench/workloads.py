@@ -30,11 +30,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from tools.bench.bootstorm import boot_client
 from tools.bench.conn import Conn
 from xsd_client.protocol import Decoder, Op, encode, parse_error
 
-WORKLOADS = ("read", "write", "dir", "mix", "txn", "watch")
-"""Every workload, in table order."""
+WORKLOADS = ("read", "write", "dir", "mix", "txn", "watch", "boot")
+"""Every workload, in table order (``boot``, the boot storm, is in ``bootstorm``)."""
 
 VALUE = b"v" * 32
 """The value written by write, mix and txn units (32 bytes)."""
@@ -534,10 +535,11 @@ def run_cell(spec: CellSpec, on_start: Callable[[], None]) -> CellResult:
         pipes += writer_pipes
     else:
         barrier = ctx.Barrier(spec.clients + 1)
+        target = boot_client if spec.workload == "boot" else request_client
         for c in range(spec.clients):
             rx, tx = ctx.Pipe(duplex=False)
             args3 = (spec, c, barrier, tx)
-            procs.append(ctx.Process(target=request_client, args=args3, daemon=True))
+            procs.append(ctx.Process(target=target, args=args3, daemon=True))
             pipes.append(rx)
     for p in procs:
         p.start()
@@ -619,4 +621,6 @@ def make_spec(socket_path: Path, workload: str, clients: int, depth: int, **kw: 
         raise ValueError(f"unknown workload {workload!r}")
     if not 1 <= clients <= MAX_CLIENTS:
         raise ValueError(f"clients must be 1..{MAX_CLIENTS}")
+    if workload == "boot" and depth != 1:
+        raise ValueError("the boot storm's workers send one request at a time: depth 1")
     return CellSpec(str(socket_path), workload, clients, max(1, depth), **kw)

@@ -10,7 +10,9 @@ Invariants:
 * ``event_frames`` holds the watch events queued but not yet started, so an identical
   event can be coalesced as C xenstored does;
 * ``transactions`` maps this connection's open transaction ids (never 0) to
-  transactions; ids are per connection.
+  transactions; ids are per connection;
+* ``account`` is shared by every connection of the same domain (the engine joins them):
+  its ``out_bytes`` is the sum of theirs, so a domain's queued output is known at once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,17 @@ REPLY = 0
 EVENT = 1
 
 _JOIN_LIMIT = 1 << 16  # bytes handed to one send(): enough to batch, small to re-join
+
+
+class Account:
+    """What all the connections of one domain hold together (see ``Engine``)."""
+
+    __slots__ = ("conns", "out_bytes", "tx_conns")
+
+    def __init__(self) -> None:
+        self.conns: set[Connection] = set()
+        self.out_bytes = 0
+        self.tx_conns: set[Connection] = set()  # those with open transactions
 
 
 class Credentials(Fields):
@@ -49,6 +62,7 @@ class Connection:
     """
 
     __slots__ = (
+        "account",
         "creds",
         "decoder",
         "deferred",
@@ -69,6 +83,7 @@ class Connection:
     id: int
     domid: int
     privileged: bool
+    account: Account
     creds: Credentials | None
     decoder: Decoder
     out: deque[tuple[bytes, int, int]]
@@ -108,6 +123,8 @@ class Connection:
         self.partial_since = None
         self.dropped_events = 0
         self.deferred = None
+        self.account = Account()
+        self.account.conns.add(self)
 
     def __repr__(self) -> str:
         return f"Connection(id={self.id}, domid={self.domid}, privileged={self.privileged})"
@@ -116,6 +133,7 @@ class Connection:
         """Append one encoded message to the output queue."""
         self.out.append((frame, kind, now))
         self.out_bytes += len(frame)
+        self.account.out_bytes += len(frame)
         if kind == REPLY:
             self.replies += 1
         else:
@@ -142,6 +160,7 @@ class Connection:
     def consume(self, n: int) -> None:
         """``n`` bytes of :meth:`output` were written."""
         self.out_bytes -= n
+        self.account.out_bytes -= n
         offset = self.out_offset + n
         out = self.out
         while out and offset >= len(out[0][0]):
@@ -168,6 +187,7 @@ class Connection:
             if kind == EVENT and queued < before and not (i == 0 and self.out_offset):
                 dropped += 1
                 self.out_bytes -= len(frame)
+                self.account.out_bytes -= len(frame)
                 self.event_frames.discard(frame)
             else:
                 keep.append(item)

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from xsd.core import quota
 from xsd.core.domains import parse_domid
 from xsd.core.errors import Deferred, XsError
+from xsd_client.protocol import PAYLOAD_MAX
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 
 if TYPE_CHECKING:
+    from xsd.core.connections import Connection
     from xsd.core.engine import Engine
 
 Command = Callable[["Engine", list[bytes]], str]
@@ -33,7 +35,7 @@ _HELP = [
     ("print", "<string>"),
     ("quota", "[set <name> <val>|<domid>]"),
     ("quota-soft", "[set <name> <val>]"),
-    ("connections", ""),
+    ("connections", "[dom <domid>] [from <conn-id>]"),
     ("help", ""),
 ]
 
@@ -136,23 +138,61 @@ def _quota_soft(engine: Engine, args: list[bytes]) -> str:
 
 
 def _connections(engine: Engine, args: list[bytes]) -> str:
-    """xsd's own: every connection, who is at the other end (SO_PEERCRED) and its load."""
-    if args:
-        raise XsError("EINVAL")
+    """xsd's own: the connections, who is at the other end (SO_PEERCRED) and their load.
+
+    ``connections [dom <domid>] [from <conn-id>]``: the connections of one domain only,
+    from one connection id on, in id order, as many as fit in one reply; the last line
+    sums up: ``summary matching=M shown=S next=ID`` (``next=-``: nothing more; else ask
+    again with ``from ID``). Paging as DIRECTORY_PART does, so a domain 0 tool can list
+    any number of connections (a reply holds at most 4096 bytes).
+    """
+    domid: int | None = None
+    first = 0
+    rest = list(args)
+    while rest:
+        if len(rest) < 2 or not rest[1].isdigit():
+            raise XsError("EINVAL")
+        key, value = rest.pop(0), int(rest.pop(0))
+        if key == b"dom" and domid is None:
+            domid = value
+        elif key == b"from" and not first:
+            first = value
+        else:
+            raise XsError("EINVAL")
+    connections = engine.state.connections
+    ids = sorted(
+        cid
+        for cid, conn in connections.items()
+        if cid >= first and (domid is None or conn.domid == domid)
+    )
+    budget = PAYLOAD_MAX - 1 - _SUMMARY_ROOM  # the NUL, the summary line
     lines = []
-    for conn in engine.state.connections.values():
-        creds = conn.creds
-        peer = (
-            "pid=? uid=? gid=?"
-            if creds is None
-            else (f"pid={creds.pid} uid={creds.uid} gid={creds.gid}")
-        )
-        lines.append(
-            f"conn {conn.id} dom{conn.domid} {'priv' if conn.privileged else 'unpriv'} {peer} "
-            f"watches={len(conn.watches)} transactions={len(conn.transactions)} "
-            f"queued={conn.out_bytes}\n"
-        )
+    for cid in ids:
+        line = _connection_line(connections[cid])
+        budget -= len(line)
+        if budget < 0:
+            break
+        lines.append(line)
+    after = ids[len(lines)] if len(lines) < len(ids) else "-"
+    lines.append(f"summary matching={len(ids)} shown={len(lines)} next={after}\n")
     return "".join(lines)
+
+
+_SUMMARY_ROOM = 64  # "summary matching=... shown=... next=...\n", ids of 10 digits
+
+
+def _connection_line(conn: Connection) -> str:
+    creds = conn.creds
+    peer = (
+        "pid=? uid=? gid=?"
+        if creds is None
+        else (f"pid={creds.pid} uid={creds.uid} gid={creds.gid}")
+    )
+    return (
+        f"conn {conn.id} dom{conn.domid} {'priv' if conn.privileged else 'unpriv'} {peer} "
+        f"watches={len(conn.watches)} transactions={len(conn.transactions)} "
+        f"queued={conn.out_bytes}\n"
+    )
 
 
 def _live_update(engine: Engine, args: list[bytes]) -> str:

@@ -10,6 +10,12 @@ order, as C xenstored does. Invariants:
   included) before the request's reply; WATCH's own first event comes after its ``OK``;
 * a connection whose output queue is over :data:`OUT_HIGH_WATER` is not read further
   until it drains, so a client that does not read cannot make the daemon grow;
+* an unprivileged domain's connections together hold at most its ``output`` quota of
+  queued bytes, give or take one message each (:data:`OWN_MESSAGE`): past it, watch
+  events for its connections that have output unread are dropped, and those
+  connections are not read until they drain;
+* the connections of a domain waiting for write credit take turns: the one that waited
+  longest is served first when the credit comes back, so one cannot starve the others;
 * the engine never performs I/O: what the shell must do besides writing (open a
   domain socket, close a connection, reopen the trace file) comes out of
   :meth:`Engine.take_effects`.
@@ -22,13 +28,24 @@ from functools import partial
 
 from xsd.core import control, domain_requests, ops, ratelimit
 from xsd.core import perms as P
-from xsd.core.connections import EVENT, Connection, Credentials
+from xsd.core.connections import EVENT, Account, Connection, Credentials
 from xsd.core.domains import c_atoi
-from xsd.core.effects import Effect
+from xsd.core.effects import (
+    CloseConnection,
+    DeferredRequest,
+    Effect,
+    LogLine,
+    MemReport,
+    RequestBug,
+    ResumeConnection,
+    TimerChanged,
+    TraceChanged,
+)
 from xsd.core.errors import Deferred, XsError
 from xsd.core.ops import Caller
 from xsd.core.paths import canonicalize, home_of, parent_of
 from xsd.core.payloads import OK, one_arg
+from xsd.core.quota import watch_cost
 from xsd.core.state import State
 from xsd.core.trace import TraceRecord
 from xsd.core.views import DirectView, Transaction, TransactionView, View, apply, conflicts
@@ -46,6 +63,11 @@ OUT_HIGH_WATER = 1 << 20
 
 EVENT_QUEUE_LIMIT = 16 << 20
 """Drop watch events for a connection that has this many output bytes unread."""
+
+OWN_MESSAGE = PAYLOAD_MAX + 16
+"""Output a connection may always have queued, whatever its domain's ``output`` quota
+says: one whole message, so a connection that reads is never cut off by one that
+does not."""
 
 _EVENT = int(Op.WATCH_EVENT)
 _ERROR = int(Op.ERROR)
@@ -94,10 +116,26 @@ class Engine:
         self.checks.append(lambda conn, path, value: watchdogs.check(self, conn, path, value))
         self.dirty: set[int] = set()
         self.effects: list[Effect] = []
+        self.side_changed = False
+        """A request that may change state besides the tree (domains, quotas, settings,
+        special permissions) was handled since the shell last cleared this (durable
+        mode, ``xsd.server.durable``; watchdog timers show in ``next_token``)."""
         # logging: while the shell traces requests, one record per message in and out
         # (xsd.core.trace); None when it does not, which costs a request one test.
         self.trace: list[TraceRecord] | None = None
         self._after_reply: list[tuple[Connection, bytes]] = []
+        # Each domain's connections share an Account (xsd.core.connections).
+        self._accounts: dict[int, Account] = {}
+        # The connections of rate-limited domains waiting for credit, in turns.
+        self._turns = ratelimit.Turns()
+        # Queued output bytes let go (connections gone, events timed out) since the
+        # shell last gave memory back to the system (xsd.server.memtrim); it resets it.
+        self.freed_bytes = 0
+        for conn in self.state.connections.values():  # restored by a live update
+            self._join(conn)
+            for tx in conn.transactions.values():
+                tx.recount()
+                tx.count_delta(self.state.tree)
         # A released domain is torn down after RELEASE's reply is queued, as C does.
         self.release_after_reply: int | None = None
         self._handlers: dict[int, Handler] = {
@@ -132,8 +170,20 @@ class Engine:
         state = self.state
         conn_id = state.next_conn_id
         state.next_conn_id += 1
-        state.connections[conn_id] = Connection(conn_id, domid, domid == 0, creds)
+        conn = state.connections[conn_id] = Connection(conn_id, domid, domid == 0, creds)
+        self._join(conn)
         return conn_id
+
+    def _join(self, conn: Connection) -> None:
+        """Make ``conn`` share its domain's account."""
+        account = self._accounts.get(conn.domid)
+        if account is None:
+            account = self._accounts[conn.domid] = Account()
+        account.conns.add(conn)
+        account.out_bytes += conn.out_bytes
+        if conn.transactions:
+            account.tx_conns.add(conn)
+        conn.account = account
 
     def disconnect(self, conn_id: int) -> None:
         """Forget a connection: its watches and open transactions go with it."""
@@ -146,6 +196,13 @@ class Engine:
         for watch in conn.watches:
             self.state.watches.remove(watch)
         self.dirty.discard(conn_id)
+        account = conn.account
+        account.conns.discard(conn)
+        account.tx_conns.discard(conn)
+        account.out_bytes -= conn.out_bytes
+        self.freed_bytes += conn.out_bytes
+        if not account.conns and self._accounts.get(conn.domid) is account:
+            del self._accounts[conn.domid]
 
     def receive(self, conn_id: int, data: bytes, now: int = 0, budget: int = 0) -> bool:
         """Buffer bytes from a connection and answer every whole request that fits.
@@ -164,7 +221,12 @@ class Engine:
         return self._process(conn, budget)
 
     def resume(self, conn_id: int, now: int = 0, budget: int = 0) -> bool:
-        """Answer requests left buffered (see :meth:`receive`)."""
+        """Answer requests left buffered (see :meth:`receive`).
+
+        Raises:
+            ProtocolError: as :meth:`receive` (a bad header can wait in the buffer
+                behind requests answered in an earlier batch).
+        """
         self.now = now
         return self._process(self.state.connections[conn_id], budget)
 
@@ -178,8 +240,18 @@ class Engine:
             return True
         if conn.privileged:
             return False
-        outstanding = self._limits(conn.domid)["outstanding"]
-        return bool(outstanding and conn.replies >= outstanding) or self._in_debt(conn)
+        return self._held(conn) or self._waits_for_credit(conn, take=False)
+
+    def _held(self, conn: Connection, limits: Mapping[str, int] | None = None) -> bool:
+        """An unprivileged connection's requests wait for its (domain's) output to drain
+        (``limits``: its domain's, if the caller has them)."""
+        if limits is None:
+            limits = self._limits(conn.domid)
+        outstanding = limits["outstanding"]
+        if outstanding and conn.replies >= outstanding:
+            return True
+        output = limits["output"]
+        return bool(output and conn.out_bytes >= OWN_MESSAGE and conn.account.out_bytes >= output)
 
     def _spend_write(self, conn: Connection) -> None:
         settings = self.state.settings
@@ -187,31 +259,40 @@ class Engine:
         if domain is not None and settings.write_rate:
             ratelimit.spend(domain, self.now, settings.write_rate, settings.write_burst)
             if domain.wrl_credit < 0:
-                self.effects.append(Effect("timer", None))  # a pay-back time to wake for
+                self.effects.append(TimerChanged())  # a pay-back time to wake for
 
-    def _in_debt(self, conn: Connection) -> bool:
+    def _in_debt(self, domain_id: int) -> bool:
         settings = self.state.settings
-        domain = self.state.domains.get(conn.domid)
+        domain = self.state.domains.get(domain_id)
         if domain is None or not settings.write_rate:
             return False
         return ratelimit.in_debt(domain, self.now, settings.write_rate, settings.write_burst)
 
+    def _waits_for_credit(self, conn: Connection, take: bool) -> bool:
+        """True if an unprivileged connection must wait for its domain's write credit:
+        the domain is in debt, or other connections of it waited first (``take``: see
+        :meth:`ratelimit.Turns.must_wait`)."""
+        domid = conn.domid
+        return self._turns.must_wait(domid, conn.id, self._in_debt(domid), take)
+
     def _process(self, conn: Connection, budget: int = 0) -> bool:
         decoder = conn.decoder
-        outstanding = 0 if conn.privileged else self._limits(conn.domid)["outstanding"]
+        privileged = conn.privileged
+        # An unprivileged connection cannot change its own limits: look them up once.
+        limits = None if privileged else self._limits(conn.domid)
         connections = self.state.connections
         left = budget
         while (
             conn.out_bytes < OUT_HIGH_WATER
-            and not (outstanding and conn.replies >= outstanding)
             and conn.deferred is None
+            and (limits is None or not self._held(conn, limits))
         ):
             if budget:
                 if not left:
                     return decoder.has_packet()
                 left -= 1
-            if not conn.privileged and self._in_debt(conn):
-                return decoder.has_packet()  # served again once paid back (tick)
+            if not privileged and decoder.has_packet() and self._waits_for_credit(conn, True):
+                return True  # served again in its turn once paid back (tick)
             packet = decoder.next_packet()
             if packet is None:
                 # Remember since when a request is half-received (it may time out): a
@@ -252,6 +333,7 @@ class Engine:
     def tick(self, now: int) -> None:
         """Act on every deadline at or before ``now``."""
         self.now = now
+        self._next_in_turn()
         settings = self.state.settings
         event_cutoff = now - settings.event_timeout_ns
         request_cutoff = now - settings.request_timeout_ns
@@ -259,7 +341,9 @@ class Engine:
             if settings.event_timeout_ns and not conn.privileged:
                 oldest = conn.oldest_event()
                 if oldest is not None and oldest <= event_cutoff:
+                    queued = conn.out_bytes
                     dropped = conn.expire_events(event_cutoff + 1)
+                    self.freed_bytes += queued - conn.out_bytes
                     self.log(f"conn {conn.id} (dom{conn.domid}): {dropped} watch events timed out")
             if (
                 settings.request_timeout_ns
@@ -267,18 +351,37 @@ class Engine:
                 and conn.partial_since <= request_cutoff
             ):
                 self.log(f"conn {conn.id} (dom{conn.domid}): request not completed in time")
-                self.effects.append(Effect("close", conn.id))
+                self.effects.append(CloseConnection(conn.id))
                 self.disconnect(conn.id)
                 continue
             if (
                 not conn.privileged
                 and conn.decoder.has_packet()
-                and not self._in_debt(conn)
+                and not self._in_debt(conn.domid)
                 and not self.blocked(conn.id)
             ):
-                self.effects.append(Effect("resume", conn.id))  # it paid its writes back
+                self.effects.append(ResumeConnection(conn.id))  # it paid its writes back
         for observer in self.observers:
             observer.tick(self)
+
+    def _next_in_turn(self) -> None:
+        """Let the first connection of each paid-back domain's credit queue that can
+        go now take its turn (:meth:`tick` then resumes it)."""
+        connections = self.state.connections
+
+        def can_go(conn_id: int) -> bool:
+            conn = connections.get(conn_id)
+            return (
+                conn is not None
+                and conn.decoder.has_packet()
+                and conn.deferred is None
+                and conn.out_bytes < OUT_HIGH_WATER
+                and not self._held(conn)
+            )
+
+        for domid in list(self._turns.queues):
+            if not self._in_debt(domid):
+                self._turns.next_turn(domid, can_go)
 
     def next_deadline(self) -> int | None:
         """The earliest time (monotonic ns) :meth:`tick` has something to do, if any."""
@@ -296,6 +399,8 @@ class Engine:
                 paid = ratelimit.paid_back_at(domain, settings.write_rate)
                 if paid is not None:
                     deadlines.append(paid)
+                elif domain.domid in self._turns.queues:
+                    deadlines.append(self.now + 1_000_000)  # the next one's turn, soon
         for observer in self.observers:
             deadline = observer.next_deadline(self)
             if deadline is not None:
@@ -327,29 +432,32 @@ class Engine:
                 raise XsError("ENOSYS")
             if op in _PRIVILEGED and not conn.privileged:
                 raise XsError("EACCES")
+            if op in _SIDE:
+                self.side_changed = True
             if op not in _IGNORES_TX and packet.tx_id:
                 tx = conn.transactions.get(packet.tx_id)
                 if tx is None:
                     raise XsError("ENOENT")
             payload = handler(conn, tx, packet.payload)
             if not conn.privileged and (
-                (op in _WRITES and tx is None)
-                or (op == Op.TRANSACTION_END and packet.payload == b"T\0")
+                op in _WRITES or (op == Op.TRANSACTION_END and packet.payload == b"T\0")
             ):
+                # A write in a transaction costs as one outside does (C charges only the
+                # commit, one): a transaction, committed or not, cannot bypass the limit.
                 self._spend_write(conn)
             if len(payload) > PAYLOAD_MAX:
                 raise XsError("E2BIG")
             frame = encode(op, packet.req_id, packet.tx_id, payload)
         except Deferred as deferred:
             conn.deferred = (packet.req_id, packet.tx_id)
-            self.effects.append(Effect("deferred", (conn.id, deferred.command, deferred.arguments)))
+            self.effects.append(DeferredRequest(conn.id, deferred.command, deferred.arguments))
             return
         except XsError as err:
             frame = encode(_ERROR, packet.req_id, packet.tx_id, err.name.encode() + b"\0")
         except Exception as exc:  # a bug must cost one reply, not the daemon
             # Checks run before changes (ops), so a failure here leaves no half-change
             # behind in the common case; the client gets EIO as C's internal errors give.
-            self.effects.append(Effect("bug", (repr(packet), exc)))
+            self.effects.append(RequestBug(repr(packet), exc))
             frame = encode(_ERROR, packet.req_id, packet.tx_id, b"EIO\0")
         if conn.id in self.state.connections:
             conn.queue(frame, now=self.now)
@@ -390,8 +498,15 @@ class Engine:
             if direct.tree is not self.state.tree:
                 direct = self._direct = DirectView(self.state.tree)
             return direct
-        limit = 0 if conn.privileged else self._limits(conn.domid)["transaction-nodes"]
-        return TransactionView(self.state.tree, tx, limit)
+        if conn.privileged:
+            return TransactionView(self.state.tree, tx)
+        limits = self._limits(conn.domid)
+        most = limits["transaction-memory"]
+        budget = None
+        if most:
+            others = sum(map(_transaction_bytes, conn.account.tx_conns))
+            budget = most - (others - tx.size)
+        return TransactionView(self.state.tree, tx, limits["transaction-nodes"], budget)
 
     def _path(self, conn: Connection, raw: bytes, special: bool = False) -> str:
         path_max = self.state.settings.path_max
@@ -401,7 +516,7 @@ class Engine:
 
     def _fire(self, conn: Connection, events: list[ops.Event], tx: Transaction | None) -> None:
         if tx is not None:
-            tx.events.extend(events)
+            tx.record(events)
             return
         for path, exact, old in events:
             self.fire(path, exact, old)
@@ -415,8 +530,13 @@ class Engine:
             conn = connections.get(watch.conn_id)
             if conn is None:
                 continue
-            if not conn.privileged and not self._may_see(conn, path, old_perms):
-                continue
+            if not conn.privileged:
+                size = 18 + len(path) + len(watch.token)  # the event's frame, at most
+                if conn.out_bytes >= OWN_MESSAGE and self._over_output(conn, size):
+                    conn.dropped_events += 1  # at its domain's quota: spare the work
+                    continue
+                if not self._may_see(conn, path, old_perms):
+                    continue
             payload = watch.event_path(path).encode() + b"\0" + watch.token + b"\0"
             if len(payload) > PAYLOAD_MAX:
                 continue  # C drops an event too large to send
@@ -425,13 +545,22 @@ class Engine:
     def _queue_event(self, conn: Connection, frame: bytes, coalesce: bool = True) -> None:
         if coalesce and frame in conn.event_frames:
             return  # an identical event is still waiting to be sent: coalesce
-        if conn.out_bytes > EVENT_QUEUE_LIMIT:
+        if conn.out_bytes > EVENT_QUEUE_LIMIT or (
+            not conn.privileged
+            and conn.out_bytes >= OWN_MESSAGE
+            and self._over_output(conn, len(frame))
+        ):
             conn.dropped_events += 1
             return
         conn.queue(frame, EVENT, self.now)
         self.dirty.add(conn.id)
         if self.trace is not None:  # logging
             self.trace.append((conn.id, conn.domid, self.now, frame))
+
+    def _over_output(self, conn: Connection, more: int) -> bool:
+        """``more`` bytes would take the connection's domain past its ``output`` quota."""
+        most = self._limits(conn.domid)["output"]
+        return bool(most) and conn.account.out_bytes + more > most
 
     def _may_see(self, conn: Connection, path: str, old_perms: P.Perms | None) -> bool:
         """C's watch_permitted(): the watcher could read the node before the change, or
@@ -504,13 +633,9 @@ class Engine:
             most = caller.limits["permissions"]
             if most and len(args) - 1 > most:
                 raise XsError("ENOSPC")
-        new = P.parse(args[1:])
-        domains = self.state.domains
-        if new[0][1] not in domains:
-            raise XsError("ENOENT")  # C: an owner that is no domain
-        # C: an entry for a domain that does not exist is kept but ignored, so a domain
-        # introduced later with that id gets nothing from it (XSA-322).
-        new = P.flag_absent(new, domains.__contains__)
+        # Domain 0 naming a domain makes it known; an unknown owner is ENOENT, other
+        # unknown entries are kept but ignored (XSA-322): xsd.core.domains has the rule.
+        new = domain_requests.check_perms(self, conn, P.parse(args[1:]))
         if args[0][:1] == b"@":
             return self._set_special_perms(caller, args[0], new)
         path = self._path(conn, args[0])
@@ -518,6 +643,7 @@ class Engine:
         return OK
 
     def _set_special_perms(self, caller: Caller, raw: bytes, new: P.Perms) -> bytes:
+        self.side_changed = True
         name = raw.decode("latin-1")
         special = self.state.special_perms
         if name not in special:
@@ -550,9 +676,16 @@ class Engine:
             if existing.path == path and existing.token == token:
                 raise XsError("EEXIST")
         if not conn.privileged:
-            most = self._limits(conn.domid)["watches"]
+            limits = self._limits(conn.domid)
+            most = limits["watches"]
             if most and self._domain_count(conn.domid, "watches") >= most:
                 raise XsError("ENOSPC")
+            most = limits["watch-memory"]
+            if most:
+                cost = 64 + len(path) + len(token)
+                used = sum(watch_cost(w) for other in conn.account.conns for w in other.watches)
+                if used + cost > most:
+                    raise XsError("ENOSPC")
         watch = self.state.watches.add(conn.id, path, token, relative_to)
         conn.watches.append(watch)
         event = watch.event_path(path).encode() + b"\0" + token + b"\0"
@@ -581,6 +714,7 @@ class Engine:
             self.state.watches.remove(watch)
         conn.watches.clear()
         conn.transactions.clear()
+        conn.account.tx_conns.discard(conn)
         return OK
 
     # ------------------------------------------------------------------ transactions
@@ -598,6 +732,7 @@ class Engine:
         conn.next_tx_id = (tx_id + 1) & 0xFFFFFFFF
         tree = self.state.tree
         conn.transactions[tx_id] = Transaction(tx_id, tree.next_generation())
+        conn.account.tx_conns.add(conn)
         return f"{tx_id}".encode() + b"\0"
 
     def _transaction_end(self, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
@@ -607,6 +742,8 @@ class Engine:
         if tx is None:
             raise XsError("ENOENT")
         del conn.transactions[tx.id]
+        if not conn.transactions:
+            conn.account.tx_conns.discard(conn)
         if arg == b"F":
             return OK
         if tx.failed:
@@ -626,6 +763,7 @@ class Engine:
             exact_of[path] = exact_of.get(path, True) and exact
         before = {p: tree.nodes[p].perms for p in exact_of if p in tree.nodes}
         apply(tree, tx)
+        domain_requests.adopt_owners(self, tx)
         events: list[ops.Event] = []
         for path in tx.accessed:
             if path in exact_of and (path in before or path in tree.nodes):
@@ -638,25 +776,26 @@ class Engine:
 
     def _domain_count(self, domid: int, what: str) -> int:
         """Watches or open transactions of all of a domain's connections."""
-        total = 0
-        for other in self.state.connections.values():
-            if other.domid == domid:
-                total += len(other.watches if what == "watches" else other.transactions)
-        return total
+        account = self._accounts.get(domid)
+        if account is None:
+            return 0
+        if what == "watches":
+            return sum(len(other.watches) for other in account.conns)
+        return sum(len(other.transactions) for other in account.tx_conns)
 
     # ------------------------------------------------------------------ control
 
     def log(self, message: str) -> None:
         """Ask the shell to write a line to the daemon's log."""
-        self.effects.append(Effect("log", message))
+        self.effects.append(LogLine(message))
 
     def trace_changed(self) -> None:
         """Tell the shell the trace settings changed (reopen or close the file)."""
-        self.effects.append(Effect("trace", None))
+        self.effects.append(TraceChanged())
 
     def memreport(self, target: str | None) -> None:
         """Ask the shell to write a memory report (to ``target``, else the trace file)."""
-        self.effects.append(Effect("memreport", target))
+        self.effects.append(MemReport(target))
 
     def check(self) -> list[str]:
         """Consistency check of the tree: every listed child exists and vice versa."""
@@ -675,6 +814,10 @@ class Engine:
         return control.run(self, split_args(payload))
 
 
+def _transaction_bytes(conn: Connection) -> int:
+    return sum(tx.size for tx in conn.transactions.values())
+
+
 _PRIVILEGED = frozenset(
     {
         Op.CONTROL,
@@ -687,5 +830,8 @@ _PRIVILEGED = frozenset(
         Op.SET_QUOTA,
     }
 )
+_SIDE = _PRIVILEGED
+"""Requests that may change more than the tree (see ``Engine.side_changed``; SET_PERMS
+of a special name says so itself)."""
 _IGNORES_TX = frozenset({Op.WATCH, Op.UNWATCH})
 _WRITES = frozenset({Op.WRITE, Op.MKDIR, Op.RM, Op.SET_PERMS})

@@ -242,11 +242,16 @@ def rm(view: View, caller: Caller, path: str) -> list[Event]:
         raise XsError("EACCES")
     if path == "/":
         raise XsError("EINVAL")
-    view.get(parent_of(path))  # C touches the parent next (transaction access order)
+    parent_path = parent_of(path)
+    parent = view.get(parent_path)  # C touches the parent next (transaction access order)
+    if parent is None or path not in parent.children:
+        # Only in a transaction: the node was created after the transaction copied its
+        # parent, so the copy does not list it. C finds no entry to remove and answers
+        # EIO; the commit fails anyway (EAGAIN: the parent changed). Nothing is changed.
+        raise XsError("EIO")
     events: list[Event] = []
     _remove_subtree(view, path, node, events)
     events[-1] = (path, False, node.perms)
-    parent_path = parent_of(path)
     parent = view.for_write(parent_path)
     remove_child(parent, path)
     view.written(parent_path, parent)

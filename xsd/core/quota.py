@@ -1,8 +1,12 @@
 """Quotas: the limits C xenstored puts on unprivileged domains, and their reports.
 
 Hard quotas are enforced; soft quotas only warn. Names, defaults, order and report
-formats are C xenstored 4.17's (``xenstore-control quota``). A value of 0 disables a
-check. Domain 0 and other privileged connections are exempt.
+formats are C xenstored 4.17's (``xenstore-control quota``), followed by three of xsd's
+own that bound what a domain makes the daemon hold besides its nodes (C counts these in
+its ``memory`` quota; docs/differences.md): ``output`` (replies and watch events queued
+for its connections), ``transaction-memory`` (its open transactions' copies of nodes)
+and ``watch-memory`` (its watches' paths and tokens). A value of 0 disables a check.
+Domain 0 and other privileged connections are exempt.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd
 
 if TYPE_CHECKING:
     from xsd.core.state import State
+    from xsd.core.watches import Watch
 
 # name -> (default, description), in the order ``quota`` lists them.
 HARD_QUOTAS: dict[str, tuple[int, str]] = {
@@ -26,6 +31,10 @@ HARD_QUOTAS: dict[str, tuple[int, str]] = {
     "node-size": (2048, "Max. size of a node"),
     "path-max": (2048, "Max. length of a node path"),
     "permissions": (5, "Max. number of permissions per node"),
+    # xsd's own (the names are GET_QUOTA/SET_QUOTA names too)
+    "output": (4194304, "Max. bytes of replies and events queued per domain"),
+    "transaction-memory": (2621440, "Max. bytes of transaction copies per domain"),
+    "watch-memory": (262144, "Max. bytes of watch paths and tokens per domain"),
 }
 SOFT_QUOTAS: dict[str, tuple[int, str]] = {
     "memory": (2097152, "Total Xenstore memory per domain (warning level)"),
@@ -43,8 +52,16 @@ WIRE_NAMES = (
     "node-permissions",
     "path-max",
     "node-size",
+    "output",
+    "transaction-memory",
+    "watch-memory",
 )
 _WIRE_TO_INTERNAL = {"node-permissions": "permissions"}
+
+
+def watch_cost(watch: Watch) -> int:
+    """Bytes a watch counts against ``watch-memory``: a fixed overhead, path and token."""
+    return 64 + len(watch.path) + len(watch.token)
 
 
 def _defaults(table: dict[str, tuple[int, str]]) -> dict[str, int]:
@@ -123,5 +140,8 @@ def usage_report(state: State, domid: int) -> str:
         ("transactions", transactions),
         ("outstanding", 0),
         ("memory", memory),
+        ("output", sum(c.out_bytes for c in conns)),
+        ("transaction-memory", sum(t.size for c in conns for t in c.transactions.values())),
+        ("watch-memory", sum(watch_cost(w) for c in conns for w in c.watches)),
     ]
     return f"Domain {domid}:\n" + "".join(f"{n:<16s}: {v:8d}\n" for n, v in rows)

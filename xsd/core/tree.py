@@ -18,7 +18,9 @@ Invariants:
   It is a cache, never serialized, bounded by :data:`LISTINGS_MAX` entries;
 * ``journal``, when not None, holds every path written or removed since it was started
   (live update dumps the tree once, ahead, and then only what the journal names). Every
-  change to a node goes through :meth:`Tree.changed`.
+  change to a node goes through :meth:`Tree.changed`;
+* ``dirty``, when not None, does the same for durable mode (``xsd.server.durable``),
+  which empties it at every commit: a live update's ``journal`` is not disturbed.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ LISTING_BYTES_MAX = 4096
 class Tree:
     """All nodes by canonical path, and the generation counter they share."""
 
-    __slots__ = ("generation", "journal", "listings", "nodes", "usage")
+    __slots__ = ("dirty", "generation", "journal", "listings", "nodes", "usage")
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
@@ -112,6 +114,7 @@ class Tree:
         self.usage: dict[int, list[int]] = {}
         self.listings: dict[str, bytes] = {}
         self.journal: set[str] | None = None
+        self.dirty: set[str] | None = None
 
     def changed(self, path: str) -> None:
         """The node at ``path`` was written or removed (or its permissions changed):
@@ -120,6 +123,8 @@ class Tree:
             self.listings.pop(path, None)
         if self.journal is not None:
             self.journal.add(path)
+        if self.dirty is not None:
+            self.dirty.add(path)
 
     def listing(self, path: str, node: Node) -> bytes:
         """The DIRECTORY payload of ``node`` (at ``path``): child names, each NUL-ended."""

@@ -112,10 +112,26 @@ class Transaction:
     ``accessed`` maps each path touched, in first-access order, to the generation it had
     then (None: it did not exist). ``nodes`` holds the transaction's own version of each
     accessed path (None: absent); ``modified`` the paths it wrote or deleted. ``events``
-    are the watch events to fire at commit; ``failed`` dooms the commit (ENOMEM).
+    are the watch events to fire at commit, each (path, exact) recorded once however
+    often the transaction changes the node; ``failed`` dooms the commit (ENOMEM).
+    ``size`` is what the copies in ``nodes`` count against the ``transaction-memory``
+    quota (:func:`copy_cost` of each). ``delta`` is what committing would change in each
+    owner's ``[nodes, bytes]`` usage, kept up to date as the transaction writes (against
+    the global nodes as they were then: the same at commit, or the commit conflicts).
     """
 
-    __slots__ = ("accessed", "events", "failed", "generation", "id", "modified", "nodes")
+    __slots__ = (
+        "accessed",
+        "delta",
+        "event_keys",
+        "events",
+        "failed",
+        "generation",
+        "id",
+        "modified",
+        "nodes",
+        "size",
+    )
 
     def __init__(self, tx_id: int, generation: int) -> None:
         self.id = tx_id
@@ -124,37 +140,103 @@ class Transaction:
         self.nodes: dict[str, Node | None] = {}
         self.modified: set[str] = set()
         self.events: list[tuple[str, bool, Perms | None]] = []
+        self.event_keys: set[tuple[str, bool]] = set()
         self.failed = False
+        self.size = 0
+        self.delta: dict[int, list[int]] = {}
+
+    def record(self, events: list[tuple[str, bool, Perms | None]]) -> None:
+        """Remember events to fire at commit; one already recorded adds nothing (the
+        commit fires one event per node: it needs each (path, exact) once)."""
+        keys = self.event_keys
+        for event in events:
+            key = (event[0], event[1])
+            if key not in keys:
+                keys.add(key)
+                self.events.append(event)
+
+    def recount(self) -> None:
+        """Compute ``size`` and ``event_keys`` afresh (a transaction restored from a
+        live update's state)."""
+        self.size = sum(copy_cost(path, node) for path, node in self.nodes.items())
+        self.event_keys = {(path, exact) for path, exact, _ in self.events}
+
+    def count_delta(self, tree: Tree) -> None:
+        """Compute ``delta`` afresh against ``tree`` (a restored transaction)."""
+        self.delta = {}
+        for path in self.modified:
+            self.contribute(tree, path, 1)
+
+    def contribute(self, tree: Tree, path: str, sign: int) -> None:
+        """Add (1) or take back (-1) what this transaction's version of a modified
+        ``path`` changes in its owners' usage."""
+        delta = self.delta
+        old = tree.nodes.get(path)
+        if old is not None:
+            entry = delta.get(old.perms[0][1])
+            if entry is None:
+                entry = delta[old.perms[0][1]] = [0, 0]
+            entry[0] -= sign
+            entry[1] -= sign * node_cost(path, old)
+        new = self.nodes[path]
+        if new is not None:
+            entry = delta.get(new.perms[0][1])
+            if entry is None:
+                entry = delta[new.perms[0][1]] = [0, 0]
+            entry[0] += sign
+            entry[1] += sign * node_cost(path, new)
+
+
+def copy_cost(path: str, node: Node | None) -> int:
+    """Bytes a transaction's copy of ``path`` counts: the node's cost and its child
+    list (the copy's own), or the record that it is absent."""
+    if node is None:
+        return 32 + len(path)
+    return node_cost(path, node) + 8 * len(node.children)
 
 
 class TransactionView:
     """Operations applied to a transaction's private copies.
 
     ``max_nodes`` (0: no limit) is the ``transaction-nodes`` quota: touching one node
-    more fails with ENOSPC and dooms the transaction.
+    more fails with ENOSPC and dooms the transaction. ``max_bytes`` (None: no limit) is
+    what is left of the domain's ``transaction-memory`` quota for this transaction's
+    copies: a copy or a write that would take ``tx.size`` past it fails the same way
+    (a failure between :meth:`for_write` and :meth:`written` is safe here: the doomed
+    transaction's copies are never applied).
     """
 
-    __slots__ = ("max_nodes", "tree", "tx")
+    __slots__ = ("_open", "max_bytes", "max_nodes", "tree", "tx")
 
-    def __init__(self, tree: Tree, tx: Transaction, max_nodes: int = 0) -> None:
+    def __init__(
+        self, tree: Tree, tx: Transaction, max_nodes: int = 0, max_bytes: int | None = None
+    ) -> None:
         self.tree = tree
         self.tx = tx
         self.max_nodes = max_nodes
+        self.max_bytes = max_bytes
+        self._open: str | None = None
 
     def _access(self, path: str) -> Node | None:
-        nodes = self.tx.nodes
+        tx = self.tx
+        nodes = tx.nodes
         if path in nodes:
             return nodes[path]
         if self.max_nodes and len(nodes) >= self.max_nodes:
-            self.tx.failed = True
+            tx.failed = True
             raise XsError("ENOSPC")
         node = self.tree.nodes.get(path)
+        cost = copy_cost(path, node)
+        if self.max_bytes is not None and tx.size + cost > self.max_bytes:
+            tx.failed = True
+            raise XsError("ENOSPC")
         if node is None:
-            self.tx.accessed[path] = None
+            tx.accessed[path] = None
         else:
-            self.tx.accessed[path] = node.gen
+            tx.accessed[path] = node.gen
             node = node.copy()
         nodes[path] = node
+        tx.size += cost
         return node
 
     def get(self, path: str) -> Node | None:
@@ -164,22 +246,46 @@ class TransactionView:
         node = self._access(path)
         if node is None:
             raise KeyError(path)
+        tx = self.tx
+        tx.size -= copy_cost(path, node)  # counted again, changed, by written()
+        if path in tx.modified:
+            tx.contribute(self.tree, path, -1)  # likewise
+        self._open = path
         return node
 
     def written(self, path: str, node: Node) -> None:
-        if path not in self.tx.nodes:
+        tx = self.tx
+        if path not in tx.nodes:
             self._access(path)
+        if self._open == path:
+            self._open = None
+        else:
+            tx.size -= copy_cost(path, tx.nodes[path])
+            if path in tx.modified:
+                tx.contribute(self.tree, path, -1)
+        cost = copy_cost(path, node)
+        if self.max_bytes is not None and tx.size + cost > self.max_bytes:
+            tx.failed = True
+            tx.size += copy_cost(path, tx.nodes[path])  # the copy stays as it was counted
+            raise XsError("ENOSPC")
         # The transaction's copy is numbered now and renumbered at commit, as in C.
         node.gen = self.tree.next_generation()
-        self.tx.nodes[path] = node
-        self.tx.modified.add(path)
+        tx.nodes[path] = node
+        tx.size += cost
+        tx.modified.add(path)
+        tx.contribute(self.tree, path, 1)
 
     def delete(self, path: str) -> None:
-        if path not in self.tx.nodes:
+        tx = self.tx
+        if path not in tx.nodes:
             self._access(path)
         self.tree.next_generation()
-        self.tx.nodes[path] = None
-        self.tx.modified.add(path)
+        if path in tx.modified:
+            tx.contribute(self.tree, path, -1)
+        tx.size += copy_cost(path, None) - copy_cost(path, tx.nodes[path])
+        tx.nodes[path] = None
+        tx.modified.add(path)
+        tx.contribute(self.tree, path, 1)
 
     def listing(self, path: str, node: Node) -> bytes:
         if not node.children:
@@ -192,15 +298,10 @@ class TransactionView:
     def usage(self, domid: int) -> tuple[int, int]:
         base = self.tree.usage.get(domid)
         count, size = (base[0], base[1]) if base else (0, 0)
-        for path in self.tx.modified:
-            old = self.tree.nodes.get(path)
-            if old is not None and old.perms[0][1] == domid:
-                count -= 1
-                size -= node_cost(path, old)
-            new = self.tx.nodes[path]
-            if new is not None and new.perms[0][1] == domid:
-                count += 1
-                size += node_cost(path, new)
+        delta = self.tx.delta.get(domid)
+        if delta is not None:
+            count += delta[0]
+            size += delta[1]
         return count, size
 
 

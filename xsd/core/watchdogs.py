@@ -10,13 +10,15 @@ owns the timers, so a guest bug cannot take its own watchdog out. Invariants:
   and bools, dicts, lists of int tuples): live update serializes it with the rest;
 * every running timer is an absolute ``CLOCK_MONOTONIC`` deadline in ns; the core never
   reads a clock (``engine.now`` is the time) and never performs I/O (hard actions leave as
-  an ``Effect("watchdog", ActionRequest)``, the result comes back via :meth:`action_done`);
+  a :class:`~xsd.core.effects.WatchdogAction` effect, the result comes back via
+  :meth:`action_done`);
 * the heap holds ``(when, domid, slot, token)`` entries; an entry is live only while its
   watchdog still has that token and that next event time, others are skipped when met
   (lazy deletion), so arming and kicking cost O(log n) and no node write;
 * the value of a node a guest may write is always valid: a bad value is refused (EINVAL,
   EPERM) before the write happens, by :meth:`Watchdogs.check`; the nodes exist exactly
-  while the domain is introduced, and come back if removed;
+  while the domain is introduced and has a home, and come back if removed; the
+  toolstack removing the home ends them (it is taking the domain down);
 * an expiry always leaves the watchdog ``expired`` with its boot status recorded before any
   backend runs; a backend's result only fills in ``bootstatus/result``, matched by sequence
   number, so a late or failed backend never leaves the timer inconsistent;
@@ -30,7 +32,7 @@ import heapq
 
 from xsd.core import ops
 from xsd.core import perms as P
-from xsd.core.effects import Effect
+from xsd.core.effects import TimerChanged, WatchdogAction
 from xsd.core.errors import XsError
 from xsd.core.fields import Fields
 from xsd.core.views import DirectView
@@ -251,24 +253,6 @@ class WatchdogState(Fields):
         self.next_token = next_token
 
 
-class ActionRequest(Fields):
-    """What the shell's backend must do for one expiry (the arg of the "watchdog" effect)."""
-
-    __slots__ = ("action", "domid", "qmp", "seq", "slot")
-    domid: int
-    slot: int
-    action: str
-    seq: int
-    qmp: str
-
-    def __init__(self, domid: int, slot: int, action: str, seq: int, qmp: str) -> None:
-        self.domid = domid
-        self.slot = slot
-        self.action = action
-        self.seq = seq
-        self.qmp = qmp
-
-
 def base_of(domid: int) -> str:
     """The watchdog directory of domain ``domid``."""
     return f"/local/domain/{domid}/watchdog"
@@ -411,7 +395,7 @@ class Watchdogs:
             self._compact_above = max(_COMPACT_MIN, 4 * len(heap))
         heapq.heappush(heap, (when, domid, slot, dog.token))
         if heap[0][0] == when:
-            engine.effects.append(Effect("timer", None))
+            engine.effects.append(TimerChanged())
 
     @staticmethod
     def _compact(st: WatchdogState) -> None:
@@ -572,9 +556,7 @@ class Watchdogs:
             dd.last_result = f"ok: control/shutdown={value}"
         elif action in HARD:
             dd.last_result = "pending"
-            engine.effects.append(
-                Effect("watchdog", ActionRequest(domid, slot, action, dd.seq, dd.qmp))
-            )
+            engine.effects.append(WatchdogAction(domid, slot, action, dd.seq, dd.qmp))
         else:
             dd.last_result = "ok: logged" if action == "debug" else "ok: none"
         engine.log(
@@ -670,17 +652,17 @@ class Watchdogs:
         if not st.domains:
             return  # no domain has watchdogs: nothing a change can mean to them
         restore: set[int] = set()
+        homes: set[int] = set()  # domains whose home, or an ancestor of it, changed
         tree = engine.state.tree
         for path, _, _ in events:
             parsed = _parse(path)
             if parsed is None:
                 if path.startswith("/local/domain/"):
-                    # An ancestor of a watchdog subtree went: its nodes went with it.
                     parts = path.split("/")
-                    if len(parts) == 4 and parts[3].isdigit() and int(parts[3]) in st.domains:
-                        restore.add(int(parts[3]))
-                elif path in ("/", "/local"):
-                    restore.update(st.domains)
+                    if len(parts) == 4 and parts[3].isdigit():
+                        homes.add(int(parts[3]))
+                elif path in ("/local", "/local/domain"):
+                    homes.update(st.domains)
                 continue
             domid, rest = parsed
             dd = st.domains.get(domid)
@@ -691,9 +673,33 @@ class Watchdogs:
                 restore.add(domid)
                 continue
             self._apply(engine, conn, domid, dd, rest, node.value)
+        for domid in sorted(homes):
+            if self._home_changed(engine, conn, domid):
+                restore.discard(domid)
         for domid in sorted(restore):
             if domid in st.domains:
                 self._restore_nodes(engine, domid)
+
+    def _home_changed(self, engine: Engine, conn: Connection | None, domid: int) -> bool:
+        """The home of ``domid`` was written or removed; True if its watchdogs ended.
+
+        The toolstack (a privileged connection) removing an introduced domain's home is
+        taking the domain down, as libxl does before the domain dies: its watchdogs end
+        there, rather than making the home again for RELEASE to leave behind. A home made
+        (again) while the domain is introduced gets them (back). A guest removing a home
+        it owns cannot take its watchdogs out: they come back.
+        """
+        st = engine.state.watchdogs
+        if f"/local/domain/{domid}" in engine.state.tree.nodes:
+            domain = engine.state.domains.get(domid)
+            if domid not in st.domains and domain is not None and domain.introduced:
+                self.provision(engine, domid)
+            return False
+        if domid not in st.domains or not (conn is None or conn.privileged):
+            return False
+        del st.domains[domid]  # its timers' heap entries are dropped when met
+        engine.log(f"watchdog: domain {domid}: home removed, its watchdogs end")
+        return True
 
     def _apply(
         self,

@@ -24,23 +24,39 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from handover import timeline
 from xsd import __version__ as VERSION
 from xsd.core.connections import Credentials
-from xsd.core.effects import Effect
+from xsd.core.effects import (
+    CloseConnection,
+    DeferredRequest,
+    DomainIntroduced,
+    DomainReleased,
+    Effect,
+    LogLine,
+    MemReport,
+    RequestBug,
+    ResumeConnection,
+    TimerChanged,
+    TraceChanged,
+    WatchdogAction,
+)
 from xsd.core.engine import Engine
-from xsd.core.watchdogs import ActionRequest
 from xsd.server import kickers, logfile, watchdog_actions
 from xsd.server.kicker_specs import KickerSpec
 from xsd.server.liveupdate import LiveUpdate
 from xsd.server.mux import Multiplexer
-from xsd.server.unix_sockets import bind_unix
+from xsd.server.unix_sockets import bind_unix, remove_stale_domain_sockets
+
+if TYPE_CHECKING:
+    from xsd.server.durable import Durable
 
 log = logging.getLogger("xsd")
 
@@ -82,11 +98,26 @@ class Server:
         self._timer_wakeup = trio.Event()
         self.live_update = LiveUpdate(self)
         self.restored = False  # started by a live update
+        self.durable: Durable | None = None  # --state-dir (xsd.server.durable)
         self.lock_fd: int | None = None
         # logging: the trace/log file, fed by the engine's trace and the xsd logger
         self.logfile = logfile.LogFile()
         self._log_handler = logfile.LogHandler(self.logfile)
         logging.getLogger("xsd").addHandler(self._log_handler)
+        # one handler per effect class (xsd.core.effects), each taking its effect
+        self._effect_handlers: dict[type, Callable[[Any], None]] = {
+            CloseConnection: self._on_close,
+            DomainIntroduced: self._on_introduced,
+            DomainReleased: self._on_released,
+            LogLine: self._on_log_line,
+            MemReport: self._on_memreport,
+            DeferredRequest: self._on_deferred,
+            ResumeConnection: self._on_resume,
+            RequestBug: self._on_bug,
+            TimerChanged: self._on_timer,
+            WatchdogAction: self._on_watchdog_action,
+            TraceChanged: self._on_trace_changed,
+        }
 
     def lock(self) -> None:
         """Hold the lock beside the socket, so that a second daemon cannot take it over.
@@ -159,6 +190,11 @@ class Server:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled."""
         self._log_apply("start")  # logging
+        _raise_fd_limit()
+        # Before listening: a client that can connect finds no stale socket left.
+        stale = remove_stale_domain_sockets(self.config.rundir / "domains", set(self.listeners))
+        if stale:
+            log.info("removed the stale sockets of domains %s", " ".join(map(str, stale)))
         if 0 not in self.listeners:
             self.listeners[0] = bind_unix(self.config.socket_path, self.config.socket_mode)
         try:
@@ -168,6 +204,8 @@ class Server:
                     nursery.start_soon(self._accept_loop, sock, domid)
                 nursery.start_soon(self.mux.serve)
                 nursery.start_soon(self._timer_loop)
+                if self.durable is not None:
+                    nursery.start_soon(self.durable.run)  # background checkpoints
                 await nursery.start(kickers.serve_all, self)  # watchdog kick sockets
                 for conn_id in list(self.engine.state.connections):
                     self.mux.resume(conn_id)  # requests a live update left buffered
@@ -206,18 +244,26 @@ class Server:
             except OSError as exc:
                 if exc.errno in (errno.EBADF, errno.EINVAL):
                     return  # the listener was closed (domain released)
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.error("accept failed: %s; retrying in 0.1 s", exc)
-                    await trio.sleep(0.1)
-                    continue
-                raise
-            self.adopt(sock, domid)
+                # Out of descriptors or memory, or a peer gone before we took it: no
+                # reason to stop accepting (nor to end the daemon); retry soon.
+                log.error("accept failed: %s; retrying in 0.1 s", exc)
+                await trio.sleep(0.1)
+                continue
+            try:
+                self.adopt(sock, domid)
+            except Exception:
+                log.exception("domain %d: cannot serve a new connection; closed", domid)
+                sock.close()
 
     def adopt(self, sock: socket.socket, domid: int) -> int:
         """Serve an accepted socket as a connection of ``domid``; returns its id."""
         creds = _peer_credentials(sock)
         conn_id = self.engine.connect(domid, creds)
-        self.mux.add(conn_id, sock)
+        try:
+            self.mux.add(conn_id, sock)
+        except BaseException:
+            self.engine.disconnect(conn_id)
+            raise
         return conn_id
 
     # ------------------------------------------------------------------ connections
@@ -226,6 +272,8 @@ class Server:
         """Apply pending effects, then write what each connection with new output can
         take now (the rest waits for the socket to be writable)."""
         engine = self.engine
+        if self.durable is not None:
+            self.durable.commit()  # before any effect or reply tells of a change
         if engine.trace:
             self._log_trace()  # logging
         effects = engine.take_effects()
@@ -251,10 +299,10 @@ class Server:
             self._timer_wakeup = trio.Event()
             try:
                 engine.tick(time.monotonic_ns())
+                self._flush_dirty()
             except Exception:
                 # A bug in a timer must not stop the daemon (or the next timers).
                 log.exception("timer tick failed")
-            self._flush_dirty()
 
     def _drop(self, conn_id: int) -> None:
         self.live_update.connection_closed(conn_id)
@@ -265,46 +313,53 @@ class Server:
     # ------------------------------------------------------------------ effects
 
     def _apply_effects(self, effects: list[Effect]) -> None:
+        handlers = self._effect_handlers
         for effect in effects:
-            if effect.kind == "close":
-                assert isinstance(effect.arg, int)
-                self.mux.remove(effect.arg)
-            elif effect.kind == "introduced":
-                assert isinstance(effect.arg, int)
-                self._open_domain_socket(effect.arg)
-            elif effect.kind == "released":
-                assert isinstance(effect.arg, int)
-                sock = self.listeners.get(effect.arg)
-                if sock is not None:
-                    self._close_listener(effect.arg, sock)
-                log.info("domain %d: released", effect.arg)  # logging
-            elif effect.kind == "log":
-                log.info("%s", effect.arg)
-            elif effect.kind == "memreport":
-                self._memreport(effect.arg if isinstance(effect.arg, str) else None)
-            elif effect.kind == "deferred":
-                assert isinstance(effect.arg, tuple)
-                deferred_conn: int = effect.arg[0]
-                if effect.arg[1] == "live-update":
-                    self.live_update.command(deferred_conn, effect.arg[2])
-                elif effect.arg[1] in ("log", "logfile"):  # logging
-                    self._log_command(deferred_conn, effect.arg[1], effect.arg[2])
-                else:
-                    self.engine.complete_deferred(deferred_conn, b"", "EINVAL")
-            elif effect.kind == "resume":
-                assert isinstance(effect.arg, int)
-                self.mux.resume(effect.arg)
-            elif effect.kind == "bug":
-                assert isinstance(effect.arg, tuple)
-                request, exc = effect.arg
-                log.error("internal error answering %s (client got EIO)", request, exc_info=exc)
-            elif effect.kind == "timer":
-                self._timer_wakeup.set()
-            elif effect.kind == "watchdog" and self.nursery is not None:
-                assert isinstance(effect.arg, ActionRequest)
-                self.nursery.start_soon(watchdog_actions.perform_effect, self, effect.arg)
-            elif effect.kind == "trace":
-                self._log_apply("configured")  # logging
+            handlers[type(effect)](effect)
+
+    def _on_close(self, effect: CloseConnection) -> None:
+        self.mux.remove(effect.conn_id)
+
+    def _on_introduced(self, effect: DomainIntroduced) -> None:
+        self._open_domain_socket(effect.domid)
+
+    def _on_released(self, effect: DomainReleased) -> None:
+        sock = self.listeners.get(effect.domid)
+        if sock is not None:
+            self._close_listener(effect.domid, sock)
+        log.info("domain %d: released", effect.domid)  # logging
+
+    def _on_log_line(self, effect: LogLine) -> None:
+        log.info("%s", effect.text)
+
+    def _on_memreport(self, effect: MemReport) -> None:
+        self._memreport(effect.target)
+
+    def _on_deferred(self, effect: DeferredRequest) -> None:
+        if effect.command == "live-update":
+            self.live_update.command(effect.conn_id, effect.args)
+        elif effect.command in ("log", "logfile"):  # logging
+            self._log_command(effect.conn_id, effect.command, effect.args)
+        else:
+            self.engine.complete_deferred(effect.conn_id, b"", "EINVAL")
+
+    def _on_resume(self, effect: ResumeConnection) -> None:
+        self.mux.resume(effect.conn_id)
+
+    def _on_bug(self, effect: RequestBug) -> None:
+        log.error(
+            "internal error answering %s (client got EIO)", effect.request, exc_info=effect.error
+        )
+
+    def _on_timer(self, effect: TimerChanged) -> None:
+        self._timer_wakeup.set()
+
+    def _on_watchdog_action(self, effect: WatchdogAction) -> None:
+        if self.nursery is not None:
+            self.nursery.start_soon(watchdog_actions.perform_effect, self, effect)
+
+    def _on_trace_changed(self, effect: TraceChanged) -> None:
+        self._log_apply("configured")  # logging
 
     # ------------------------------------------------------------------ logging
 
@@ -390,6 +445,17 @@ class Server:
                 f.write("\n".join(lines) + "\n")
         except OSError as exc:
             log.error("memreport to %s failed: %s", target, exc)
+
+
+def _raise_fd_limit() -> None:
+    """Let the daemon hold as many descriptors as the hard limit allows: each client is
+    one, and a soft limit of 1024 would turn the thousandth guest away (EMFILE)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _close_socket(sock: socket.socket) -> None:

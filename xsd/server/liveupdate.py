@@ -4,17 +4,21 @@ A session is owned by the connection that named the new program (``-f``); ``-c``
 replaces its command line; ``-s`` starts the update; ``-a`` aborts. The sequence of
 ``-s``, each step reversible until the exec:
 
-1. at ``-f`` (and again at ``-s`` if ``-c`` changed the command line since), dump the
-   state and let the new program load it in a child (``--check-state``): the dry run;
-   other clients are served meanwhile, and ``-f`` answers only once it passed, so that
-   ``-s`` has nothing left to wait for;
+1. at ``-f`` (and again at ``-s`` if ``-c`` changed the command line, or the program
+   file changed, since), dump the state and let the new program load it in a child
+   (``--check-state``): the dry run, within a time limit (``--dry-run-timeout``,
+   ``xsd.server.dryrun``); other clients are served meanwhile, and ``-f`` answers only
+   once it passed, so that ``-s`` has nothing left to wait for. If the program may be
+   exec'd without ``site`` (``xsd.server.reexec``), that exact command line and
+   environment is dry-run too, else the program will be exec'd as it is;
 2. at ``-s``, stop everything (we are in one synchronous step from here), dump the
    state with the ``-s`` request's reply still owed, put it in a memfd (or an LMDB
    file), make exactly the sockets, the lock and the memfd inheritable, tell systemd
-   RELOADING, and exec the new program in this process (a Python program without
-   ``site``, if its dry run allowed it: ``xsd.server.reexec``);
-3. the new process loads the state, adopts the descriptors, answers ``OK`` to the
-   waiting ``-s`` and serves on.
+   RELOADING, fork a guardian (``xsd.server.guardian``) and exec the new program in
+   this process;
+3. the new process loads the state, adopts the descriptors, tells the guardian to go,
+   answers ``OK`` to the waiting ``-s`` and serves on. If it dies before telling, the
+   guardian answers the ``-s`` with an error and serves on, a new PID, the store whole.
 
 If anything fails before the exec, the session ends with an error text as the reply
 and the daemon carries on untouched. Unlike Xen's daemons, open transactions do not
@@ -23,6 +27,7 @@ block the update: they travel with the state.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -36,7 +41,7 @@ from typing import TYPE_CHECKING, TypeVar
 import trio
 
 from handover import records, stream, timeline, transports
-from xsd.server import reexec, sdnotify
+from xsd.server import dryrun, guardian, reexec, sdnotify
 from xsd.server.main import RECOUNT_VERDICT
 
 if TYPE_CHECKING:
@@ -73,6 +78,8 @@ class Session:
     """How to exec the new program without ``site``, as its dry run told (None: as is)."""
     memfd: int | None = None
     """The memfd the dry run loaded: -s writes the state over it (its pages exist)."""
+    program_id: tuple[int, ...] | None = None
+    """The program file as the dry run found it: -s runs the dry run again if it changed."""
 
 
 class LiveUpdate:
@@ -81,6 +88,10 @@ class LiveUpdate:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.session: Session | None = None
+        self.dry_run_timeout = dryrun.DEFAULT_TIMEOUT
+        """Seconds a dry run may take (``--dry-run-timeout``)."""
+        self.pid_file: Path | None = None
+        """The daemon's pid file, rewritten by a guardian that takes over."""
 
     # ------------------------------------------------------------------ commands
 
@@ -218,7 +229,11 @@ class LiveUpdate:
         timeline.mark("-s")
         with trio.CancelScope() as scope:
             session.cancel = scope
-            if not session.checked or session.cmdline != session.checked_cmdline:
+            if (
+                not session.checked
+                or session.cmdline != session.checked_cmdline
+                or _identity(session.program) != session.program_id
+            ):
                 error = await self._dry_run(session)
             if error is None and not session.aborted:
                 error = self._exec(session, conn_id, state_spec)
@@ -247,35 +262,61 @@ class LiveUpdate:
         reuse, session.memfd = session.memfd, None
         fd = session.memfd = transports.write_memfd_stream(packed, into=reuse)
         del packed
+        session.program_id = _identity(session.program)
         argv = self._argv(session, [CHECK_OPTION, f"fd:{fd}"])
-        try:
-            result = await trio.run_process(
-                argv, pass_fds=(fd,), capture_stdout=True, capture_stderr=True, check=False
-            )
-        except OSError as exc:
-            return f"New program cannot be run: {exc}"
-        if result.returncode != 0:
-            reason = result.stderr.decode(errors="replace").strip().splitlines()
-            detail = reason[-1] if reason else f"exit status {result.returncode}"
-            log.error("live-update: dry run failed: %s", detail)
-            return f"New program failed to load the state: {detail}"
-        stdout = result.stdout.decode(errors="replace")
-        session.plan = reexec.exec_plan(session.program, stdout)
+        error, stdout = await self._run_check(argv, fd)
+        if error is not None:
+            log.error("live-update: dry run failed: %s", error)
+            return error
+        plan = reexec.exec_plan(session.program, stdout)
+        if plan is not None:
+            # Once more, exactly as the exec will run it: no site, the path it made.
+            env = plan.environment(os.environ)
+            error, _ = await self._run_check(plan.argv(argv), fd, env)
+            if error is not None:
+                log.warning(
+                    "live-update: %s cannot run without site (%s): it will be exec'd as it is",
+                    session.program,
+                    error,
+                )
+                plan = None
+        session.plan = plan
         session.recount_usage = RECOUNT_VERDICT in stdout
         if session.recount_usage:
             log.warning("live-update: the tree's usage differs from its nodes; recounting it")
         return None
 
+    async def _run_check(
+        self, argv: list[str], fd: int, env: dict[str, str] | None = None
+    ) -> tuple[str | None, str]:
+        """Run one dry run; its error text (None if it passed) and its stdout."""
+        try:
+            outcome = await dryrun.run(argv, pass_fds=(fd,), timeout=self.dry_run_timeout, env=env)
+        except OSError as exc:
+            return f"New program cannot be run: {exc}", ""
+        if outcome.returncode is None:
+            return (
+                "New program failed to load the state: no answer within "
+                f"{self.dry_run_timeout:g} s (killed; see --dry-run-timeout)"
+            ), ""
+        if outcome.returncode != 0:
+            reason = outcome.stderr.decode(errors="replace").strip().splitlines()
+            detail = reason[-1] if reason else f"exit status {outcome.returncode}"
+            return f"New program failed to load the state: {detail}", ""
+        return None, outcome.stdout.decode(errors="replace")
+
     def _exec(self, session: Session, conn_id: int, state_spec: str) -> str:
-        """Dump, hand over and exec; returns an error text only if the exec failed."""
+        """Dump, hand over and exec; returns an error text if the exec did not happen
+        (or, in the guardian, if the new process died before it served)."""
         server = self.server
-        log.info("live-update: exec %s (state: %s)", " ".join(self._argv(session, [])), state_spec)
+        command = " ".join(self._argv(session, []))
         # The last log lines go out before the dump, so that the state it carries (the
-        # log's counters included) is final.
+        # log's counters included) is final: the new process logs the exec.
         server.before_exec()
         extra = server.handover_extra()
         extra["live_update_reply"] = conn_id
         extra["timeline"] = timeline_marks = timeline.marks()
+        extra["exec"] = f"{command} (state: {state_spec})"
         # The -s request's reply is owed by the new process: it is in the state.
         recs = list(
             records.dump(
@@ -296,40 +337,68 @@ class LiveUpdate:
                 transports.write_lmdb(Path(state_spec[5:]), recs)
             except Exception as exc:
                 server.exec_failed()
+                log.error("live-update: no exec: cannot write the state: %s", exc)
                 return f"Dump write error: {exc}"
             source = state_spec
         else:
-            memfd = transports.write_memfd_stream(stream.pack_each(recs), into=memfd)
+            try:
+                memfd = transports.write_memfd_stream(stream.pack_each(recs), into=memfd)
+            except OSError as exc:  # the memfd is closed
+                server.exec_failed()
+                log.error("live-update: no exec: cannot write the state: %s", exc)
+                return f"Dump write error: {exc}"
             source = f"fd:{memfd}"
+        del recs
         argv = self._argv(session, [LIVE_UPDATE_OPTION, source])
         sdnotify.notify_reloading()
         lock = server.lock_fd
+        plan = session.plan
+        if plan is not None and reexec.shebang_interpreter(argv[0]) != plan.interpreter:
+            plan = None  # the program changed since its dry run: exec it as it is now
+        path, args = (argv[0], argv) if plan is None else (plan.interpreter, plan.argv(argv))
         for sock in fds:
             os.set_inheritable(sock.fileno(), True)
         if lock is not None:
             os.set_inheritable(lock, True)
-        plan = session.plan
-        if plan is not None and reexec.shebang_interpreter(argv[0]) != plan.interpreter:
-            plan = None  # the program changed since its dry run: exec it as it is now
-        timeline.mark_exec()
+        timeline.mark_exec()  # in os.environ
+        env = dict(os.environ) if plan is None else plan.environment(os.environ)
+        guard = guardian.Guardian()
         try:
-            if plan is not None:
-                os.execve(plan.interpreter, plan.argv(argv), plan.environment(os.environ))
+            is_guardian = guard.fork()
+        except OSError as exc:  # no memory for a copy: no update without a way back
+            guard.close()
+            is_guardian, detail = False, f"cannot fork a guardian: {exc}"
+        else:
+            if is_guardian:
+                if not guard.wait():
+                    os._exit(0)  # the new process serves: leave without a trace
+                detail = "the new program died before it served"
             else:
-                os.execv(argv[0], argv)
-        except OSError as exc:
-            timeline.forget_exec()
-            for sock in fds:
-                os.set_inheritable(sock.fileno(), False)
-            if lock is not None:
-                os.set_inheritable(lock, False)
-            if memfd is not None:
-                os.close(memfd)
-            server.exec_failed()  # logging: the log fd is ours alone again
+                try:
+                    os.execve(path, args, guard.environment(env))
+                except OSError as exc:
+                    guard.stand_down()
+                    detail = f"exec failed: {exc}"
+        # No exec happened, or we are the guardian of a new process that died.
+        timeline.forget_exec()
+        for sock in fds:
+            os.set_inheritable(sock.fileno(), False)
+        if lock is not None:
+            os.set_inheritable(lock, False)
+        if memfd is not None:
+            os.close(memfd)
+        server.exec_failed()  # logging: the log fd is ours alone again
+        if not is_guardian:
+            log.error("live-update: %s; no update", detail)
             sdnotify.notify("READY=1")
-            log.error("live-update: exec failed: %s", exc)
             return "Error activating new binary."
-        raise AssertionError("unreachable")  # pragma: no cover
+        pid = os.getpid()
+        if self.pid_file is not None:
+            with contextlib.suppress(OSError):
+                self.pid_file.write_text(f"{pid}\n")
+        sdnotify.notify(f"MAINPID={pid}\nREADY=1")
+        log.error("live-update: %s; the old daemon serves on as pid %d", detail, pid)
+        return f"New program died before it served: the old daemon serves on (pid {pid})."
 
 
 async def _stepwise(steps: Generator[None, None, T]) -> T:
@@ -371,6 +440,15 @@ def _parse_start(args: list[str]) -> str:
         else:
             raise ValueError
     return spec
+
+
+def _identity(program: str) -> tuple[int, ...] | None:
+    """What tells a program file from another one put in its place."""
+    try:
+        info = os.stat(program)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _strip_state_options(argv: list[str]) -> list[str]:

@@ -107,6 +107,8 @@ class LogFile:
         self._errno = 0
         self._torn = False  # a short write left part of a line in the file
         self._dropped_reported = 0
+        self._drop_reason: str | None = None  # why the lines not yet reported were dropped
+        self._noticing = False  # writing the "lines dropped" notice
         self._ready = False  # until the first apply/adopt, lines wait in _pending
         self._pending: list[tuple[str, str, int]] = []
         self._clock = Clock()
@@ -132,6 +134,7 @@ class LogFile:
         if path != self.path:
             self.close(f"switching to {path}" if path else "tracing off")
             self.path = path
+            self._dropped_reported = self.dropped  # a new file missed nothing
             if self.error is not None and self.error.startswith("cannot open"):
                 self.error = None  # that was another path
         if path is not None and self.fd is None:
@@ -215,11 +218,16 @@ class LogFile:
         if now >= self._next_check:
             self._next_check = now + self.check_interval_ns
             self._check()
-        self.seq += 1
         fd = self.fd
         if fd is None:
-            self.dropped += 1
+            self.seq += 1
+            self._dropped(self.error or "not open")
             return
+        if self.dropped > self._dropped_reported and not self._noticing and not self._notice():
+            self.seq += 1
+            self._dropped(self._drop_reason or "write failed")
+            return  # the notice could not be written: nor can this line go before it
+        self.seq += 1
         data = format_line(self._clock.format(time_ns), self._source, self.seq, cls, text)
         raw = data.encode("ascii")
         try:
@@ -236,12 +244,18 @@ class LogFile:
             self._write_failed(OSError(errno.ENOSPC, why))
             return
         self.written += 1
-        if self.error is not None:
-            self._recovered()
+        if self.error is not None and self.error.startswith("write failed"):
+            self.error = None  # (a line written while nothing was left to report)
+
+    def _dropped(self, reason: str) -> None:
+        """Count a line lost; the first loss since the last notice says why."""
+        if self.dropped == self._dropped_reported:
+            self._drop_reason = reason
+        self.dropped += 1
 
     def _write_failed(self, exc: OSError) -> None:
-        self.dropped += 1
         text = f"write failed: {exc.strerror or exc}"
+        self._dropped(text)
         if self.error is None or not self.error.startswith("write failed"):
             self.error = text
             _report(
@@ -249,12 +263,28 @@ class LogFile:
                 "until writing works again"
             )
 
-    def _recovered(self) -> None:
+    def _notice(self) -> bool:
+        """Before any other line once lines were lost: write how many, and why. True if
+        it was written (writing works again)."""
         lost = self.dropped - self._dropped_reported
-        self._dropped_reported = self.dropped
-        _report(f"log file {self.path}: writing again; {lost} lines were dropped ({self.error})")
-        reason, self.error = self.error, None
-        self.line("daemon", f"log: {lost} lines dropped before this one ({reason})")
+        reason = self._drop_reason or "write failed"
+        if "daemon" not in self.classes:  # no notice wanted: nothing to wait for
+            self._dropped_reported += lost
+            self.error = None
+            return True
+        written = self.written
+        self._noticing = True
+        try:
+            self.line("daemon", f"log: {lost} lines dropped before this one ({reason})")
+        finally:
+            self._noticing = False
+        if self.written == written:
+            return False
+        self._dropped_reported += lost
+        if reason.startswith("write failed"):
+            _report(f"log file {self.path}: writing again; {lost} lines were dropped ({reason})")
+        self.error = None
+        return True
 
     # ------------------------------------------------------------------ the file
 

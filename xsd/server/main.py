@@ -50,10 +50,11 @@ def default_rundir() -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options of ``xsd``."""
-    import argparse
     from pathlib import Path
 
-    parser = argparse.ArgumentParser(
+    from xsd.server import option_types as types
+
+    parser = types.OneLineErrorParser(
         prog="xsd",
         description="A Xenstore-compatible state store daemon. Runs in the foreground and "
         "serves Xen's xenstore protocol on a Unix socket; stop it with SIGTERM or SIGINT.",
@@ -62,23 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--rundir",
         type=Path,
         help="run directory: holds the socket and per-domain sockets; created with mode "
-        "0755 if missing (default: $XENSTORED_RUNDIR, else /var/run/xenstored as root, "
-        "else $XDG_RUNTIME_DIR/xsd or /tmp/xsd-UID with mode 0700)",
+        "0755 if missing; given, it wins over $XENSTORED_PATH (default: "
+        "$XENSTORED_RUNDIR, else /var/run/xenstored as root, else $XDG_RUNTIME_DIR/xsd "
+        "or /tmp/xsd-UID, created with mode 0700)",
     )
     parser.add_argument(
         "--socket",
         type=Path,
-        help="path of the listening socket (default: $XENSTORED_PATH, else RUNDIR/socket)",
+        help="path of the listening socket; the first of: this option, RUNDIR/socket if "
+        "--rundir is given, $XENSTORED_PATH, RUNDIR/socket",
     )
     parser.add_argument(
         "--socket-mode",
-        type=lambda s: int(s, 8),
+        type=types.octal_mode,
         default=0o600,
         help="file mode of the listening socket, octal (default: 0600, as C xenstored)",
     )
     parser.add_argument(
         "--domain-socket-mode",
-        type=lambda s: int(s, 8),
+        type=types.octal_mode,
         default=0o600,
         help="file mode of each per-domain socket RUNDIR/domains/DOMID/socket (default: 0600)",
     )
@@ -129,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--event-timeout",
-        type=float,
+        type=types.non_negative_float,
         default=20.0,
         metavar="SECS",
         help="drop watch events an unprivileged domain has not started to read after this "
@@ -137,14 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--request-timeout",
-        type=float,
+        type=types.non_negative_float,
         default=60.0,
         metavar="SECS",
         help="close a connection that leaves a request half-sent this long (default: 60; 0: never)",
     )
     parser.add_argument(
         "--write-rate",
-        type=float,
+        type=types.non_negative_float,
         default=200.0,
         metavar="N",
         help="writes per second an unprivileged domain may make; beyond it the domain "
@@ -152,40 +155,82 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--write-burst",
-        type=float,
+        type=types.positive_float,
         default=10.0,
         metavar="N",
         help="writes an unprivileged domain may make at once before the rate applies (default: 10)",
     )
     parser.add_argument(
         "--path-max",
-        type=int,
+        type=types.positive_int,
         default=2048,
         metavar="N",
         help="longest path below /local/domain/N/ (or whole path elsewhere) for privileged "
         "clients, as C 4.17 checks it (default: 2048; unprivileged domains use their quota)",
     )
     parser.add_argument("--version", action="version", version=f"xsd {__version__}")
-    from xsd.server import logfile, watchdog_actions  # options live with their feature
+    from xsd.server import dryrun, logfile, watchdog_actions  # options live with their feature
 
+    dryrun.add_options(parser)
     watchdog_actions.add_options(parser)
     logfile.add_options(parser)
+    from xsd.server import durable  # durable mode: --state-dir
+
+    durable.add_options(parser)
+    types.tighten(parser, types.FEATURE_LIMITS)
     return parser
 
 
-def prepare_rundir(rundir: Path) -> None:
-    """Create the run directory if needed, refusing one another user could tamper with."""
-    private = str(rundir) != SYSTEM_RUNDIR and os.environ.get("XENSTORED_RUNDIR") is None
-    rundir.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o755)
-    info = rundir.stat()
+def prepare_rundir(rundir: Path, private: bool = False) -> None:
+    """Create the run directory if needed (mode 0755, or 0700 if ``private``: the default
+    one of a user), refusing one another user could tamper with.
+
+    Raises:
+        SystemExit: the directory cannot be made or used (one line: what, and what to do).
+    """
+    try:
+        if not rundir.is_dir():
+            rundir.mkdir(parents=True, mode=0o700)
+            rundir.chmod(0o700 if private else 0o755)  # not what the umask leaves
+        info = rundir.stat()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError):
+            reason = "it exists and is not a directory"
+        raise SystemExit(
+            f"xsd: cannot use {rundir} as the run directory: {reason}; choose another with --rundir"
+        ) from None
     if info.st_uid != os.geteuid():
         raise SystemExit(f"xsd: {rundir} belongs to uid {info.st_uid}, not to us")
     if info.st_mode & 0o022:
-        raise SystemExit(f"xsd: {rundir} is writable by others (mode {info.st_mode & 0o777:o})")
+        raise SystemExit(
+            f"xsd: {rundir} is writable by others (mode {info.st_mode & 0o777:o}); "
+            "chmod go-w it or choose another with --rundir"
+        )
+
+
+DAEMON_PACKAGES = ("trio", "msgpack", "lmdb")
+"""What the daemon needs beyond Python (the ``daemon`` extra); the client needs none."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``xsd`` console script."""
+    """Entry point of the ``xsd`` console script: :func:`run`, or one line saying how to
+    install what it needs if a package of the ``daemon`` extra is missing."""
+    try:
+        return run(argv)
+    except ModuleNotFoundError as exc:
+        if exc.name not in DAEMON_PACKAGES:
+            raise
+        print(
+            f"xsd: the daemon needs the Python package {exc.name!r}, which is not "
+            "installed: pip install 'xsd[daemon]'",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Parse the options and serve (or check a handed-over state, or restore one)."""
     argv = sys.argv[1:] if argv is None else argv
     if "--check-state" in argv:
         # The dry run of a live update. The other options are those the new program
@@ -199,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         if options(rest) is None:
             return 2
         return check_state(known.check_state)
+    from xsd.server import proctitle
+
+    proctitle.set_name()  # "xsd" in ps and pidof, on every start (a live update's too)
     spec = handed_over_state(argv)
     if spec is not None:
         # The new process of a live update: the state first, the options (which its
@@ -242,6 +290,13 @@ def options(argv: list[str]) -> Options | None:
             print(f"xsd: {exc}", file=sys.stderr)
             return None
         args = parser.parse_args(argv)
+    if (
+        args.watchdog_min_timeout is not None
+        and args.watchdog_max_timeout is not None
+        and args.watchdog_min_timeout > args.watchdog_max_timeout
+    ):
+        print("xsd: --watchdog-min-timeout is above --watchdog-max-timeout", file=sys.stderr)
+        return None
     try:
         settings, quotas = initial_settings(args)
     except ValueError as exc:
@@ -355,10 +410,12 @@ def restore(
     try:
         import handover
         from xsd.core.engine import Engine
-        from xsd.server import reexec
+        from xsd.server import guardian, reexec
         from xsd.server.early import EarlyService
 
         reexec.restore_environment()  # before anything we run could inherit ours
+        guard = guardian.take()  # the old daemon's copy, until we say we serve
+        guardian.test_point("exec")
         timeline = handover.timeline
         timeline.take_exec_mark()
         timeline.mark("python", xsd.STARTED_NS)
@@ -372,6 +429,7 @@ def restore(
     finally:
         if collecting:
             gc.enable()
+    guardian.test_point("loaded")
     engine = Engine(state)
     timeline.restore(extra.get("timeline"))
     timeline.mark("loaded")
@@ -380,15 +438,20 @@ def restore(
     parsed: list[Options | None] = []
 
     def prepare() -> None:
+        guardian.reap(guard)
         _import_server()
         if argv is not None:
             parsed.append(options(argv))
 
     importer = threading.Thread(target=prepare, name="xsd-import", daemon=True)
     reply = extra.get("live_update_reply")
-    if reply in conns:  # its OK first: the others can wait the few ms of their adoption
-        early.adopt({reply: conns.pop(reply)})
-        if early.answer(reply):
+    # Its OK first: the others can wait the few ms of their adoption.
+    first = {reply: conns.pop(reply)} if reply in conns else {}
+    early.adopt(first)
+    guardian.test_point("adopted")
+    guardian.release(guard)  # no socket read or written yet: from here on, ours alone
+    for conn_id in first:
+        if early.answer(conn_id):
             timeline.mark("OK")
     early.adopt(conns)
     early.start()
@@ -408,12 +471,16 @@ def serve(
     """Run the daemon as the options say: fresh, or ``restored`` by a live update (whose
     state keeps its own settings and quotas, run-time changes included)."""
     import logging  # not before: a live update's restore does without them
-    from pathlib import Path
 
     log = logging.getLogger("xsd")
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="xsd: %(message)s", stream=sys.stderr)
     rundir = args.rundir or default_rundir()
+    private = (
+        args.rundir is None
+        and not os.environ.get("XENSTORED_RUNDIR")
+        and (str(rundir) != SYSTEM_RUNDIR)
+    )
     if args.live_update and restored is None:
         # --live-update spelled so that main() did not see it (an abbreviation).
         restored_now = restore(args.live_update, None)
@@ -425,40 +492,71 @@ def serve(
 
     from xsd.core.engine import Engine
     from xsd.core.state import State
-    from xsd.server import logfile, watchdog_actions
+    from xsd.server import logfile, sdnotify, watchdog_actions
     from xsd.server.daemon import Server, ServerConfig
     from xsd.server.unix_sockets import BindError
 
     if restored is None:
-        prepare_rundir(rundir)
+        sdnotify.status("Starting")
+        prepare_rundir(rundir, private)
         engine, extra, mux = Engine(State(settings=settings, quotas=quotas)), None, None
     else:
         engine, extra, mux = restored
-    socket_path = (
-        args.socket
-        or (Path(os.environ["XENSTORED_PATH"]) if os.environ.get("XENSTORED_PATH") else None)
-        or rundir / "socket"
-    )
+    durable = None
+    if args.state_dir is not None:  # durable mode: the state from (and to) DIR
+        from xsd.server.durable import DurableError, open_state
+
+        try:
+            durable = open_state(args, engine.state, engine if restored else None)
+        except DurableError as exc:
+            print(f"xsd: {exc}", file=sys.stderr)
+            return 1
+        engine = durable.engine
+    socket_path = socket_path_of(args, rundir)
     config = ServerConfig(
         socket_path=socket_path,
         rundir=rundir,
         socket_mode=args.socket_mode,
         domain_socket_mode=args.domain_socket_mode,
     )
-    if args.pid_file:
-        args.pid_file.write_text(f"{os.getpid()}\n")
     server = Server(config, engine, mux=mux)
+    server.live_update.dry_run_timeout = args.dry_run_timeout
+    server.live_update.pid_file = args.pid_file
+    if durable is not None:
+        server.durable = durable
+        server.mux.before_write = durable.commit
     watchdog_actions.configure(server, args)
     logfile.configure(server, args)  # logging
     if extra is not None:
         server.adopt_handover(extra)
+        if "exec" in extra:  # the old process's last step, logged once it happened
+            log.info("live-update: exec %s", extra["exec"])
         log.info("live update: state restored, %d nodes", len(server.engine.state.tree.nodes))
     else:
         try:
             server.lock()
-        except OSError:
+        except BlockingIOError:
             print(f"xsd: another daemon serves {socket_path}; not starting", file=sys.stderr)
             return 1
+        except OSError as exc:
+            print(
+                f"xsd: cannot use {socket_path}: {exc.strerror} ({exc.filename}); "
+                "choose another place with --socket or --rundir",
+                file=sys.stderr,
+            )
+            return 1
+    if args.pid_file:  # once the socket is ours: never another daemon's pid file
+        try:
+            args.pid_file.write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            print(
+                f"xsd: cannot write the pid file {args.pid_file}: {exc.strerror}; "
+                "choose another with --pid-file",
+                file=sys.stderr,
+            )
+            return 1
+        if durable is not None:
+            durable.close()
     unbound: list[str] = []
     try:
         try:
@@ -468,14 +566,38 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        _forget_pid_file(args)
         if args.pid_file:
             args.pid_file.unlink(missing_ok=True)
+        if durable is not None:
+            durable.close()
     if unbound:
         for reason in unbound:
             print(f"xsd: {reason}; not starting", file=sys.stderr)
         return 1
     log.info("stopped")
     return 0
+
+
+def socket_path_of(args: argparse.Namespace, rundir: Path) -> Path:
+    """Where the daemon listens: ``--socket``; else ``RUNDIR/socket`` for an explicit
+    ``--rundir``; else ``$XENSTORED_PATH``; else ``RUNDIR/socket``."""
+    from pathlib import Path
+
+    if args.socket:
+        return Path(args.socket)
+    if args.rundir is None and os.environ.get("XENSTORED_PATH"):
+        return Path(os.environ["XENSTORED_PATH"])
+    return rundir / "socket"
+
+
+def _forget_pid_file(args: argparse.Namespace) -> None:
+    if args.pid_file:
+        try:
+            if args.pid_file.read_text().strip() == str(os.getpid()):
+                args.pid_file.unlink()
+        except OSError:
+            pass
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -497,13 +619,14 @@ async def _run(server: Server) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.serve)
             print(f"xsd: listening on {server.config.socket_path}", file=sys.stderr, flush=True)
-            sdnotify.notify("READY=1")
+            served = f"Serving on {server.config.socket_path}"
+            sdnotify.notify("READY=1", served + (" (live updated)" if server.restored else ""))
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     server.reopen_log("SIGHUP")  # logging: after a rotation
                     continue
                 logging.getLogger("xsd").info("%s received, stopping", signal.Signals(signum).name)
-                sdnotify.notify("STOPPING=1")
+                sdnotify.notify("STOPPING=1", f"Stopping: {signal.Signals(signum).name}")
                 server.live_update.abort()
                 nursery.cancel_scope.cancel()
                 break

@@ -12,11 +12,21 @@ Invariants:
   buffered: then it is not read at all, so a client that does not read, or floods,
   cannot make the daemon grow;
 * every pass answers at most one batch of each connection's requests, round robin, so
-  a flooding client delays the others by one batch, not by its whole backlog;
+  a flooding client delays the others by one batch, not by its whole backlog; a batch
+  is 16 requests, fewer when many connections are busy (about 256 requests a pass in
+  all, at least one each), so a pass stays short however many clients flood; and the
+  turns of connections with requests left take at most 20 ms a pass (the round robin
+  goes on in the next), so a socket that became ready is read within about that;
 * it is registered for output (EPOLLOUT) exactly while it has output the kernel did not
   take; a byte leaves the core's queue only once the kernel accepted it;
 * the loop yields to trio whenever it has nothing to do and at least every 2 ms of
   continuous work, so timers, accepts and the live-update task run whatever the load;
+* a connection whose bytes raise, whichever path decodes them (a read, its next turn,
+  a resume after its output drained), is that connection's end alone: a framing error
+  (:class:`ProtocolError`) disconnects it as C does, any other exception is logged with
+  its traceback and disconnects it too; nothing one connection sends ends the loop;
+* once connections that held much output are gone (``Engine.freed_bytes``), a pass
+  ends by giving the freed heap back to the system (:mod:`xsd.server.memtrim`);
 * the same passes can run without trio (:meth:`Multiplexer.serve_early`): a restored
   daemon answers its clients while the rest of it is still being imported.
 """
@@ -30,6 +40,7 @@ from collections import deque
 from collections.abc import Callable
 
 from xsd.core.engine import Engine
+from xsd.server import memtrim
 from xsd_client.protocol import ProtocolError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
@@ -54,7 +65,9 @@ _IN = select.EPOLLIN | select.EPOLLRDHUP
 _OUT = select.EPOLLOUT
 _READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _YIELD_EVERY = 0.002  # seconds of back-to-back work before yielding to other tasks
-_BATCH_REQUESTS = 16  # requests answered before their replies are written
+_BATCH_REQUESTS = 16  # requests answered before their replies are written (at most)
+_PASS_REQUESTS = 256  # a pass's share of requests, split among the busy connections
+_TURNS_SLICE = 0.02  # seconds of turns a pass takes at most before it polls again
 
 
 class Client:
@@ -79,7 +92,10 @@ class Multiplexer:
         self.clients: dict[int, Client] = {}  # by connection id
         self._by_fd: dict[int, Client] = {}
         self._turns: deque[int] = deque()  # connections with requests left to answer
+        self.before_write: Callable[[], None] | None = None
+        """Called before any output is written (durable mode commits its journal)."""
         self._queued: set[int] = set()  # the same, as a set
+        self._batch = _BATCH_REQUESTS  # requests per turn in the current pass
 
     def attach(self, flush: Callable[[], None], drop: Callable[[int], None]) -> None:
         """Who writes dirty connections and applies effects after each pass (``flush``),
@@ -93,9 +109,9 @@ class Multiplexer:
         """Serve ``sock`` as connection ``conn_id`` (already known to the engine)."""
         sock.setblocking(False)
         client = Client(conn_id, sock)
+        self.epoll.register(sock.fileno(), client.mask)  # first: it may fail (ENOSPC)
         self.clients[conn_id] = client
         self._by_fd[sock.fileno()] = client
-        self.epoll.register(sock.fileno(), client.mask)
 
     def remove(self, conn_id: int) -> None:
         """Stop serving a connection and close its socket."""
@@ -127,6 +143,8 @@ class Multiplexer:
         conn = self.engine.state.connections.get(conn_id)
         if client is None or conn is None:
             return
+        if conn.out_bytes and self.before_write is not None:
+            self.before_write()
         while conn.out_bytes:
             try:
                 n = client.sock.send(conn.output())
@@ -153,7 +171,13 @@ class Multiplexer:
         waits for: its turn again (more buffered: ``_turns``, not read meanwhile, so a
         flood cannot grow its buffer), the connection itself (``held``), or input."""
         conn_id = client.conn_id
-        more = step(conn_id, *data, time.monotonic_ns(), _BATCH_REQUESTS)
+        try:
+            more = step(conn_id, *data, time.monotonic_ns(), self._batch)
+        except Exception as exc:
+            # Whether the bad header came with this read or waited for a later turn
+            # (receive, resume), a connection's bytes can only end that connection.
+            self._fail(conn_id, exc)
+            return
         if conn_id not in self.clients:
             return
         if more and self.engine.blocked(conn_id):
@@ -164,15 +188,23 @@ class Multiplexer:
         self._want_input(client, not more)
 
     def _take_turns(self) -> None:
-        """One batch for each connection that still has requests buffered, round robin."""
+        """One batch for each connection that still has requests buffered, round robin,
+        for at most ``_TURNS_SLICE`` (at least one turn): the rest go on in the next
+        pass, after the sockets that became ready meanwhile were read."""
+        deadline = time.monotonic() + _TURNS_SLICE
         for _ in range(len(self._turns)):
+            if time.monotonic() >= deadline:
+                break
             conn_id = self._turns.popleft()
             self._queued.discard(conn_id)
             client = self.clients.get(conn_id)
             if client is None or client.held:
                 continue
-            self.send(conn_id)  # its previous batch's replies first
-            self._answer(client, self.engine.resume)
+            try:
+                self.send(conn_id)  # its previous batch's replies first
+                self._answer(client, self.engine.resume)
+            except Exception as exc:
+                self._fail(conn_id, exc)
 
     def _want_output(self, client: Client, on: bool) -> None:
         mask = (client.mask | _OUT) if on else (client.mask & ~_OUT)
@@ -227,16 +259,31 @@ class Multiplexer:
         """Handle ready sockets, give each connection with requests left its turn, and
         flush."""
         by_fd = self._by_fd
+        # The more connections are busy, the fewer requests each answers per turn, so a
+        # pass stays short and a connection that asks once (domain 0's tools) waits for
+        # about _PASS_REQUESTS requests of the others, not for 16 of each.
+        busy = len(events) + len(self._turns)
+        self._batch = max(1, min(_BATCH_REQUESTS, _PASS_REQUESTS // max(1, busy)))
         for fd, mask in events:
             client = by_fd.get(fd)
             if client is None:
                 continue
-            if mask & _OUT:
-                self.send(client.conn_id)
-            if mask & _READABLE:
-                self._read(client)
+            try:
+                if mask & _OUT:
+                    self.send(client.conn_id)
+                if mask & _READABLE:
+                    self._read(client)
+            except Exception as exc:
+                self._fail(client.conn_id, exc)
         self._take_turns()
-        self._flush()
+        try:
+            self._flush()
+        except Exception:
+            # Not one connection's: log it, keep serving (the next pass flushes again).
+            _log().exception("internal error flushing output; serving on")
+        if self.engine.freed_bytes >= memtrim.TRIM_AFTER:
+            self.engine.freed_bytes = 0
+            memtrim.trim()  # what a connection that went held, back to the system
 
     def _read(self, client: Client) -> None:
         conn_id = client.conn_id
@@ -253,13 +300,36 @@ class Multiplexer:
         if not data:
             self._drop(conn_id)
             return
-        try:
-            self._answer(client, self.engine.receive, data)
-        except ProtocolError as exc:
-            _log().warning("connection %d: %s; disconnecting", conn_id, exc)
-            self._drop(conn_id)
+        self._answer(client, self.engine.receive, data)
+
+    # ------------------------------------------------------------------ errors
+
+    def _send_last(self, conn_id: int) -> None:
+        """Write what the kernel takes now of a connection about to be closed."""
+        client = self.clients.get(conn_id)
+        conn = self.engine.state.connections.get(conn_id)
+        if client is None or conn is None:
             return
-        except Exception:
-            # Last line of defence: one connection goes, the daemon and the others stay.
-            _log().exception("connection %d: internal error; disconnecting", conn_id)
+        with contextlib.suppress(OSError):
+            while conn.out_bytes:
+                conn.consume(client.sock.send(conn.output()))
+
+    def _fail(self, conn_id: int, exc: Exception) -> None:
+        """End the connection whose input raised ``exc``; the daemon and the others stay.
+
+        A :class:`ProtocolError` is the client's fault (C disconnects it too): one
+        warning. Anything else is a bug in handling that connection: its traceback is
+        logged. Dropping it must not fail in turn: if it does, the socket still goes.
+        """
+        if isinstance(exc, ProtocolError):
+            _log().warning("connection %d: %s; disconnecting", conn_id, exc)
+            self._send_last(conn_id)  # the replies to the requests before the bad bytes
+        else:
+            _log().error("connection %d: internal error; disconnecting", conn_id, exc_info=exc)
+        try:
             self._drop(conn_id)
+        except Exception:
+            _log().exception("connection %d: dropping it failed; closing its socket", conn_id)
+            self.remove(conn_id)
+            with contextlib.suppress(Exception):
+                self.engine.disconnect(conn_id)

@@ -11,6 +11,14 @@ very interpreter (``#!`` and its path, nothing else), the update execs
 The new process puts ``PYTHONPATH`` back as it was (:func:`restore_environment`), so
 that nothing it runs inherits ours.
 
+A package found by an import hook rather than through ``sys.path`` (a default editable
+install: ``pip install -e .`` puts a finder in a ``.pth``) would not be found without
+``site``: the report names the directories of such packages (``roots``), which the plan
+appends to the path. Whatever the plan, the update runs it once more as a dry run
+(``interpreter -S program ARGS --check-state``, the very command line and environment of
+the exec) before it is used; if that fails, the program is exec'd as it is (with ``site``,
+which its first dry run ran).
+
 What differs in the new process: ``site`` is not imported, so ``.pth`` code and
 ``sitecustomize`` do not run again (their paths are there); ``sys.flags.no_site`` is 1;
 ``/proc/PID/cmdline`` shows ``-S`` after the interpreter. A program that is not such
@@ -35,8 +43,37 @@ def report() -> str:
     """The line the dry run prints: this interpreter, and the path ``site`` made."""
     import json
 
-    facts = {"executable": sys.executable, "path": sys.path, "site": not sys.flags.no_site}
+    facts = {
+        "executable": sys.executable,
+        "path": sys.path,
+        "site": not sys.flags.no_site,
+        "roots": hooked_roots(),
+    }
     return REPORT_PREFIX + json.dumps(facts)
+
+
+def hooked_roots() -> list[str]:
+    """The directories holding top-level packages (and modules) imported so far that no
+    ``sys.path`` entry leads to: those an import hook found (a default editable install
+    maps ``xsd`` to its source directory so)."""
+    entries = {os.path.realpath(p or os.curdir) for p in sys.path}
+    roots: list[str] = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if "." in name or name == "__main__" or not isinstance(file, str):
+            continue
+        if hasattr(module, "__path__"):  # a package: NAME/__init__.py
+            where = os.path.dirname(file)
+            if os.path.basename(where) != name:
+                continue  # mapped to a directory of another name: -S cannot follow
+            root = os.path.dirname(where)
+        else:
+            if os.path.basename(file).partition(".")[0] != name:
+                continue
+            root = os.path.dirname(file)
+        if os.path.realpath(root) not in entries and root not in roots:
+            roots.append(root)
+    return roots
 
 
 class Plan:
@@ -75,16 +112,20 @@ def exec_plan(program: str, dry_run_stdout: str) -> Plan | None:
     try:
         facts = json.loads(line[len(REPORT_PREFIX) :])
         executable, path, ran_site = facts["executable"], facts["path"], facts["site"]
-    except (ValueError, KeyError, TypeError):
+        roots = facts.get("roots", [])
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
     if not (isinstance(executable, str) and isinstance(path, list) and ran_site is True):
         return None
-    if not path or not all(isinstance(p, str) and os.pathsep not in p for p in path):
+    if not isinstance(roots, list):
+        return None
+    if not path or not all(isinstance(p, str) and os.pathsep not in p for p in path + roots):
         return None
     interpreter = shebang_interpreter(program)
     if interpreter is None or not _same_file(interpreter, executable):
         return None
-    return Plan(interpreter, [p for p in path[1:] if p])
+    full = [p for p in path[1:] if p]
+    return Plan(interpreter, full + [r for r in roots if r and r not in full])
 
 
 def shebang_interpreter(program: str) -> str | None:

@@ -1,4 +1,5 @@
-"""sd_notify: tell systemd we are ready, reloading (live update) or stopping.
+"""sd_notify: tell systemd what the daemon is doing: starting, ready, reloading (a live
+update), stopping, each with a ``STATUS=`` line for ``systemctl status``.
 
 Only when ``$NOTIFY_SOCKET`` is set; failures are ignored, as libsystemd does.
 """
@@ -9,12 +10,27 @@ import os
 import socket
 import time
 
+DEFAULT_STATUS = {
+    "READY=1": "Serving",
+    "STOPPING=1": "Stopping",
+    "RELOADING=1": "Live update: executing the new program",
+}
+"""The ``STATUS=`` a state change carries when its sender gives none."""
 
-def notify(message: str) -> bool:
-    """Send one notification datagram; True if it was sent."""
+
+def notify(message: str, status: str | None = None) -> bool:
+    """Send one notification datagram; True if it was sent.
+
+    ``status`` becomes its ``STATUS=`` line; without one, a ``READY=1``, ``STOPPING=1``
+    or ``RELOADING=1`` gets its :data:`DEFAULT_STATUS`.
+    """
     path = os.environ.get("NOTIFY_SOCKET")
     if not path:
         return False
+    if status is None and "STATUS=" not in message:
+        status = next((text for key, text in DEFAULT_STATUS.items() if key in message), None)
+    if status is not None:
+        message = f"{message}\nSTATUS={status}" if message else f"STATUS={status}"
     if path.startswith("@"):
         path = "\0" + path[1:]
     try:
@@ -24,6 +40,11 @@ def notify(message: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def status(text: str) -> bool:
+    """A ``STATUS=`` line alone: what the daemon is doing now."""
+    return notify("", text)
 
 
 def notify_reloading() -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
 import stat
 from pathlib import Path
 
-__all__ = ["BindError", "bind_unix"]
+__all__ = ["BindError", "bind_unix", "remove_stale_domain_sockets"]
 
 
 class BindError(OSError):
@@ -24,14 +25,18 @@ def bind_unix(
     """A non-blocking Unix socket bound at ``path`` (a stale socket file is replaced),
     listening if it is a stream socket.
 
+    A socket file is stale only if nobody answers on it: it is probed (a connect) first,
+    and one that some program serves (C xenstored, another xsd run elsewhere, anything
+    that does not hold our lock) is never replaced (EADDRINUSE).
+
     The socket is bound under a temporary name, given its mode, set listening and only
     then renamed into place, so a client that sees the path can connect, and never
     finds a socket with the wrong mode. A file at ``path`` that is not a socket is
     left alone.
 
     Raises:
-        BindError: ``path`` is something other than a socket (EEXIST), or what
-            mkdir, bind, chmod or rename raised.
+        BindError: ``path`` is something other than a socket (EEXIST), a socket some
+            program answers on (EADDRINUSE), or what mkdir, bind, chmod or rename raised.
     """
     try:
         return _bind(path, mode, kind, backlog)
@@ -47,6 +52,12 @@ def _bind(path: Path, mode: int, kind: int, backlog: int) -> socket.socket:
             raise OSError(errno.EEXIST, "it exists and is not a socket")
     except FileNotFoundError:
         pass
+    else:
+        if _answers(path, kind):
+            raise OSError(
+                errno.EADDRINUSE,
+                "another program serves this socket (stop it, or choose another path)",
+            )
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     staging.unlink(missing_ok=True)
     sock = socket.socket(socket.AF_UNIX, kind)
@@ -62,3 +73,51 @@ def _bind(path: Path, mode: int, kind: int, backlog: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def remove_stale_domain_sockets(domains: Path, served: set[int]) -> list[int]:
+    """Remove ``domains/<domid>/socket`` for each domid not in ``served`` that nobody
+    listens on any more; returns those domids.
+
+    A daemon killed with SIGKILL leaves its per-domain sockets behind: they refuse every
+    connection (ECONNREFUSED) until the domain is introduced again. The next daemon
+    serves no domain yet (or, restored by a live update, those it inherited: ``served``),
+    so a socket that refuses is stale; one that accepts is someone else's and stays.
+    An emptied ``<domid>`` directory goes too.
+    """
+    removed: list[int] = []
+    try:
+        entries = sorted(domains.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.isdigit() or int(entry.name) in served:
+            continue
+        path = entry / "socket"
+        try:
+            if not stat.S_ISSOCK(path.lstat().st_mode) or _answers(path, socket.SOCK_STREAM):
+                continue
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(int(entry.name))
+        with contextlib.suppress(OSError):
+            entry.rmdir()  # only if empty
+    return removed
+
+
+def _answers(path: Path, kind: int) -> bool:
+    """Whether a program serves the socket file at ``path`` (a connect succeeds, or
+    its backlog is full, or it cannot be reached); False for a stale file (refused)."""
+    probe = socket.socket(socket.AF_UNIX, kind)
+    probe.setblocking(False)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False  # nobody listens: a stale file
+    except OSError:
+        return True  # listening with a full backlog (EAGAIN), or not ours to reach
+    else:
+        return True
+    finally:
+        probe.close()

@@ -1,7 +1,7 @@
 """Watchdog action backends, and the daemon's watchdog options.
 
 The core decides what an expired watchdog's action is and asks for hard actions (reset,
-poweroff, pause, inject-nmi) with an ``Effect("watchdog", ActionRequest)``. This module
+poweroff, pause, inject-nmi) with a :class:`~xsd.core.effects.WatchdogAction` effect. This module
 performs them: over QMP to the domain's QEMU when the domain has a QMP socket (its
 ``watchdog/qmp`` node), else by running the hook command (``--watchdog-hook``) with the
 domain, watchdog and action in its environment. Invariants:
@@ -25,7 +25,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from xsd.core import watchdogs
-from xsd.core.watchdogs import ACTIONS, ALIASES, ActionRequest, canonical_action
+from xsd.core.effects import WatchdogAction
+from xsd.core.watchdogs import ACTIONS, ALIASES, canonical_action
 
 if TYPE_CHECKING:
     import trio
@@ -120,7 +121,7 @@ async def qmp_execute(path: str, command: str) -> str:
     raise BackendError(f"QMP {path}: no answer in {QMP_TIMEOUT:g} s")
 
 
-async def run_hook(hook: str, request: ActionRequest) -> str:
+async def run_hook(hook: str, request: WatchdogAction) -> str:
     """Run the hook command with the action in its environment; returns a summary.
 
     The environment adds ``XSD_DOMID``, ``XSD_WATCHDOG`` (the slot), ``XSD_ACTION`` and
@@ -159,7 +160,7 @@ async def run_hook(hook: str, request: ActionRequest) -> str:
     raise BackendError(f"hook took more than {HOOK_TIMEOUT:g} s")
 
 
-async def perform(request: ActionRequest, hook: str | None) -> tuple[bool, str]:
+async def perform(request: WatchdogAction, hook: str | None) -> tuple[bool, str]:
     """Carry out a hard action; ``(ok, what was done or why it failed)``, never raises."""
     try:
         if request.qmp:
@@ -171,7 +172,7 @@ async def perform(request: ActionRequest, hook: str | None) -> tuple[bool, str]:
         return False, str(exc)
 
 
-async def perform_effect(server: Server, request: ActionRequest) -> None:
+async def perform_effect(server: Server, request: WatchdogAction) -> None:
     """Perform an expiry's action and put its result in the store (a server task)."""
     ok, detail = await perform(request, server.config.watchdog_hook)
     if ok:

@@ -1,0 +1,209 @@
+"""Durable mode's state on disk: a checkpoint plus a journal of changes, and back.
+
+The daemon started with ``--state-dir`` (``xsd.server.durable``) keeps what outlives a
+connection: nodes, permissions, generation counters, domains, quotas, settings and the
+watchdogs (deadlines, boot status). Both halves reuse the records of ``handover.records``
+(one serialization path, one loader):
+
+* the **checkpoint** is a whole framed stream (``handover.stream``) of the state without
+  connections, watches or transactions (:func:`durable_view`), its ``meta`` extra
+  carrying ``durable`` = ``{"seq", "boot_id", "mono_ns"}``: the last journal entry it
+  includes, the boot it was written in and the monotonic time then;
+* each **journal entry** is what one pass of the daemon changed, as
+  ``["journal", seq, mono_ns, generation, next_conn_id, next_watch_seq, perms, delta,
+  side]``: ``perms`` and ``delta`` are a permission table and the entries of a
+  ``handover.tree_delta`` record for the paths written or removed; ``side`` is None,
+  or, when more than the tree may have changed, the records of a whole state whose tree
+  is a stub (:func:`side_records`): its domains, quotas, settings, special permissions
+  and watchdogs replace the current ones. An entry is stored packed, after the CRC-32
+  of the packed bytes (:func:`pack_entry`).
+
+:func:`restore` builds a state from a checkpoint and the entries that follow it, in
+order and without a gap (each side part replacing the last, only the final one is
+loaded), and raises :class:`StateError` at the first problem: the
+caller never sees a half-loaded state.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Generator, Iterable
+
+import msgpack
+
+from handover import records, stream
+from handover.records import StateError, TreeAhead
+from handover.tree_columns import dump_tree_steps
+from handover.tree_delta import DeltaError, apply_delta, dump_delta
+from xsd.core import perms as P
+from xsd.core.state import State
+from xsd.core.tree import Tree
+from xsd.core.watches import WatchIndex
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Any
+
+_CRC = struct.Struct("<I")
+
+
+def durable_view(state: State, tree: Tree | None = None) -> State:
+    """``state`` as durable mode keeps it: its tree (or ``tree``), without connections,
+    watches or transactions (they die with the process); shares ``state``'s parts."""
+    watches = WatchIndex()
+    watches.next_seq = state.watches.next_seq
+    return State(
+        tree=state.tree if tree is None else tree,
+        special_perms=state.special_perms,
+        watches=watches,
+        connections={},
+        next_conn_id=state.next_conn_id,
+        domains=state.domains,
+        settings=state.settings,
+        quotas=state.quotas,
+        watchdogs=state.watchdogs,
+    )
+
+
+def checkpoint_records(
+    state: State, info: dict[str, Any], ahead: TreeAhead | None = None
+) -> list[Any]:
+    """The records of a checkpoint of ``state`` (``info``: its ``durable`` extra). With
+    ``ahead``, ``state.tree.journal`` must name every path changed since that dump."""
+    return list(records.dump(durable_view(state), {"durable": info}, ahead))
+
+
+def checkpoint_ahead_steps(tree: Tree) -> Generator[None, None, TreeAhead]:
+    """Dump the tree in steps for a checkpoint (the daemon serves between them), packed
+    as ``records.dump_ahead`` packs it. Whoever calls this must note every path changed
+    from its first step on, and hand them to :func:`checkpoint_records` as the journal."""
+    record, table = yield from dump_tree_steps(tree)
+    packer = msgpack.Packer(use_bin_type=True)
+    parts = [packer.pack_array_header(len(record))]
+    for column in record:
+        parts.append(packer.pack(column))
+        yield
+    return TreeAhead(b"".join(parts), table)
+
+
+def side_records(state: State) -> list[Any]:
+    """A whole state's records with ``state``'s domains, quotas, settings, special
+    permissions, counters and watchdogs, and a stub tree (the tree goes as deltas)."""
+    stub = Tree.initial()
+    stub.generation = state.tree.generation
+    return list(records.dump(durable_view(state, stub), with_usage=False))
+
+
+def journal_entry(
+    state: State, seq: int, mono_ns: int, changed: Iterable[str], side: bool
+) -> list[Any]:
+    """The journal entry for the paths ``changed`` (and the rest if ``side``)."""
+    ids: dict[P.Perms, int] = {}
+    delta = dump_delta(state.tree, changed, ids)[1]
+    return [
+        "journal",
+        seq,
+        mono_ns,
+        state.tree.generation,
+        state.next_conn_id,
+        state.watches.next_seq,
+        [[[a, d] for a, d in perms] for perms in ids],
+        delta,
+        side_records(state) if side else None,
+    ]
+
+
+def pack_entry(entry: list[Any]) -> bytes:
+    """A journal entry as stored: the CRC-32 of its msgpack bytes, then those."""
+    body: bytes = msgpack.packb(entry, use_bin_type=True)
+    return _CRC.pack(zlib.crc32(body)) + body
+
+
+def unpack_entry(raw: bytes | memoryview) -> list[Any]:
+    """A stored journal entry back (see :func:`pack_entry`).
+
+    Raises:
+        StateError: it is truncated, altered, or not a journal entry.
+    """
+    if len(raw) < _CRC.size + 1:
+        raise StateError("a journal entry is truncated")
+    body = bytes(raw[_CRC.size :])
+    if _CRC.unpack_from(raw)[0] != zlib.crc32(body):
+        raise StateError("journal entry checksum mismatch: the journal was altered or damaged")
+    try:
+        entry = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=False)
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
+        raise StateError(f"a journal entry does not decode: {exc}") from exc
+    if not isinstance(entry, list) or len(entry) != 9 or entry[0] != "journal":
+        raise StateError("a journal entry is not a journal record")
+    return entry
+
+
+def restore(
+    checkpoint: bytes | memoryview, entries: Iterable[tuple[int, bytes | memoryview]]
+) -> tuple[State, dict[str, Any], int]:
+    """The state a checkpoint (a framed stream) and the journal after it describe:
+    ``(state, its durable info as of the last entry, the last seq applied)``.
+
+    ``entries`` are ``(seq, stored bytes)`` in increasing order; those the checkpoint
+    already includes are skipped, the rest must follow it without a gap.
+
+    Raises:
+        StateError: anything is damaged, missing or inconsistent; nothing is returned.
+    """
+    state, extra = records.load(stream.decode_state(checkpoint))
+    info = extra.get("durable")
+    if not isinstance(info, dict) or type(info.get("seq")) is not int:
+        raise StateError("the checkpoint is not a durable-mode checkpoint")
+    info = dict(info)
+    last = included = info["seq"]
+    unpacked = []
+    for seq, raw in entries:
+        if seq <= included:
+            continue
+        if seq != last + 1:
+            raise StateError(f"journal entry {last + 1} is missing (next is {seq})")
+        entry = unpack_entry(raw)
+        if entry[1] != seq:
+            raise StateError(f"journal entry {seq} is stored as entry {entry[1]}")
+        unpacked.append(entry)
+        last = seq
+    # Each side part replaces the one before: only the last one is loaded.
+    final_side = max((i for i, e in enumerate(unpacked) if e[8] is not None), default=-1)
+    for i, entry in enumerate(unpacked):
+        try:
+            _apply(state, entry, side=i == final_side)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            if isinstance(exc, DeltaError):
+                raise StateError(f"journal entry {entry[1]}: {exc}") from None
+            raise StateError(f"journal entry {entry[1]} is malformed: {exc!r}") from exc
+        info["mono_ns"] = entry[2]
+    return state, info, last
+
+
+def _apply(state: State, entry: list[Any], side: bool) -> None:
+    _, _, _, generation, next_conn_id, next_watch_seq, perms, delta, side_records = entry
+    table = [records._to_perms(p) for p in perms]
+    apply_delta(state.tree, ["delta", delta], table)
+    if side:
+        other, _ = records.load(side_records)
+        state.special_perms = other.special_perms
+        state.domains = other.domains
+        state.settings = other.settings
+        state.quotas = other.quotas
+        state.watchdogs = other.watchdogs
+    state.tree.generation = int(generation)
+    state.next_conn_id = int(next_conn_id)
+    state.watches.next_seq = int(next_watch_seq)
+
+
+def shift_deadlines(state: State, by_ns: int) -> None:
+    """Move every watchdog deadline by ``by_ns`` (a state from another boot: its
+    monotonic clock started elsewhere), keeping the time each had left."""
+    wd = state.watchdogs
+    for dd in wd.domains.values():
+        for dog in dd.dogs:
+            if dog.deadline:
+                dog.deadline += by_ns
+    wd.heap = [(when + by_ns, domid, slot, token) for when, domid, slot, token in wd.heap]

@@ -1,0 +1,87 @@
+"""The multiplexer's last line of defence: a bug met while handling one connection's
+bytes ends that connection, logged with its traceback, never the loop.
+
+A bug cannot be provoked from outside on purpose (that is what the fuzzing harness looks
+for), so here the engine is the real one with one fault planted in :meth:`resume`, and
+the connections are real socket pairs served by the real multiplexer (its trio-free
+loop, :meth:`Multiplexer.serve_early`).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+import pytest
+
+from xsd.core.engine import Engine
+from xsd.server.mux import Multiplexer
+from xsd_client.protocol import Decoder, Op, encode
+
+
+class FaultyEngine(Engine):
+    """Resuming connection ``victim`` raises, as a bug in its handling would."""
+
+    victim = -1
+
+    def resume(self, conn_id: int, now: int = 0, budget: int = 0) -> bool:
+        if conn_id == self.victim:
+            raise RuntimeError("planted bug")
+        return super().resume(conn_id, now, budget)
+
+
+def _replies(sock: socket.socket, count: int) -> list[int]:
+    decoder = Decoder()
+    got: list[int] = []
+    sock.settimeout(2)
+    while len(got) < count:
+        data = sock.recv(65536)
+        if not data:
+            break
+        decoder.receive_data(data)
+        got += [p.req_id for p in decoder]
+    return got
+
+
+def test_a_bug_on_the_resume_path_drops_only_that_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = FaultyEngine()
+    dropped: list[int] = []
+
+    def drop(conn_id: int) -> None:
+        dropped.append(conn_id)
+        mux.remove(conn_id)
+        engine.disconnect(conn_id)
+
+    def flush() -> None:
+        for conn_id in engine.take_dirty():
+            mux.send(conn_id)
+
+    mux = Multiplexer(engine, flush, drop)
+    pairs = []
+    for _ in range(2):
+        ours, theirs = socket.socketpair()
+        conn_id = engine.connect(0)
+        mux.add(conn_id, ours)
+        pairs.append((conn_id, theirs))
+    (victim, victim_sock), (other, other_sock) = pairs
+    engine.victim = victim
+    batch = b"".join(encode(Op.READ, i + 1, 0, b"/tool/xenstored\0") for i in range(40))
+    victim_sock.sendall(batch)  # more than one batch: the rest waits for a resume
+    other_sock.sendall(batch)
+    deadline = time.monotonic() + 2
+    with caplog.at_level(logging.ERROR, logger="xsd"):
+        mux.serve_early(lambda: time.monotonic() > deadline or bool(dropped), flush)
+        mux.serve_early(lambda: time.monotonic() > deadline, flush, 0.01)
+    assert dropped == [victim]
+    assert _replies(other_sock, 40) == list(range(1, 41))  # the other is served in full
+    victim_sock.settimeout(2)
+    assert len(_replies(victim_sock, 40)) == 16  # its first batch, then the close
+    assert victim not in engine.state.connections
+    assert other in engine.state.connections
+    record = next(r for r in caplog.records if "internal error" in r.getMessage())
+    assert f"connection {victim}: internal error; disconnecting" == record.getMessage()
+    assert record.exc_info is not None and "planted bug" in str(record.exc_info[1])
+    mux.close()

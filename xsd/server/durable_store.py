@@ -1,0 +1,239 @@
+"""The state directory of durable mode: two LMDB files, and reading them safely.
+
+``DIR/checkpoint.lmdb`` holds one checkpoint, a framed stream (``handover.stream``)
+kept as ``transports.write_lmdb`` keeps one (``head``, ``r`` + index, ``digest``), and
+is replaced whole in one LMDB transaction. ``DIR/journal.lmdb`` holds the journal
+entries (``handover.checkpoint``) under ``j`` + their sequence number, big-endian, and
+a ``format`` key. A commit reaches the kernel before it returns (LMDB without
+``MDB_NOSYNC`` when ``sync`` is asked for: then it is on the disk too); a checkpoint
+and a clean close sync both files. ``DIR/lock`` is held (flock) by the daemon using the
+directory.
+
+Reading happens in a forked child that sends the bytes through a pipe: a truncated or
+damaged LMDB file can make a reader fault on a page that is not there (SIGBUS), and
+that must cost a refusal, not the daemon. The parent checks everything it receives
+(``handover.checkpoint.restore``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import struct
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import msgpack
+
+from handover.stream import check_header
+
+_KEY = struct.Struct(">Q")
+JOURNAL_FORMAT = b"xsd-journal 1"
+JOURNAL_MAP = 1 << 30
+"""The journal's first map size (the file is as large, sparse: it is written through
+the map, ``writemap``); it doubles when full."""
+CHECKPOINT_MAP = 1 << 36
+
+
+class StoreError(Exception):
+    """The state directory cannot be used; ``str()`` is one line that says why."""
+
+
+def journal_key(seq: int) -> bytes:
+    """The key of journal entry ``seq``."""
+    return b"j" + _KEY.pack(seq)
+
+
+class Store:
+    """The open state directory: its lock and its two LMDB environments."""
+
+    def __init__(self, directory: Path, *, sync: bool = True) -> None:
+        self.directory = directory
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot use the state directory {directory}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.lock_fd)
+            raise StoreError(f"another daemon uses the state directory {directory}") from None
+        self.sync = sync
+        self.journal: Any = None
+        self.checkpoint: Any = None
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal's LMDB file."""
+        return self.directory / "journal.lmdb"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The checkpoint's LMDB file."""
+        return self.directory / "checkpoint.lmdb"
+
+    def exists(self) -> bool:
+        """True if the directory holds a state (or a part of one)."""
+        return self.journal_path.exists() or self.checkpoint_path.exists()
+
+    def open(self) -> None:
+        """Open both environments for writing (creating them if missing)."""
+        try:
+            self.journal = lmdb.open(
+                str(self.journal_path), subdir=False, map_size=JOURNAL_MAP, max_dbs=0,
+                mode=0o600, sync=self.sync, metasync=self.sync, writemap=True,
+            )  # fmt: skip
+            self.checkpoint = lmdb.open(
+                str(self.checkpoint_path), subdir=False, map_size=CHECKPOINT_MAP, max_dbs=0,
+                mode=0o600, sync=self.sync, metasync=self.sync,
+            )  # fmt: skip
+            with self.journal.begin(write=True) as txn:
+                txn.put(b"format", JOURNAL_FORMAT)
+        except lmdb.Error as exc:
+            raise StoreError(f"cannot open the state in {self.directory}: {exc}") from exc
+
+    def last_seq(self) -> int:
+        """The sequence number of the last journal entry (0: none)."""
+        with self.journal.begin() as txn:
+            cursor = txn.cursor()
+            if cursor.set_range(b"j") and cursor.last() and cursor.key().startswith(b"j"):
+                return int(_KEY.unpack(cursor.key()[1:])[0])
+        return 0
+
+    def append(self, seq: int, raw: bytes) -> None:
+        """Store journal entry ``seq`` (committed when this returns: written through the
+        map, in the page cache; synced too if ``sync``)."""
+        try:
+            with self.journal.begin(write=True) as txn:
+                txn.put(journal_key(seq), raw, append=True)
+        except lmdb.MapFullError:
+            self.journal.set_mapsize(self.journal.info()["map_size"] * 2)
+            with self.journal.begin(write=True) as txn:
+                txn.put(journal_key(seq), raw, append=True)
+
+    def write_checkpoint(self, parts: list[bytes], seq: int) -> None:
+        """Replace the checkpoint with a framed stream given in parts (head, body parts,
+        digest), then drop the journal entries up to ``seq``, which it includes. Runs in
+        a thread: the daemon's commits wait only while the entries are dropped."""
+        head, body, digest = parts[0], parts[1:-1], parts[-1]
+        with self.checkpoint.begin(write=True) as txn:
+            txn.drop(self.checkpoint.open_db(), delete=False)  # the main database: emptied
+            txn.put(b"head", head)
+            txn.put(b"digest", digest)
+            for i, item in enumerate(body):
+                txn.put(b"r" + _KEY.pack(i), item, append=True)
+        self.checkpoint.sync(True)
+        with self.journal.begin(write=True) as txn:
+            cursor = txn.cursor()
+            if cursor.set_range(b"j"):
+                while cursor.key().startswith(b"j") and _KEY.unpack(cursor.key()[1:])[0] <= seq:
+                    if not cursor.delete():
+                        break
+        self.journal.sync(True)
+
+    def close(self) -> None:
+        """Close the environments and let go of the directory."""
+        for env in (self.journal, self.checkpoint):
+            if env is not None:
+                env.sync(True)
+                env.close()
+        self.journal = self.checkpoint = None
+        with contextlib.suppress(OSError):
+            os.close(self.lock_fd)
+
+
+def read_state(directory: Path) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """The checkpoint (a framed stream) and the journal entries of a state directory,
+    read in a forked child.
+
+    Raises:
+        StoreError: a file is missing, not ours, truncated, or reading it crashed.
+    """
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read, send, exit without running anything of the parent's
+        code = 0
+        try:
+            os.close(rfd)
+            try:
+                reply: Any = ["ok", *_read(directory)]
+            except StoreError as exc:
+                reply = ["error", str(exc)]
+            data = msgpack.packb(reply, use_bin_type=True)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(wfd, view) :]
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(wfd)
+    chunks = []
+    with os.fdopen(rfd, "rb") as pipe:
+        while chunk := pipe.read(1 << 20):
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        raise StoreError(f"the state in {directory} is damaged (reading it crashed: {name})")
+    try:
+        reply = msgpack.unpackb(b"".join(chunks), raw=False, use_list=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        reply = None
+    if not isinstance(reply, list) or not reply:
+        raise StoreError(f"the state in {directory} could not be read")
+    if reply[0] == "error":
+        raise StoreError(str(reply[1]))
+    _, blob, entries = reply
+    return blob, [(int(seq), raw) for seq, raw in entries]
+
+
+def _read(directory: Path) -> tuple[bytes, list[tuple[int, bytes]]]:
+    journal = directory / "journal.lmdb"
+    checkpoint = directory / "checkpoint.lmdb"
+    for path in (journal, checkpoint):
+        if not path.exists():
+            raise StoreError(f"the state in {directory} is incomplete: {path.name} is missing")
+    with _open_checked(checkpoint) as env, env.begin() as txn:
+        head = txn.get(b"head")
+        digest = txn.get(b"digest")
+        if head is None or digest is None:
+            raise StoreError(f"{checkpoint} holds no checkpoint")
+        try:
+            check_header(head)
+        except Exception as exc:
+            raise StoreError(f"{checkpoint}: {exc}") from None
+        parts = [bytes(v) for k, v in txn.cursor() if k.startswith(b"r")]
+        blob = bytes(head) + b"".join(parts) + bytes(digest)
+    with _open_checked(journal) as env, env.begin() as txn:
+        if txn.get(b"format") != JOURNAL_FORMAT:
+            raise StoreError(f"{journal} is not an xsd journal")
+        entries = [
+            (int(_KEY.unpack(k[1:])[0]), bytes(v))
+            for k, v in txn.cursor()
+            if k.startswith(b"j") and len(k) == 1 + _KEY.size
+        ]
+    return blob, entries
+
+
+@contextlib.contextmanager
+def _open_checked(path: Path) -> Any:
+    """An LMDB file opened read-only, refused if shorter than its own meta page says."""
+    try:
+        env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, max_dbs=0)
+    except lmdb.Error as exc:
+        raise StoreError(f"{path} is not a readable LMDB file: {exc}") from exc
+    try:
+        needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+        size = path.stat().st_size
+        if size < needed:
+            raise StoreError(f"{path} is truncated: {size} bytes of at least {needed}")
+        try:
+            yield env
+        except lmdb.Error as exc:
+            raise StoreError(f"{path} is damaged: {exc}") from exc
+    finally:
+        env.close()
