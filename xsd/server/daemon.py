@@ -93,6 +93,10 @@ class Server:
         self.host = Host(self.engine, mux, self._flush_dirty)
         self.listeners: dict[int, socket.socket] = {}  # domid -> listening socket
         self.nursery: trio.Nursery | None = None  # the services' (None: not running)
+        # Tasks asked for before the services' first step (the host serves from its
+        # first pass: a restored client may ask for a live update at once).
+        self._early_tasks: list[tuple[Callable[..., Awaitable[object]], tuple[object, ...]]] = []
+        self._services_over = False
         self.live_update = LiveUpdate(self)
         self.restored = False  # started by a live update
         self.durable: Durable | None = None  # --state-dir (xsd.server.durable)
@@ -174,9 +178,12 @@ class Server:
         self.host.call_soon(fn)
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
-        """Run ``fn(*args)`` as a trio task of the services (dropped once they stop)."""
+        """Run ``fn(*args)`` as a trio task of the services: kept until they start,
+        dropped once they stop."""
         if self.nursery is not None:
             self.nursery.start_soon(fn, *args)
+        elif not self._services_over:
+            self._early_tasks.append((fn, args))
 
     # ------------------------------------------------------------------ listening
 
@@ -215,6 +222,9 @@ class Server:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 try:
+                    for fn, args in self._early_tasks:
+                        nursery.start_soon(fn, *args)
+                    self._early_tasks.clear()
                     if self.durable is not None:
                         nursery.start_soon(self.durable.run)  # background checkpoints
                     await nursery.start(kickers.serve_all, self)  # watchdog kick sockets
@@ -240,6 +250,7 @@ class Server:
                         break
                 finally:
                     self.nursery = None
+                    self._services_over = True
 
     def _close_listener(self, domid: int, sock: socket.socket) -> None:
         path = self.config.socket_path if domid == 0 else self.domain_socket_path(domid)
@@ -256,6 +267,11 @@ class Server:
         self.host.add_reader(listener.fileno(), lambda: self._accept(listener, domid))
 
     def _accept(self, listener: socket.socket, domid: int) -> None:
+        # This pass's effects first: a domain released by a request read just before
+        # must not gain a connection from the listener about to close.
+        self._apply_effects(self.engine.take_effects())
+        if self.listeners.get(domid) is not listener:
+            return
         for _ in range(_ACCEPTS_PER_PASS):
             try:
                 sock, _ = listener.accept()

@@ -57,4 +57,5 @@ class Shell(Protocol):
         """Run ``fn`` on the host's thread after the current pass."""
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
-        """Run ``fn(*args)`` as a trio task of the services (dropped once they stop)."""
+        """Run ``fn(*args)`` as a trio task of the services (kept until they start,
+        dropped once they stop)."""
