@@ -97,6 +97,7 @@ class Server:
         # first pass: a restored client may ask for a live update at once).
         self._early_tasks: list[tuple[Callable[..., Awaitable[object]], tuple[object, ...]]] = []
         self._services_over = False
+        self._listening = False  # the store's socket is bound (the stop is logged)
         self.live_update = LiveUpdate(self)
         self.restored = False  # started by a live update
         self.durable: Durable | None = None  # --state-dir (xsd.server.durable)
@@ -198,6 +199,18 @@ class Server:
             BindError: a socket of the daemon's (or of a kicker's) cannot be set up.
         """
         self._log_apply("start")  # logging
+        try:
+            self.host.run(self._services)
+        finally:
+            if self._listening:
+                self._log_stop()  # logging
+            for domid, sock in list(self.listeners.items()):
+                self._close_listener(domid, sock)
+            self.host.close()
+            self.mux.close()
+
+    def _open_listeners(self) -> None:
+        """Listen on the store's socket and accept on every listener from the host."""
         _raise_fd_limit()
         # Before listening: a client that can connect finds no stale socket left.
         stale = remove_stale_domain_sockets(self.config.rundir / "domains", set(self.listeners))
@@ -205,20 +218,16 @@ class Server:
             log.info("removed the stale sockets of domains %s", " ".join(map(str, stale)))
         if 0 not in self.listeners:
             self.listeners[0] = bind_unix(self.config.socket_path, self.config.socket_mode)
-        try:
-            for domid, sock in self.listeners.items():
-                self._listen(domid, sock)
-            self.host.run(self._services)
-        finally:
-            self._log_stop()  # logging
-            for domid, sock in list(self.listeners.items()):
-                self._close_listener(domid, sock)
-            self.host.close()
-            self.mux.close()
+        for domid, sock in self.listeners.items():
+            self._listen(domid, sock)
+        self._listening = True
 
     async def _services(self) -> None:
         """The services, trio's guest on the host's loop, until a signal stops them."""
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            # Signals are ours before anyone can connect: a client that saw the socket
+            # may stop the daemon at once, and it stops cleanly.
+            self._open_listeners()
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 try:
