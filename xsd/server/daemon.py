@@ -1,17 +1,23 @@
-"""The trio shell around the engine: sockets in, bytes to the engine, bytes out.
+"""The server: the host's loop serving the engine, and the services around it.
 
-The shell keeps only what cannot be data: sockets and tasks, keyed by connection id.
-Every connection has one task that reads and answers requests and writes output
-whenever it can; a write that would block leaves the rest in the core's output queue
-and a per-connection wake-up lets the task finish it once the socket is writable.
+:class:`Server` puts the pieces together: the engine; the host
+(``xsd.server.host``), whose plain epoll loop owns the client sockets
+(``xsd.server.mux``), the listening sockets and the timers; and the services, which
+run as trio's guest on that loop (watchdog actions, kickers, durable checkpoints, live
+update, signals). It applies the engine's effects, one handler each, and is the
+:class:`~xsd.server.shell.Shell` the services talk to.
 
 Invariants:
 
 * a byte leaves a connection's output queue only after the kernel accepted it, so the
   queue in the core is always exactly what the client has yet to receive;
+* effects are applied before any output is written (and, in durable mode, the journal
+  committed before either), so a client told of a change finds it done;
 * a connection that stops reading its replies stops being read (the engine holds its
   requests back), so it cannot make the daemon grow without bound;
-* a client that breaks the framing rules is disconnected; the others carry on.
+* a client that breaks the framing rules is disconnected; the others carry on;
+* a listener that cannot accept (out of descriptors) waits 0.1 s and accepts again;
+  nothing a client does at connect ends the daemon.
 """
 
 from __future__ import annotations
@@ -21,13 +27,12 @@ import errno
 import fcntl
 import logging
 import os
+import signal
 import socket
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 import trio
 
@@ -49,29 +54,21 @@ from xsd.core.effects import (
     WatchdogAction,
 )
 from xsd.core.engine import Engine
-from xsd.server import kickers, logfile, watchdog_actions
-from xsd.server.kicker_specs import KickerSpec
+from xsd.server import kickers, logfile, sdnotify, watchdog_actions
+from xsd.server.host import Host
 from xsd.server.liveupdate import LiveUpdate
 from xsd.server.mux import Multiplexer
+from xsd.server.shell import ServerConfig
 from xsd.server.unix_sockets import bind_unix, remove_stale_domain_sockets
 
 if TYPE_CHECKING:
     from xsd.server.durable import Durable
 
+__all__ = ["Server", "ServerConfig"]
+
+_ACCEPTS_PER_PASS = 64  # connections a listener takes per pass: the others go on meanwhile
+
 log = logging.getLogger("xsd")
-
-
-@dataclass
-class ServerConfig:
-    """Where and how the daemon listens."""
-
-    socket_path: Path
-    rundir: Path
-    socket_mode: int = 0o600
-    domain_socket_mode: int = 0o600
-    # Watchdogs (xsd.server.watchdog_actions, xsd.server.kickers):
-    watchdog_hook: str | None = None
-    watchdog_kickers: list[KickerSpec] = field(default_factory=list)
 
 
 class Server:
@@ -93,9 +90,14 @@ class Server:
         else:
             mux.attach(self._flush_dirty, self._drop)
         self.mux = mux
+        self.host = Host(self.engine, mux, self._flush_dirty)
         self.listeners: dict[int, socket.socket] = {}  # domid -> listening socket
-        self.nursery: trio.Nursery | None = None
-        self._timer_wakeup = trio.Event()
+        self.nursery: trio.Nursery | None = None  # the services' (None: not running)
+        # Tasks asked for before the services' first step (the host serves from its
+        # first pass: a restored client may ask for a live update at once).
+        self._early_tasks: list[tuple[Callable[..., Awaitable[object]], tuple[object, ...]]] = []
+        self._services_over = False
+        self._listening = False  # the store's socket is bound (the stop is logged)
         self.live_update = LiveUpdate(self)
         self.restored = False  # started by a live update
         self.durable: Durable | None = None  # --state-dir (xsd.server.durable)
@@ -104,20 +106,6 @@ class Server:
         self.logfile = logfile.LogFile()
         self._log_handler = logfile.LogHandler(self.logfile)
         logging.getLogger("xsd").addHandler(self._log_handler)
-        # one handler per effect class (xsd.core.effects), each taking its effect
-        self._effect_handlers: dict[type, Callable[[Any], None]] = {
-            CloseConnection: self._on_close,
-            DomainIntroduced: self._on_introduced,
-            DomainReleased: self._on_released,
-            LogLine: self._on_log_line,
-            MemReport: self._on_memreport,
-            DeferredRequest: self._on_deferred,
-            ResumeConnection: self._on_resume,
-            RequestBug: self._on_bug,
-            TimerChanged: self._on_timer,
-            WatchdogAction: self._on_watchdog_action,
-            TraceChanged: self._on_trace_changed,
-        }
 
     def lock(self) -> None:
         """Hold the lock beside the socket, so that a second daemon cannot take it over.
@@ -162,6 +150,11 @@ class Server:
         if "log" in extra:  # logging: go on writing where the old process stopped
             self.logfile.adopt(extra["log"])
 
+    def inherited(self) -> list[int]:
+        """Every descriptor a live update's new program inherits: listeners, clients."""
+        socks = [*self.listeners.values(), *self.mux.sockets().values()]
+        return [sock.fileno() for sock in socks]
+
     def before_exec(self) -> None:
         """Last words before this process becomes the new program."""
         self._log_trace()  # logging: the last trace records; the file survives the exec
@@ -181,15 +174,43 @@ class Server:
         """Send what can be sent now and apply pending effects."""
         self._flush_dirty()
 
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the host's thread after the current pass."""
+        self.host.call_soon(fn)
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run ``fn(*args)`` as a trio task of the services: kept until they start,
+        dropped once they stop."""
+        if self.nursery is not None:
+            self.nursery.start_soon(fn, *args)
+        elif not self._services_over:
+            self._early_tasks.append((fn, args))
+
     # ------------------------------------------------------------------ listening
 
     def domain_socket_path(self, domid: int) -> Path:
         """Where domain ``domid``'s connections come in."""
         return self.config.rundir / "domains" / str(domid) / "socket"
 
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Serve until cancelled."""
+    def run(self) -> None:
+        """Listen and serve until SIGTERM or SIGINT.
+
+        Raises:
+            BindError: a socket of the daemon's (or of a kicker's) cannot be set up.
+        """
         self._log_apply("start")  # logging
+        try:
+            self.host.run(self._services)
+        finally:
+            if self._listening:
+                self._log_stop()  # logging
+            for domid, sock in list(self.listeners.items()):
+                self._close_listener(domid, sock)
+            self.host.close()
+            self.mux.close()
+
+    def _open_listeners(self) -> None:
+        """Listen on the store's socket and accept on every listener from the host."""
         _raise_fd_limit()
         # Before listening: a client that can connect finds no stale socket left.
         stale = remove_stale_domain_sockets(self.config.rundir / "domains", set(self.listeners))
@@ -197,63 +218,92 @@ class Server:
             log.info("removed the stale sockets of domains %s", " ".join(map(str, stale)))
         if 0 not in self.listeners:
             self.listeners[0] = bind_unix(self.config.socket_path, self.config.socket_mode)
-        try:
+        for domid, sock in self.listeners.items():
+            self._listen(domid, sock)
+        self._listening = True
+
+    async def _services(self) -> None:
+        """The services, trio's guest on the host's loop, until a signal stops them."""
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            # Signals are ours before anyone can connect: a client that saw the socket
+            # may stop the daemon at once, and it stops cleanly.
+            self._open_listeners()
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
-                for domid, sock in self.listeners.items():
-                    nursery.start_soon(self._accept_loop, sock, domid)
-                nursery.start_soon(self.mux.serve)
-                nursery.start_soon(self._timer_loop)
-                if self.durable is not None:
-                    nursery.start_soon(self.durable.run)  # background checkpoints
-                await nursery.start(kickers.serve_all, self)  # watchdog kick sockets
-                for conn_id in list(self.engine.state.connections):
-                    self.mux.resume(conn_id)  # requests a live update left buffered
-                self._flush_dirty()
-                if self.restored:
-                    timeline.mark("serving")
-                    log.info("live update: %s", timeline.summary())
-                task_status.started()
-                self._log_started()  # logging
-                await trio.sleep_forever()
-        finally:
-            self._log_stop()  # logging
-            self.nursery = None
-            for domid, sock in list(self.listeners.items()):
-                self._close_listener(domid, sock)
-            self.mux.close()
+                try:
+                    for fn, args in self._early_tasks:
+                        nursery.start_soon(fn, *args)
+                    self._early_tasks.clear()
+                    if self.durable is not None:
+                        nursery.start_soon(self.durable.run)  # background checkpoints
+                    await nursery.start(kickers.serve_all, self)  # watchdog kick sockets
+                    for conn_id in list(self.engine.state.connections):
+                        self.mux.resume(conn_id)  # requests a live update left buffered
+                    self._flush_dirty()
+                    if self.restored:
+                        timeline.mark("serving")
+                        log.info("live update: %s", timeline.summary())
+                    self._log_started()  # logging
+                    where = self.config.socket_path
+                    print(f"xsd: listening on {where}", file=sys.stderr, flush=True)
+                    served = f"Serving on {where}" + (" (live updated)" if self.restored else "")
+                    sdnotify.notify("READY=1", served)
+                    async for signum in signals:
+                        if signum == signal.SIGHUP:
+                            self.reopen_log("SIGHUP")  # logging: after a rotation
+                            continue
+                        log.info("%s received, stopping", signal.Signals(signum).name)
+                        sdnotify.notify("STOPPING=1", f"Stopping: {signal.Signals(signum).name}")
+                        self.live_update.abort()
+                        nursery.cancel_scope.cancel()
+                        break
+                finally:
+                    self.nursery = None
+                    self._services_over = True
 
     def _close_listener(self, domid: int, sock: socket.socket) -> None:
         path = self.config.socket_path if domid == 0 else self.domain_socket_path(domid)
-        _close_socket(sock)
+        if sock.fileno() >= 0:
+            self.host.remove_reader(sock.fileno())
+        sock.close()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         self.listeners.pop(domid, None)
 
-    async def _accept_loop(self, listener: socket.socket, domid: int) -> None:
-        while True:
-            if listener.fileno() < 0:
-                return  # closed before this task first ran (introduced, then released)
+    def _listen(self, domid: int, listener: socket.socket) -> None:
+        """Accept ``domid``'s connections on ``listener`` from the host's loop."""
+        listener.setblocking(False)
+        self.host.add_reader(listener.fileno(), lambda: self._accept(listener, domid))
+
+    def _accept(self, listener: socket.socket, domid: int) -> None:
+        # This pass's effects first: a domain released by a request read just before
+        # must not gain a connection from the listener about to close.
+        self._apply_effects(self.engine.take_effects())
+        if self.listeners.get(domid) is not listener:
+            return
+        for _ in range(_ACCEPTS_PER_PASS):
             try:
-                await trio.lowlevel.wait_readable(listener)
                 sock, _ = listener.accept()
             except BlockingIOError:
-                continue
-            except trio.ClosedResourceError:
-                return  # the listener was closed (domain released)
+                return
             except OSError as exc:
                 if exc.errno in (errno.EBADF, errno.EINVAL):
                     return  # the listener was closed (domain released)
                 # Out of descriptors or memory, or a peer gone before we took it: no
                 # reason to stop accepting (nor to end the daemon); retry soon.
                 log.error("accept failed: %s; retrying in 0.1 s", exc)
-                await trio.sleep(0.1)
-                continue
+                self.host.remove_reader(listener.fileno())
+                self.host.call_later(0.1, lambda: self._listen_again(domid, listener))
+                return
             try:
                 self.adopt(sock, domid)
             except Exception:
                 log.exception("domain %d: cannot serve a new connection; closed", domid)
                 sock.close()
+
+    def _listen_again(self, domid: int, listener: socket.socket) -> None:
+        if self.listeners.get(domid) is listener and listener.fileno() >= 0:
+            self._listen(domid, listener)
 
     def adopt(self, sock: socket.socket, domid: int) -> int:
         """Serve an accepted socket as a connection of ``domid``; returns its id."""
@@ -283,27 +333,6 @@ class Server:
         for conn_id in engine.take_dirty():
             self.mux.send(conn_id)
 
-    async def _timer_loop(self) -> None:
-        """The one timer task: sleep until the engine's earliest deadline, then tick.
-
-        It wakes at least once a second, and at once when an effect says a new deadline
-        appeared, so deadlines set by requests are never missed.
-        """
-        engine = self.engine
-        while True:
-            deadline = engine.next_deadline()
-            now = time.monotonic_ns()
-            wait = 1.0 if deadline is None else min(1.0, max(0.0, (deadline - now) / 1e9))
-            with trio.move_on_after(wait):
-                await self._timer_wakeup.wait()
-            self._timer_wakeup = trio.Event()
-            try:
-                engine.tick(time.monotonic_ns())
-                self._flush_dirty()
-            except Exception:
-                # A bug in a timer must not stop the daemon (or the next timers).
-                log.exception("timer tick failed")
-
     def _drop(self, conn_id: int) -> None:
         self.live_update.connection_closed(conn_id)
         self.mux.remove(conn_id)
@@ -313,15 +342,43 @@ class Server:
     # ------------------------------------------------------------------ effects
 
     def _apply_effects(self, effects: list[Effect]) -> None:
-        handlers = self._effect_handlers
         for effect in effects:
-            handlers[type(effect)](effect)
+            self._apply(effect)
+
+    def _apply(self, effect: Effect) -> None:
+        """One handler per effect class (``xsd.core.effects``); the type checker sees
+        that every class has one."""
+        match effect:
+            case CloseConnection():
+                self._on_close(effect)
+            case DomainIntroduced():
+                self._on_introduced(effect)
+            case DomainReleased():
+                self._on_released(effect)
+            case LogLine():
+                self._on_log_line(effect)
+            case MemReport():
+                self._on_memreport(effect)
+            case DeferredRequest():
+                self._on_deferred(effect)
+            case ResumeConnection():
+                self._on_resume(effect)
+            case RequestBug():
+                self._on_bug(effect)
+            case TimerChanged():
+                self._on_timer(effect)
+            case WatchdogAction():
+                self._on_watchdog_action(effect)
+            case TraceChanged():
+                self._on_trace_changed(effect)
+            case _:
+                assert_never(effect)
 
     def _on_close(self, effect: CloseConnection) -> None:
         self.mux.remove(effect.conn_id)
 
     def _on_introduced(self, effect: DomainIntroduced) -> None:
-        self._open_domain_socket(effect.domid)
+        self.open_domain_socket(effect.domid)
 
     def _on_released(self, effect: DomainReleased) -> None:
         sock = self.listeners.get(effect.domid)
@@ -352,11 +409,10 @@ class Server:
         )
 
     def _on_timer(self, effect: TimerChanged) -> None:
-        self._timer_wakeup.set()
+        self.host.timer_changed()
 
     def _on_watchdog_action(self, effect: WatchdogAction) -> None:
-        if self.nursery is not None:
-            self.nursery.start_soon(watchdog_actions.perform_effect, self, effect)
+        self.start_soon(watchdog_actions.perform_effect, self, effect)
 
     def _on_trace_changed(self, effect: TraceChanged) -> None:
         self._log_apply("configured")  # logging
@@ -397,11 +453,8 @@ class Server:
             if was_open and error is None:
                 error = self.logfile.reopen(reason)  # as C: on and logfile reopen
             self.engine.complete_deferred(conn_id, b"OK\0", error)
-        if self.nursery is not None:
-            self.nursery.start_soon(self._wake_soon, conn_id)
-
-    async def _wake_soon(self, conn_id: int) -> None:
-        self.wake(conn_id)  # not from inside _flush_dirty: effects keep their order
+        # Not from inside _flush_dirty: effects keep their order.
+        self.host.call_soon(lambda: self.wake(conn_id))
 
     def _log_started(self) -> None:
         how = "live update" if "--live-update" in sys.argv else "fresh"
@@ -416,7 +469,8 @@ class Server:
         self.logfile.path = None
         logging.getLogger("xsd").removeHandler(self._log_handler)
 
-    def _open_domain_socket(self, domid: int) -> None:
+    def open_domain_socket(self, domid: int) -> None:
+        """Listen on domain ``domid``'s socket (introduced; or restored by durable mode)."""
         path = self.domain_socket_path(domid)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -425,8 +479,7 @@ class Server:
             log.error("domain %d: %s", domid, exc)
             return
         self.listeners[domid] = sock
-        if self.nursery is not None:
-            self.nursery.start_soon(self._accept_loop, sock, domid)
+        self._listen(domid, sock)
         log.info("domain %d: listening on %s", domid, path)
 
     def _memreport(self, target: str | None) -> None:
@@ -456,14 +509,6 @@ def _raise_fd_limit() -> None:
     if soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _close_socket(sock: socket.socket) -> None:
-    """Close a socket a task may be waiting on: the waiter wakes with ClosedResourceError
-    instead of waiting forever on a descriptor the kernel forgot."""
-    if sock.fileno() >= 0:
-        trio.lowlevel.notify_closing(sock)
-    sock.close()
 
 
 def _peer_credentials(sock: socket.socket) -> Credentials | None:

@@ -38,7 +38,7 @@ from xsd.core.state import State
 from xsd.server.durable_store import Store, StoreError, read_state
 
 if TYPE_CHECKING:
-    from xsd.server.daemon import Server
+    from collections.abc import Callable, Collection
 
 log = logging.getLogger("xsd")
 
@@ -301,11 +301,14 @@ class Durable:
             self.stall_ms,
         )
 
-    def open_domain_sockets(self, server: Server) -> None:
-        """Listen again on the sockets of the domains the state has introduced."""
+    def open_domain_sockets(
+        self, listening: Collection[int], open_socket: Callable[[int], None]
+    ) -> None:
+        """Listen again (``open_socket``) on the sockets of the domains the state has
+        introduced that are not ``listening`` yet."""
         for domid, domain in sorted(self.engine.state.domains.items()):
-            if domid != 0 and domain.introduced and domid not in server.listeners:
-                server._open_domain_socket(domid)
+            if domid != 0 and domain.introduced and domid not in listening:
+                open_socket(domid)
 
     def close(self) -> None:
         """Stopping: commit what is left, make it the checkpoint (the next start then

@@ -35,7 +35,7 @@ from xsd.server.kicker_specs import HeartbeatSpec, NotifySpec, address
 from xsd.server.unix_sockets import BindError, bind_unix
 
 if TYPE_CHECKING:
-    from xsd.server.daemon import Server
+    from xsd.server.shell import Shell
 
 log = logging.getLogger("xsd")
 
@@ -43,14 +43,14 @@ HEARTBEAT = b"heartbeat\n"
 """What the daemon sends its peer at every pulse (any bytes kick a listener)."""
 
 
-def _apply(server: Server, what: Callable[[Engine], None]) -> None:
+def _apply(server: Shell, what: Callable[[Engine], None]) -> None:
     engine = server.engine
     engine.now = time.monotonic_ns()
     what(engine)
     server.flush()
 
 
-def kick(server: Server, domid: int, slot: int, source: str) -> None:
+def kick(server: Shell, domid: int, slot: int, source: str) -> None:
     """Kick (or arm) watchdog ``slot`` of ``domid`` from ``source``."""
 
     def run(engine: Engine) -> None:
@@ -60,7 +60,7 @@ def kick(server: Server, domid: int, slot: int, source: str) -> None:
     _apply(server, run)
 
 
-def handle_notify(server: Server, spec: NotifySpec, datagram: bytes) -> None:
+def handle_notify(server: Shell, spec: NotifySpec, datagram: bytes) -> None:
     """Apply one sd_notify datagram."""
     source = f"sd_notify {spec.path}"
 
@@ -82,7 +82,7 @@ def handle_notify(server: Server, spec: NotifySpec, datagram: bytes) -> None:
     _apply(server, run)
 
 
-async def _serve_notify(server: Server, spec: NotifySpec, sock: socket.socket) -> None:
+async def _serve_notify(server: Shell, spec: NotifySpec, sock: socket.socket) -> None:
     tsock = trio.socket.from_stdlib_socket(sock)
     with tsock:
         while True:
@@ -112,7 +112,7 @@ async def _connect(peer: str) -> trio.SocketStream:
 
 
 async def _serve_heartbeat(
-    server: Server, spec: HeartbeatSpec, listener: trio.SocketListener
+    server: Shell, spec: HeartbeatSpec, listener: trio.SocketListener
 ) -> None:
     source = f"heartbeat {spec.listen}"
 
@@ -144,7 +144,7 @@ async def _pulse(spec: HeartbeatSpec) -> None:
 
 
 async def serve_all(
-    server: Server, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    server: Shell, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Bind every configured kicker socket, report started, then serve them all."""
     async with trio.open_nursery() as nursery:

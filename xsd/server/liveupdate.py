@@ -42,10 +42,31 @@ import trio
 
 from handover import records, stream, timeline, transports
 from xsd.server import dryrun, guardian, reexec, sdnotify
-from xsd.server.main import RECOUNT_VERDICT
 
 if TYPE_CHECKING:
-    from xsd.server.daemon import Server
+    from typing import Any, Protocol
+
+    from xsd.server.shell import Shell
+
+    class Updatable(Shell, Protocol):
+        """What live update needs of the server beyond a service's :class:`Shell`."""
+
+        argv: list[str]
+        """The daemon's command line (the new program gets it, less the state options)."""
+        lock_fd: int | None
+
+        def handover_extra(self) -> dict[str, Any]:
+            """The shell's descriptors, for the new program."""
+
+        def inherited(self) -> list[int]:
+            """Every descriptor the new program must inherit (listeners, clients)."""
+
+        def before_exec(self) -> None:
+            """Last words before the exec."""
+
+        def exec_failed(self) -> None:
+            """The exec failed: this process carries on."""
+
 
 log = logging.getLogger("xsd")
 
@@ -85,7 +106,7 @@ class Session:
 class LiveUpdate:
     """Runs the ``live-update`` control command for a server."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Updatable) -> None:
         self.server = server
         self.session: Session | None = None
         self.dry_run_timeout = dryrun.DEFAULT_TIMEOUT
@@ -125,8 +146,7 @@ class LiveUpdate:
                 return "File not executable."
             session = self.session = Session(conn_id, program, starting=True)
             log.info("live-update: binary %s", program)
-            assert self.server.nursery is not None
-            self.server.nursery.start_soon(self._check, session, conn_id)
+            self.server.start_soon(self._check, session, conn_id)
             return None
         if flag == "-c":
             if len(rest) != 1:
@@ -150,8 +170,7 @@ class LiveUpdate:
             if session.starting:
                 return "live-update already started."
             session.starting = True
-            assert self.server.nursery is not None
-            self.server.nursery.start_soon(self._start, session, conn_id, state_spec)
+            self.server.start_soon(self._start, session, conn_id, state_spec)
             return None
         raise ValueError
 
@@ -194,8 +213,7 @@ class LiveUpdate:
         elif error is None:
             session.checked = True
             session.checked_cmdline = session.cmdline
-            assert self.server.nursery is not None
-            self.server.nursery.start_soon(self._bound_journal, session)
+            self.server.start_soon(self._bound_journal, session)
         elif self.session is session:
             self._end()
         self._answer(conn_id, error)
@@ -281,7 +299,7 @@ class LiveUpdate:
                 )
                 plan = None
         session.plan = plan
-        session.recount_usage = RECOUNT_VERDICT in stdout
+        session.recount_usage = reexec.RECOUNT_VERDICT in stdout
         if session.recount_usage:
             log.warning("live-update: the tree's usage differs from its nodes; recounting it")
         return None
@@ -327,7 +345,7 @@ class LiveUpdate:
             )
         )
         timeline_marks.append(["dumped", time.monotonic_ns()])  # packed below, with it
-        fds = [*server.listeners.values(), *server.mux.sockets().values()]
+        fds = server.inherited()
         memfd, session.memfd = session.memfd, None  # the dry run's; ours until the exec
         if state_spec.startswith("lmdb:"):
             if memfd is not None:
@@ -356,8 +374,8 @@ class LiveUpdate:
         if plan is not None and reexec.shebang_interpreter(argv[0]) != plan.interpreter:
             plan = None  # the program changed since its dry run: exec it as it is now
         path, args = (argv[0], argv) if plan is None else (plan.interpreter, plan.argv(argv))
-        for sock in fds:
-            os.set_inheritable(sock.fileno(), True)
+        for fd in fds:
+            os.set_inheritable(fd, True)
         if lock is not None:
             os.set_inheritable(lock, True)
         timeline.mark_exec()  # in os.environ
@@ -381,8 +399,8 @@ class LiveUpdate:
                     detail = f"exec failed: {exc}"
         # No exec happened, or we are the guardian of a new process that died.
         timeline.forget_exec()
-        for sock in fds:
-            os.set_inheritable(sock.fileno(), False)
+        for fd in fds:
+            os.set_inheritable(fd, False)
         if lock is not None:
             os.set_inheritable(lock, False)
         if memfd is not None:

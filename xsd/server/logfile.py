@@ -40,7 +40,6 @@ from xsd_client.protocol import ERROR_NAMES
 
 if TYPE_CHECKING:
     from xsd.core.state import Settings
-    from xsd.server.daemon import Server
 
 STDERR = "-"
 """The trace-file name meaning the daemon's stderr (no rotation)."""
@@ -461,7 +460,7 @@ def apply_options(settings: Settings, args: argparse.Namespace) -> None:
         settings.instance_name = args.instance_name
 
 
-def configure(server: Server, args: argparse.Namespace) -> None:
+def configure(logfile: LogFile, args: argparse.Namespace) -> None:
     """Options that belong to the process, not the state (after a live update too)."""
     interval = getattr(args, "log_check_interval", DEFAULT_CHECK_INTERVAL)
-    server.logfile.check_interval_ns = int(max(0.0, interval) * 1e9)
+    logfile.check_interval_ns = int(max(0.0, interval) * 1e9)

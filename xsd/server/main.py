@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 import sys
 import threading
 import time
 
 import xsd
 from xsd import __version__
+from xsd.server.reexec import RECOUNT_VERDICT  # the dry run's stdout (light: os, sys)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from xsd.core.engine import Engine
     from xsd.core.quota import Quotas
     from xsd.core.state import Settings
-    from xsd.server.daemon import Server
     from xsd.server.mux import Multiplexer
 
     Options = tuple[argparse.Namespace, Settings, Quotas]
@@ -338,12 +337,6 @@ def initial_settings(args: argparse.Namespace) -> tuple[Settings, Quotas]:
     return settings, quotas
 
 
-RECOUNT_VERDICT = "xsd: check-state: recount usage"
-"""What the dry run prints on stdout when the state's accounting (the tree's usage,
-which the restore takes as it comes) differs from its nodes: the update then sends
-none, and the new process recounts it."""
-
-
 def check_state(spec: str) -> int:
     """``xsd --check-state SPEC``: load a handed-over state completely, serve nothing.
 
@@ -490,8 +483,6 @@ def serve(
             return 1
         restored = restored_now[:3]
 
-    import trio
-
     from xsd.core.engine import Engine
     from xsd.core.state import State
     from xsd.server import logfile, sdnotify, watchdog_actions
@@ -528,7 +519,7 @@ def serve(
         server.durable = durable
         server.mux.before_write = durable.commit
     watchdog_actions.configure(server, args)
-    logfile.configure(server, args)  # logging
+    logfile.configure(server.logfile, args)  # logging
     if extra is not None:
         server.adopt_handover(extra)
         if "exec" in extra:  # the old process's last step, logged once it happened
@@ -558,11 +549,12 @@ def serve(
             )
             return 1
     if durable is not None:
-        durable.open_domain_sockets(server)  # the domains it restored listen again
+        # The domains it restored listen again.
+        durable.open_domain_sockets(server.listeners, server.open_domain_socket)
     unbound: list[str] = []
     try:
         try:
-            trio.run(_run, server)
+            server.run()
         except* BindError as group:  # a socket the daemon cannot set up: say which
             unbound.extend(str(exc) for exc in _leaves(group))
     except KeyboardInterrupt:
@@ -606,27 +598,3 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     for exc in group.exceptions:
         leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
     return leaves
-
-
-async def _run(server: Server) -> None:
-    import logging
-
-    import trio
-
-    from xsd.server import sdnotify
-
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.serve)
-            print(f"xsd: listening on {server.config.socket_path}", file=sys.stderr, flush=True)
-            served = f"Serving on {server.config.socket_path}"
-            sdnotify.notify("READY=1", served + (" (live updated)" if server.restored else ""))
-            async for signum in signals:
-                if signum == signal.SIGHUP:
-                    server.reopen_log("SIGHUP")  # logging: after a rotation
-                    continue
-                logging.getLogger("xsd").info("%s received, stopping", signal.Signals(signum).name)
-                sdnotify.notify("STOPPING=1", f"Stopping: {signal.Signals(signum).name}")
-                server.live_update.abort()
-                nursery.cancel_scope.cancel()
-                break

@@ -1,9 +1,11 @@
-"""Every client connection served from one task, through a private epoll.
+"""Every client connection served inline from one epoll: the host's passes.
 
-One trio task waits for the epoll descriptor to become readable, then handles every
-ready socket inline: read what is there, let the engine answer, write what the kernel
-takes. An idle connection therefore costs its socket and its core record, no task; and
-a request costs no task switch.
+The host's loop (``xsd.server.host``) waits on this epoll and hands each pass's ready
+descriptors to :meth:`Multiplexer.pass_events`, which handles every ready socket
+inline: read what is there, let the engine answer, write what the kernel takes. An
+idle connection therefore costs its socket and its core record, no task; and a request
+costs no task switch. The epoll also holds the host's own descriptors (listeners, its
+wake-up), each with a callback in :attr:`Multiplexer.readers`.
 
 Invariants:
 
@@ -19,8 +21,8 @@ Invariants:
   goes on in the next), so a socket that became ready is read within about that;
 * it is registered for output (EPOLLOUT) exactly while it has output the kernel did not
   take; a byte leaves the core's queue only once the kernel accepted it;
-* the loop yields to trio whenever it has nothing to do and at least every 2 ms of
-  continuous work, so timers, accepts and the live-update task run whatever the load;
+* a pass is bounded (one batch per busy connection), and the host runs its timers and
+  the services' callbacks between passes, whatever the load;
 * a connection whose bytes raise, whichever path decodes them (a read, its next turn,
   a resume after its output drained), is that connection's end alone: a framing error
   (:class:`ProtocolError`) disconnects it as C does, any other exception is logged with
@@ -64,10 +66,10 @@ _BATCH = 256
 _IN = select.EPOLLIN | select.EPOLLRDHUP
 _OUT = select.EPOLLOUT
 _READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
-_YIELD_EVERY = 0.002  # seconds of back-to-back work before yielding to other tasks
 _BATCH_REQUESTS = 16  # requests answered before their replies are written (at most)
 _PASS_REQUESTS = 256  # a pass's share of requests, split among the busy connections
 _TURNS_SLICE = 0.02  # seconds of turns a pass takes at most before it polls again
+_FULL_BATCHES = _PASS_REQUESTS // _BATCH_REQUESTS  # busy connections that get whole batches
 
 
 class Client:
@@ -83,7 +85,7 @@ class Client:
 
 
 class Multiplexer:
-    """The client sockets of a server and the one task that serves them."""
+    """The client sockets of a server, and one pass over those that are ready."""
 
     def __init__(self, engine: Engine, flush: Callable[[], None], drop: Callable[[int], None]):
         self.engine = engine
@@ -91,7 +93,10 @@ class Multiplexer:
         self.epoll = select.epoll()
         self.clients: dict[int, Client] = {}  # by connection id
         self._by_fd: dict[int, Client] = {}
-        self._turns: deque[int] = deque()  # connections with requests left to answer
+        self.turns: deque[int] = deque()  # connections with requests left to answer
+        self.readers: dict[int, Callable[[], object]] = {}
+        """The other descriptors in the epoll (the host's listeners, its wake-up) and
+        what to call when one is readable."""
         self.before_write: Callable[[], None] | None = None
         """Called before any output is written (durable mode commits its journal)."""
         self._queued: set[int] = set()  # the same, as a set
@@ -145,17 +150,22 @@ class Multiplexer:
             return
         if conn.out_bytes and self.before_write is not None:
             self.before_write()
+        sock = client.sock
         while conn.out_bytes:
             try:
-                n = client.sock.send(conn.output())
+                n = sock.send(conn.output())
             except BlockingIOError:
                 break
             except OSError:
                 return  # broken: the next read sees it and drops the connection
             conn.consume(n)
-        self._want_output(client, bool(conn.out_bytes))
-        if client.held and not conn.out_bytes:
-            self.resume(conn_id)
+        if conn.out_bytes:
+            self._set_mask(client, client.mask | _OUT)
+        else:
+            if client.mask & _OUT:
+                self._set_mask(client, client.mask & ~_OUT)
+            if client.held:
+                self.resume(conn_id)
 
     def resume(self, conn_id: int) -> None:
         """Answer a connection's held-back requests if it can take output again."""
@@ -168,7 +178,7 @@ class Multiplexer:
 
     def _answer(self, client: Client, step: Callable[..., bool], *data: bytes) -> None:
         """Answer one batch of a connection's buffered requests, then decide what it
-        waits for: its turn again (more buffered: ``_turns``, not read meanwhile, so a
+        waits for: its turn again (more buffered: ``turns``, not read meanwhile, so a
         flood cannot grow its buffer), the connection itself (``held``), or input."""
         conn_id = client.conn_id
         try:
@@ -178,24 +188,28 @@ class Multiplexer:
             # (receive, resume), a connection's bytes can only end that connection.
             self._fail(conn_id, exc)
             return
+        if not more:
+            if not client.mask & _IN and conn_id in self.clients:
+                self._set_mask(client, client.mask | _IN)
+            return
         if conn_id not in self.clients:
             return
-        if more and self.engine.blocked(conn_id):
+        if self.engine.blocked(conn_id):
             client.held = True
-        elif more and conn_id not in self._queued:
+        elif conn_id not in self._queued:
             self._queued.add(conn_id)
-            self._turns.append(conn_id)
-        self._want_input(client, not more)
+            self.turns.append(conn_id)
+        self._set_mask(client, client.mask & ~_IN)
 
     def _take_turns(self) -> None:
         """One batch for each connection that still has requests buffered, round robin,
         for at most ``_TURNS_SLICE`` (at least one turn): the rest go on in the next
         pass, after the sockets that became ready meanwhile were read."""
         deadline = time.monotonic() + _TURNS_SLICE
-        for _ in range(len(self._turns)):
+        for _ in range(len(self.turns)):
             if time.monotonic() >= deadline:
                 break
-            conn_id = self._turns.popleft()
+            conn_id = self.turns.popleft()
             self._queued.discard(conn_id)
             client = self.clients.get(conn_id)
             if client is None or client.held:
@@ -206,14 +220,6 @@ class Multiplexer:
             except Exception as exc:
                 self._fail(conn_id, exc)
 
-    def _want_output(self, client: Client, on: bool) -> None:
-        mask = (client.mask | _OUT) if on else (client.mask & ~_OUT)
-        self._set_mask(client, mask)
-
-    def _want_input(self, client: Client, on: bool) -> None:
-        mask = (client.mask | _IN) if on else (client.mask & ~_IN)
-        self._set_mask(client, mask)
-
     def _set_mask(self, client: Client, mask: int) -> None:
         if mask != client.mask:
             client.mask = mask
@@ -221,26 +227,6 @@ class Multiplexer:
                 self.epoll.modify(client.sock.fileno(), mask)
 
     # ------------------------------------------------------------------ the loop
-
-    async def serve(self) -> None:
-        """Serve every client until cancelled."""
-        import trio  # here, not at the top: serve_early() runs before trio is imported
-
-        epoll = self.epoll
-        clock = time.monotonic
-        yield_at = clock() + _YIELD_EVERY
-        while True:
-            events = epoll.poll(0, _BATCH)
-            if not events and not self._turns:
-                # Waiting is also a checkpoint: timers and accepts run here.
-                await trio.lowlevel.wait_readable(epoll.fileno())
-                yield_at = clock() + _YIELD_EVERY
-                continue
-            self._pass(events)
-            if clock() >= yield_at:
-                # Busy without a pause: let the timer task and the rest run anyway.
-                await trio.lowlevel.checkpoint()
-                yield_at = clock() + _YIELD_EVERY
 
     def serve_early(
         self, stop: Callable[[], bool], between: Callable[[], None], wait: float = 0.002
@@ -250,23 +236,26 @@ class Multiplexer:
         clients already here)."""
         epoll = self.epoll
         while not stop():
-            events = epoll.poll(0 if self._turns else wait, _BATCH)
-            if events or self._turns:
-                self._pass(events)
+            events = epoll.poll(0 if self.turns else wait, _BATCH)
+            if events or self.turns:
+                self.pass_events(events)
             between()
 
-    def _pass(self, events: list[tuple[int, int]]) -> None:
+    def pass_events(self, events: list[tuple[int, int]]) -> None:
         """Handle ready sockets, give each connection with requests left its turn, and
         flush."""
         by_fd = self._by_fd
         # The more connections are busy, the fewer requests each answers per turn, so a
         # pass stays short and a connection that asks once (domain 0's tools) waits for
         # about _PASS_REQUESTS requests of the others, not for 16 of each.
-        busy = len(events) + len(self._turns)
-        self._batch = max(1, min(_BATCH_REQUESTS, _PASS_REQUESTS // max(1, busy)))
+        busy = len(events) + len(self.turns)
+        self._batch = _BATCH_REQUESTS if busy <= _FULL_BATCHES else max(1, _PASS_REQUESTS // busy)
         for fd, mask in events:
             client = by_fd.get(fd)
             if client is None:
+                reader = self.readers.get(fd)
+                if reader is not None:
+                    reader()
                 continue
             try:
                 if mask & _OUT:
@@ -275,7 +264,8 @@ class Multiplexer:
                     self._read(client)
             except Exception as exc:
                 self._fail(client.conn_id, exc)
-        self._take_turns()
+        if self.turns:
+            self._take_turns()
         try:
             self._flush()
         except Exception:

@@ -34,6 +34,11 @@ from collections.abc import Mapping, MutableMapping
 REPORT_PREFIX = "xsd: check-state: python "
 """The dry run's stdout line with its interpreter and path (JSON after the prefix)."""
 
+RECOUNT_VERDICT = "xsd: check-state: recount usage"
+"""What the dry run prints on stdout when the state's accounting (the tree's usage,
+which the restore takes as it comes) differs from its nodes: the update then sends
+none, and the new process recounts it."""
+
 SAVED_ENV = "XSD_LIVE_UPDATE_PYTHONPATH"
 """Carries the PYTHONPATH to put back across the exec: ``=`` and its value, or empty
 if there was none."""

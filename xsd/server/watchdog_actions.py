@@ -31,7 +31,7 @@ from xsd.core.watchdogs.feature import of as watchdogs_of
 if TYPE_CHECKING:
     import trio
 
-    from xsd.server.daemon import Server
+    from xsd.server.shell import Shell
 
 log = logging.getLogger("xsd")
 
@@ -172,7 +172,7 @@ async def perform(request: WatchdogAction, hook: str | None) -> tuple[bool, str]
         return False, str(exc)
 
 
-async def perform_effect(server: Server, request: WatchdogAction) -> None:
+async def perform_effect(server: Shell, request: WatchdogAction) -> None:
     """Perform an expiry's action and put its result in the store (a server task)."""
     ok, detail = await perform(request, server.config.watchdog_hook)
     if ok:
@@ -248,7 +248,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def configure(server: Server, args: argparse.Namespace) -> None:
+def configure(server: Shell, args: argparse.Namespace) -> None:
     """Apply the watchdog options to a server and its (new or restored) state."""
     st = server.engine.state.watchdogs
     if args.watchdogs_per_domain is not None:

@@ -1,0 +1,208 @@
+"""The daemon's main loop: a plain epoll loop that owns the sockets and the engine.
+
+The request path never enters trio's scheduler. One loop, in the main thread, waits on
+one ``select.epoll`` holding every client socket (:class:`~xsd.server.mux.Multiplexer`),
+the listening sockets and a wake-up eventfd; it reads, lets the engine answer, writes,
+fires the engine's timers from its own wait (the timeout is the engine's next deadline)
+and runs the callbacks queued for it. trio runs the services (watchdog actions, QMP,
+hooks, kickers and heartbeats, durable checkpoints, live-update orchestration, signals)
+as a *guest* of this loop (``trio.lowlevel.start_guest_run``): trio's own I/O wait runs
+in a thread of trio's, which only hands the results back through
+:meth:`Host.call_soon_threadsafe`; every step of every trio task runs here, between two
+passes, so exactly one thread ever touches the engine.
+
+Why this design (``python tools/bench_loop.py``: an echo server with one request in
+flight per client, the same clients against each design in the same run, interleaved,
+on the shared 2-core machine at a load average of 8-20; server CPU per request from the
+server's threads' schedstat, medians of two runs of 3 and 6 repetitions):
+
+============================  ===============  ===============================
+design                        CPU/request 1x1  per-run ratio to the old design
+============================  ===============  ===============================
+trio task on an epoll (old)   36-40 us         1
+epoll loop, trio as guest     18-20 us         0.35-0.73
+epoll loop, trio in a thread  15-17 us         0.28-0.56
+epoll loop, no trio (floor)   13-14 us         0.22-0.48
+============================  ===============  ===============================
+
+With 8 clients every design costs 12-15 us a request (a wake-up serves several). The
+guest and the thread both leave trio out of the request path and are within the noise
+of each other (the guest's small extra is its 100 Hz test heartbeat, which an idle
+daemon does not have). The guest won on what the thread would cost elsewhere: with trio
+in its own thread, every service's call into the engine must be marshalled to this
+thread and waited for, and a service at work (a dry run packing the state, a
+checkpoint) takes the GIL from the request path for up to the switch interval (5 ms);
+as a guest, trio's work runs here in task-sized steps between passes, and the services
+call the engine directly, as they always did. Per request, the daemon's own profile
+(py-spy) is now ~94% in the three system calls (``epoll_wait``, ``recv``, ``send``).
+
+Invariants:
+
+* only this thread runs the engine: the trio guest's steps are callbacks of this loop;
+  other threads (trio's I/O wait, ``trio.to_thread`` workers) reach it only through
+  :meth:`Host.call_soon_threadsafe`;
+* the wait's timeout is the time to the engine's next deadline, recomputed after every
+  tick, whenever a ``TimerChanged`` effect says a new deadline appeared
+  (:meth:`Host.timer_changed`) and at least every second; a pass never waits while
+  callbacks are queued or connections have requests left;
+* every pass runs the callbacks queued before it began (not those they queue), so
+  neither the clients nor the services can starve the other;
+* the loop ends when :meth:`Host.stop` is called (the guest's end does it); the guest's
+  outcome is then returned or raised by :meth:`Host.run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import select
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from outcome import Outcome
+
+    from xsd.core.engine import Engine
+    from xsd.server.mux import Multiplexer
+
+Callback = Callable[[], object]
+
+_EVENTS = 256  # ready descriptors taken per wait
+_TICK_EVERY_NS = 1_000_000_000  # the engine's tick runs at least this often
+_IN = select.EPOLLIN
+
+
+class Host:
+    """The main loop: the engine's thread, its sockets' wait, its timers and callbacks."""
+
+    def __init__(self, engine: Engine, mux: Multiplexer, flush: Callback) -> None:
+        """``flush``: applies the engine's effects and writes its output (after a tick)."""
+        self.engine = engine
+        self.mux = mux
+        self.flush = flush
+        self.epoll = mux.epoll
+        self._readers = mux.readers
+        self._calls: deque[Callback] = deque()
+        self._timers: list[tuple[float, int, Callback]] = []  # (when, seq, fn): a heap
+        self._seq = itertools.count()
+        self._wakeup = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.epoll.register(self._wakeup, _IN)
+        self._readers[self._wakeup] = self._woken
+        self._next_tick = 0  # when the engine's tick is next due (monotonic ns)
+        self._running = False
+        self._outcome: Outcome[Any] | None = None
+
+    # ------------------------------------------------------------------ the interface
+
+    def call_soon(self, fn: Callback) -> None:
+        """Run ``fn`` in this thread after the current pass (from this thread only)."""
+        self._calls.append(fn)
+
+    def call_soon_threadsafe(self, fn: Callback) -> None:
+        """Run ``fn`` in this thread soon; callable from any thread."""
+        self._calls.append(fn)
+        os.eventfd_write(self._wakeup, 1)
+
+    def call_later(self, delay: float, fn: Callback) -> None:
+        """Run ``fn`` in this thread after ``delay`` seconds."""
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), fn))
+
+    def add_reader(self, fd: int, fn: Callback) -> None:
+        """Call ``fn`` whenever ``fd`` is readable (level-triggered); replaces the
+        callback of a descriptor watched already."""
+        if fd not in self._readers:
+            self.epoll.register(fd, _IN)
+        self._readers[fd] = fn
+
+    def remove_reader(self, fd: int) -> None:
+        """Stop watching ``fd`` (before it is closed)."""
+        if self._readers.pop(fd, None) is not None:
+            with contextlib.suppress(OSError):
+                self.epoll.unregister(fd)
+
+    def timer_changed(self) -> None:
+        """A deadline may have appeared earlier than the loop waits for: look again."""
+        self._next_tick = 0
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, main: Callable[[], Awaitable[object]]) -> object:
+        """Run ``main`` as trio's guest and serve until it returns; returns its result
+        or raises its exception."""
+        import trio
+
+        trio.lowlevel.start_guest_run(
+            main,
+            run_sync_soon_threadsafe=self.call_soon_threadsafe,
+            run_sync_soon_not_threadsafe=self.call_soon,
+            done_callback=self._done,
+        )
+        self._running = True
+        self._loop()
+        assert self._outcome is not None
+        return self._outcome.unwrap()
+
+    def stop(self) -> None:
+        """End the loop after the current pass."""
+        self._running = False
+
+    def _done(self, outcome: Outcome[Any]) -> None:
+        self._outcome = outcome
+        self.stop()
+
+    def _woken(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self._wakeup)
+
+    def _loop(self) -> None:
+        epoll, calls, mux = self.epoll, self._calls, self.mux
+        clock = time.monotonic_ns
+        while self._running:
+            now = clock()
+            if now >= self._next_tick:
+                self._tick(now)
+                now = clock()
+            if calls or mux.turns:
+                timeout = 0.0
+            else:
+                timeout = (self._next_tick - now) / 1e9
+                if self._timers:
+                    timeout = min(timeout, self._timers[0][0] - time.monotonic())
+                timeout = max(timeout, 0.0)
+            events = epoll.poll(timeout, _EVENTS)
+            if events or mux.turns:
+                mux.pass_events(events)
+            if self._timers:
+                self._run_timers()
+            for _ in range(len(calls)):
+                calls.popleft()()
+
+    def _tick(self, now: int) -> None:
+        """Fire the engine's due deadlines, then decide when to look again."""
+        engine = self.engine
+        try:
+            engine.tick(now)
+            self.flush()
+        except Exception:
+            # A bug in a timer must not stop the daemon (or the next timers).
+            import logging
+
+            logging.getLogger("xsd").exception("timer tick failed")
+        deadline = engine.next_deadline()
+        later = now + _TICK_EVERY_NS
+        self._next_tick = later if deadline is None else min(deadline, later)
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            heapq.heappop(timers)[2]()
+
+    def close(self) -> None:
+        """Forget the wake-up descriptor (the multiplexer closes the epoll)."""
+        self.remove_reader(self._wakeup)
+        os.close(self._wakeup)
