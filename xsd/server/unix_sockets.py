@@ -20,7 +20,7 @@ class BindError(OSError):
 
 
 def bind_unix(
-    path: Path, mode: int = 0o600, kind: int = socket.SOCK_STREAM, backlog: int = 128
+    path: Path, mode: int = 0o600, kind: int = socket.SOCK_STREAM, backlog: int = 1024
 ) -> socket.socket:
     """A non-blocking Unix socket bound at ``path`` (a stale socket file is replaced),
     listening if it is a stream socket.
@@ -28,6 +28,10 @@ def bind_unix(
     A socket file is stale only if nobody answers on it: it is probed (a connect) first,
     and one that some program serves (C xenstored, another xsd run elsewhere, anything
     that does not hold our lock) is never replaced (EADDRINUSE).
+
+    The backlog is long (1024, the kernel caps it at ``net.core.somaxconn``): a burst of
+    connects, such as a guest opening 150 connections at once, waits there for the loop
+    to accept it instead of failing with EAGAIN in a client that does not block.
 
     The socket is bound under a temporary name, given its mode, set listening and only
     then renamed into place, so a client that sees the path can connect, and never
