@@ -231,31 +231,15 @@ class AsyncClient(AsyncOperations, AsyncDomainOperations):
 
     def _resume(self) -> bytes:
         """What a new connection is sent first: the watches again, then the requests
-        that are to go again; the others are settled (``reconnect.fate``)."""
-        out = []
-        for watch in self._watches.all():
-            self._next_req_id = self._next_req_id % 0xFFFFFFFF + 1
-            call = calls.watch(watch.path, watch.token)  # replies go nowhere
-            out.append(encode(call.op, self._next_req_id, 0, call.payload))
-        for req_id, slot in list(self._pending.items()):
-            fate = reconnect.fate(slot.op, slot.payload, slot.tx_id, slot.sent)
-            if fate == reconnect.RESEND:
-                out.append(encode(slot.op, req_id, 0, slot.payload))
-                slot.sent = True
-                continue
-            del self._pending[req_id]
-            if fate == reconnect.DONE:
-                slot.packet = Packet(slot.op, req_id, slot.tx_id, b"OK\0")
-            elif fate == reconnect.AGAIN:
-                slot.error = error_from_name("EAGAIN")
-            else:
-                slot.error = RequestLostError(
-                    f"the daemon restarted before answering {slot.op.name}: "
-                    "it may or may not have been applied"
-                )
+        that are to go again; the others are settled (``reconnect.resume``)."""
+        out, self._next_req_id, settled = reconnect.resume(
+            self._watches.all(), self._pending, self._next_req_id
+        )
+        for slot, packet, error in settled:
+            slot.packet, slot.error = packet, error
             slot.done.set()
         self._down = False
-        return b"".join(out)
+        return out
 
     def _dispatch(self, packet: Packet) -> None:
         if packet.op == Op.WATCH_EVENT:

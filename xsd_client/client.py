@@ -42,7 +42,6 @@ from .calls import Call, check_reply
 from .client_watch import Watch
 from .errors import (
     ConnectionClosedError,
-    RequestLostError,
     XenstoreError,
     error_from_name,
 )
@@ -292,34 +291,13 @@ class Client(Operations, DomainOperations):
     def _resume(self) -> None:
         """On a new connection (send lock held): watches again, then the requests."""
         with self._lock:
-            watches = self._watches.all()
-            settled: list[tuple[_Slot, Packet | None, XenstoreError | None]] = []
-            out = []
-            for watch in watches:
-                self._next_req_id = self._next_req_id % 0xFFFFFFFF + 1
-                call = calls.watch(watch.path, watch.token)  # replies go nowhere
-                out.append(encode(call.op, self._next_req_id, 0, call.payload))
-            for req_id, slot in list(self._pending.items()):
-                fate = reconnect.fate(slot.op, slot.payload, slot.tx_id, slot.sent)
-                if fate == reconnect.RESEND:
-                    out.append(encode(slot.op, req_id, 0, slot.payload))
-                    slot.sent = True
-                    continue
-                del self._pending[req_id]
-                if fate == reconnect.DONE:
-                    settled.append((slot, Packet(slot.op, req_id, slot.tx_id, b"OK\0"), None))
-                elif fate == reconnect.AGAIN:
-                    settled.append((slot, None, error_from_name("EAGAIN")))
-                else:
-                    lost = RequestLostError(
-                        f"the daemon restarted before answering {slot.op.name}: "
-                        "it may or may not have been applied"
-                    )
-                    settled.append((slot, None, lost))
+            out, self._next_req_id, settled = reconnect.resume(
+                self._watches.all(), self._pending, self._next_req_id
+            )
             self._down = False
         for slot, packet, error in settled:
             slot.set(packet, error)
-        self._sock.sendall(b"".join(out))
+        self._sock.sendall(out)
 
     def _dispatch(self, packet: Packet) -> None:
         if packet.op == Op.WATCH_EVENT:

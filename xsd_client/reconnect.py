@@ -20,11 +20,14 @@ on against an empty one). A reconnecting client:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
 
-from .protocol import Op
+from . import calls
+from ._typing import Protocol, TypeVar
+from .errors import RequestLostError, XenstoreError, error_from_name
+from .protocol import Op, Packet, encode
 
-__all__ = ["AGAIN", "DONE", "LOST", "REPEATABLE", "RESEND", "Backoff", "fate"]
+__all__ = ["AGAIN", "DONE", "LOST", "REPEATABLE", "RESEND", "Backoff", "fate", "resume"]
 
 REPEATABLE = frozenset(
     {
@@ -65,6 +68,60 @@ def fate(op: int, payload: bytes, tx_id: int, sent: bool) -> str:
     if not sent or op in REPEATABLE:
         return RESEND
     return LOST
+
+
+class Waiting(Protocol):
+    """A request waiting for its reply, as both clients keep it."""
+
+    op: Op
+    payload: bytes
+    tx_id: int
+    sent: bool
+
+
+class Watched(Protocol):
+    """A registered watch, as both clients keep it."""
+
+    path: str
+    token: str
+
+
+W = TypeVar("W", bound=Waiting)
+
+
+def resume(
+    watches: Iterable[Watched], pending: MutableMapping[int, W], next_req_id: int
+) -> tuple[bytes, int, list[tuple[W, Packet | None, XenstoreError | None]]]:
+    """What a client sends first on a new connection, and what becomes of the rest.
+
+    Returns the bytes to send (every watch registered again, then the requests to
+    :data:`RESEND`, each marked sent), the next request id to use, and the requests
+    settled without the daemon, removed from ``pending``, each with its reply or error.
+    """
+    out = []
+    for watch in watches:
+        next_req_id = next_req_id % 0xFFFFFFFF + 1
+        call = calls.watch(watch.path, watch.token)  # replies go nowhere
+        out.append(encode(call.op, next_req_id, 0, call.payload))
+    settled: list[tuple[W, Packet | None, XenstoreError | None]] = []
+    for req_id, slot in list(pending.items()):
+        what = fate(slot.op, slot.payload, slot.tx_id, slot.sent)
+        if what == RESEND:
+            out.append(encode(slot.op, req_id, 0, slot.payload))
+            slot.sent = True
+            continue
+        del pending[req_id]
+        if what == DONE:
+            settled.append((slot, Packet(slot.op, req_id, slot.tx_id, b"OK\0"), None))
+        elif what == AGAIN:
+            settled.append((slot, None, error_from_name("EAGAIN")))
+        else:
+            lost = RequestLostError(
+                f"the daemon restarted before answering {slot.op.name}: "
+                "it may or may not have been applied"
+            )
+            settled.append((slot, None, lost))
+    return b"".join(out), next_req_id, settled
 
 
 class Backoff:
