@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from xsd.server import config
-from xsd.server.main import build_parser
+from xsd.server.options import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs" / "xsd.example.toml"
