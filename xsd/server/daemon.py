@@ -38,7 +38,6 @@ import trio
 
 from handover import timeline
 from xsd import __version__ as VERSION
-from xsd.core.connections import Credentials
 from xsd.core.effects import (
     CloseConnection,
     DeferredRequest,
@@ -54,12 +53,17 @@ from xsd.core.effects import (
     WatchdogAction,
 )
 from xsd.core.engine import Engine
-from xsd.server import kickers, logfile, sdnotify, watchdog_actions
+from xsd.server import kickers, logfile, memreport, sdnotify, watchdog_actions
 from xsd.server.host import Host
 from xsd.server.liveupdate import LiveUpdate
 from xsd.server.mux import Multiplexer
 from xsd.server.shell import ServerConfig
-from xsd.server.unix_sockets import bind_unix, remove_stale_domain_sockets
+from xsd.server.unix_sockets import (
+    bind_unix,
+    peer_credentials,
+    raise_fd_limit,
+    remove_stale_domain_sockets,
+)
 
 if TYPE_CHECKING:
     from xsd.server.durable import Durable
@@ -211,7 +215,7 @@ class Server:
 
     def _open_listeners(self) -> None:
         """Listen on the store's socket and accept on every listener from the host."""
-        _raise_fd_limit()
+        raise_fd_limit()
         # Before listening: a client that can connect finds no stale socket left.
         stale = remove_stale_domain_sockets(self.config.rundir / "domains", set(self.listeners))
         if stale:
@@ -307,7 +311,7 @@ class Server:
 
     def adopt(self, sock: socket.socket, domid: int) -> int:
         """Serve an accepted socket as a connection of ``domid``; returns its id."""
-        creds = _peer_credentials(sock)
+        creds = peer_credentials(sock)
         conn_id = self.engine.connect(domid, creds)
         try:
             self.mux.add(conn_id, sock)
@@ -390,7 +394,7 @@ class Server:
         log.info("%s", effect.text)
 
     def _on_memreport(self, effect: MemReport) -> None:
-        self._memreport(effect.target)
+        memreport.write(self.engine.state, effect.target)
 
     def _on_deferred(self, effect: DeferredRequest) -> None:
         if effect.command == "live-update":
@@ -481,40 +485,3 @@ class Server:
         self.listeners[domid] = sock
         self._listen(domid, sock)
         log.info("domain %d: listening on %s", domid, path)
-
-    def _memreport(self, target: str | None) -> None:
-        state = self.engine.state
-        lines = [
-            f"nodes: {len(state.tree.nodes)}",
-            f"connections: {len(state.connections)}",
-            f"domains: {len(state.domains)}",
-            f"watches: {sum(len(w) for w in state.watches.by_path.values())}",
-        ]
-        target = target or state.settings.trace_file
-        if target is None:
-            return
-        try:
-            with open(target, "a") as f:
-                f.write("\n".join(lines) + "\n")
-        except OSError as exc:
-            log.error("memreport to %s failed: %s", target, exc)
-
-
-def _raise_fd_limit() -> None:
-    """Let the daemon hold as many descriptors as the hard limit allows: each client is
-    one, and a soft limit of 1024 would turn the thousandth guest away (EMFILE)."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _peer_credentials(sock: socket.socket) -> Credentials | None:
-    try:
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-    except OSError:
-        return None
-    pid, uid, gid = (int.from_bytes(raw[i : i + 4], "little", signed=True) for i in (0, 4, 8))
-    return Credentials(pid, uid, gid)

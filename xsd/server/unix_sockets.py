@@ -1,4 +1,5 @@
-"""Binding the daemon's Unix sockets: its own, the domains', the kickers'."""
+"""Binding the daemon's Unix sockets (its own, the domains', the kickers'), and what
+the kernel says of them: a peer's credentials, how many descriptors the daemon may hold."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import socket
 import stat
 from pathlib import Path
 
-__all__ = ["BindError", "bind_unix", "remove_stale_domain_sockets"]
+from xsd.core.connections import Credentials
+
+__all__ = [
+    "BindError",
+    "bind_unix",
+    "peer_credentials",
+    "raise_fd_limit",
+    "remove_stale_domain_sockets",
+]
 
 
 class BindError(OSError):
@@ -125,3 +134,25 @@ def _answers(path: Path, kind: int) -> bool:
         return True
     finally:
         probe.close()
+
+
+def raise_fd_limit() -> None:
+    """Let the daemon hold as many descriptors as the hard limit allows: each client is
+    one, and a soft limit of 1024 would turn the thousandth guest away (EMFILE)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def peer_credentials(sock: socket.socket) -> Credentials | None:
+    """The pid, uid and gid of the process at the other end of ``sock`` (SO_PEERCRED),
+    or None if the kernel will not say."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    except OSError:
+        return None
+    pid, uid, gid = (int.from_bytes(raw[i : i + 4], "little", signed=True) for i in (0, 4, 8))
+    return Credentials(pid, uid, gid)
