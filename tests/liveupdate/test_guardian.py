@@ -104,3 +104,26 @@ def test_the_guardian_leaves_once_the_new_process_serves(xsd: XsdDaemon, program
         assert conn.call(Op.READ, "/x") == ("OK", b"1")
     pipes = [os.readlink(f"/proc/{xsd.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{xsd.pid}/fd")]
     assert not [p for p in pipes if p.startswith("pipe:")], pipes
+
+
+def test_an_update_with_over_1024_descriptors_keeps_the_socket(
+    xsd: XsdDaemon, program: str
+) -> None:
+    """The guardian waits on a pipe numbered above 1023 (1,100 connections held): it
+    must neither fail nor, failing, run the daemon's shutdown and remove the socket the
+    new process serves on (found by tools.bench_lu: new clients got ENOENT)."""
+    held = [RawConn(str(xsd.socket), timeout=30) for _ in range(1100)]
+    try:
+        assert held[0].write("/many", "1") == ("OK", b"OK\0")
+        assert live_update(xsd.socket, program) == ("OK", b"OK\0")
+        deadline = time.monotonic() + 10
+        while children(xsd.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert children(xsd.pid) == []  # the guardian left
+        with RawConn(str(xsd.socket), timeout=30) as fresh:  # the socket is still there
+            assert fresh.call(Op.READ, "/many") == ("OK", b"1")
+        assert held[-1].call(Op.READ, "/many") == ("OK", b"1")
+        assert "guardian failed" not in xsd.output()
+    finally:
+        for conn in held:
+            conn.close()

@@ -86,11 +86,16 @@ class Guardian:
         False if it serves (or never said, and lives on)."""
         import select
 
-        with os.fdopen(self.read_fd, "rb", buffering=0) as pipe:
-            ready, _, _ = select.select([pipe], [], [], PATIENCE)
-            if not ready:
+        # poll, not select: the pipe's number is above 1023 once the daemon holds
+        # a thousand connections, which select() cannot wait on.
+        poller = select.poll()
+        poller.register(self.read_fd, select.POLLIN)
+        try:
+            if not poller.poll(PATIENCE * 1000):
                 return False
-            return pipe.read(1) == b""
+            return os.read(self.read_fd, 1) == b""
+        finally:
+            os.close(self.read_fd)
 
 
 def take(environ: MutableMapping[str, str] = os.environ) -> tuple[int, int, int] | None:

@@ -388,7 +388,14 @@ class LiveUpdate:
             is_guardian, detail = False, f"cannot fork a guardian: {exc}"
         else:
             if is_guardian:
-                if not guard.wait():
+                try:
+                    new_one_died = guard.wait()
+                except BaseException:
+                    # Whatever went wrong here, the guardian must not unwind into the
+                    # daemon's shutdown: that would remove the socket the new one serves.
+                    log.exception("live-update: the guardian failed; leaving it to the new process")
+                    os._exit(1)
+                if not new_one_died:
                     os._exit(0)  # the new process serves: leave without a trace
                 detail = "the new program died before it served"
             else:
