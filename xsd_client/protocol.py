@@ -50,6 +50,9 @@ __all__ = [
 
 HEADER = struct.Struct("<IIII")
 """type, req_id, tx_id, len."""
+_HEADER_SIZE = HEADER.size
+_unpack_from = HEADER.unpack_from
+_pack = HEADER.pack
 
 PAYLOAD_MAX = 4096
 ABS_PATH_MAX = 3072
@@ -148,9 +151,10 @@ def encode(op: int, req_id: int, tx_id: int, payload: bytes) -> bytes:
     Raises:
         ProtocolError: if the payload is longer than ``PAYLOAD_MAX``.
     """
-    if len(payload) > PAYLOAD_MAX:
-        raise ProtocolError(f"payload of {len(payload)} bytes exceeds {PAYLOAD_MAX}")
-    return HEADER.pack(op, req_id, tx_id, len(payload)) + payload
+    size = len(payload)
+    if size > PAYLOAD_MAX:
+        raise ProtocolError(f"payload of {size} bytes exceeds {PAYLOAD_MAX}")
+    return _pack(op, req_id, tx_id, size) + payload
 
 
 class Decoder:
@@ -181,10 +185,14 @@ class Decoder:
     def has_packet(self) -> bool:
         """True if a whole packet is buffered (oversized headers count as one)."""
         buf = self._buf
-        if len(buf) < HEADER.size:
+        if len(buf) < _HEADER_SIZE:
             return False
-        length: int = HEADER.unpack_from(buf)[3]
-        return length > PAYLOAD_MAX or len(buf) >= HEADER.size + length
+        length: int = _unpack_from(buf)[3]
+        return length > PAYLOAD_MAX or len(buf) >= _HEADER_SIZE + length
+
+    def has_data(self) -> bool:
+        """True if any byte is buffered (``pending`` without the copy)."""
+        return bool(self._buf)
 
     def next_packet(self) -> Packet | None:
         """Return the next whole packet, or None if more bytes are needed.
@@ -193,16 +201,26 @@ class Decoder:
             ProtocolError: the header announces more than ``PAYLOAD_MAX`` bytes, or the
                 stream ended in the middle of a packet.
         """
+        fields = self.next_fields()
+        return None if fields is None else Packet(*fields)
+
+    def next_fields(self) -> tuple[int, int, int, bytes] | None:
+        """:meth:`next_packet` as a plain tuple ``(op, req_id, tx_id, payload)``: what
+        the daemon's request path takes (a tuple costs a fifth of a :class:`Packet`).
+
+        Raises:
+            ProtocolError: as :meth:`next_packet`.
+        """
         buf = self._buf
-        if len(buf) >= HEADER.size:
-            op, req_id, tx_id, length = HEADER.unpack_from(buf)
+        if len(buf) >= _HEADER_SIZE:
+            op, req_id, tx_id, length = _unpack_from(buf)
             if length > PAYLOAD_MAX:
                 raise ProtocolError(f"peer announced a payload of {length} bytes")
-            end = HEADER.size + length
+            end = _HEADER_SIZE + length
             if len(buf) >= end:
-                payload = bytes(buf[HEADER.size : end])
+                payload = bytes(buf[_HEADER_SIZE:end])
                 del buf[:end]
-                return Packet(op, req_id, tx_id, payload)
+                return op, req_id, tx_id, payload
         if self._eof and buf:
             raise ProtocolError(f"stream ended inside a packet ({len(buf)} bytes pending)")
         return None

@@ -51,6 +51,8 @@ OWN_MESSAGE = PAYLOAD_MAX + 16
 says: one whole message, so a connection that reads is never cut off by one that
 does not."""
 
+_PATHS_KEPT = 1024  # canonical paths remembered (a few MB at most)
+
 _EVENT = int(Op.WATCH_EVENT)
 
 Check = Callable[[Connection, str, "bytes | None"], None]
@@ -108,6 +110,9 @@ class Context:
         self._features: dict[type, object] = {}
         self._accounts: dict[int, Account] = {}
         self._direct = DirectView(state.tree)  # stateless between requests: reused
+        # Canonical paths by (raw argument, domid, special allowed, path_max): a client
+        # asks for the same few paths again and again, and canonicalize is pure.
+        self._paths: dict[tuple[bytes, int, bool, int], str] = {}
         for conn in state.connections.values():  # restored by a live update
             self._join(conn)
             for tx in conn.transactions.values():
@@ -224,7 +229,14 @@ class Context:
         path_max = self.state.settings.path_max
         if not conn.privileged:
             path_max = self.limits(conn.domid)["path-max"]
-        return canonicalize(raw, conn.domid, allow_special=special, path_max=path_max)
+        key = (raw, conn.domid, special, path_max)
+        path = self._paths.get(key)
+        if path is None:
+            path = canonicalize(raw, conn.domid, allow_special=special, path_max=path_max)
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            self._paths[key] = path
+        return path
 
     # ------------------------------------------------------------------ ways out
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from xsd.core import ratelimit
-from xsd.core.connections import Connection, Credentials
+from xsd.core.connections import REPLY, Connection, Credentials
 from xsd.core.context import EVENT_QUEUE_LIMIT, OWN_MESSAGE, Context
 from xsd.core.effects import (
     CloseConnection,
@@ -40,7 +40,7 @@ from xsd.core.state import State
 from xsd.core.trace import TraceRecord
 from xsd.core.views import Transaction
 from xsd.core.watchdogs.feature import install as install_watchdogs
-from xsd_client.protocol import PAYLOAD_MAX, Op, Packet, encode
+from xsd_client.protocol import HEADER, PAYLOAD_MAX, Op, Packet, encode
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["EVENT_QUEUE_LIMIT", "OUT_HIGH_WATER", "OWN_MESSAGE", "Engine"]
 
 _ERROR = int(Op.ERROR)
+_pack = HEADER.pack
 
 
 class Engine:
@@ -179,17 +180,17 @@ class Engine:
                 left -= 1
             if not privileged and decoder.has_packet() and flow.waits(conn, True):
                 return True  # served again in its turn once paid back (tick)
-            packet = decoder.next_packet()
-            if packet is None:
+            request = decoder.next_fields()
+            if request is None:
                 # Remember since when a request is half-received (it may time out): a
                 # request trickled in byte by byte keeps the time its first byte came.
-                if not decoder.pending:
+                if not decoder.has_data():
                     conn.partial_since = None
                 elif conn.partial_since is None:
                     conn.partial_since = self.ctx.now
                 return False
             conn.partial_since = None  # whole: what follows is a new request
-            self.handle(conn, packet)
+            self.handle(conn, *request)
             if conn.id not in connections:
                 return False
         conn.partial_since = None
@@ -290,15 +291,14 @@ class Engine:
 
     # ------------------------------------------------------------------ dispatch
 
-    def handle(self, conn: Connection, packet: Packet) -> None:
+    def handle(self, conn: Connection, op: int, req_id: int, tx_id: int, payload: bytes) -> None:
         """Answer one request (replies and events go to the output queues)."""
         ctx = self.ctx
-        op = packet.op
         tx: Transaction | None = None
         request = TABLE.get(op)
         trace = ctx.trace  # logging
         if trace is not None:
-            trace.append((conn.id, conn.domid, ctx.now, packet))
+            trace.append((conn.id, conn.domid, ctx.now, Packet(op, req_id, tx_id, payload)))
         try:
             if request is None:
                 raise XsError("ENOSYS")
@@ -307,33 +307,32 @@ class Engine:
                 raise XsError("EACCES")
             if flags & SIDE:
                 ctx.side_changed = True
-            if packet.tx_id and not flags & IGNORES_TX:
-                tx = conn.transactions.get(packet.tx_id)
+            if tx_id and not flags & IGNORES_TX:
+                tx = conn.transactions.get(tx_id)
                 if tx is None:
                     raise XsError("ENOENT")
-            payload = request.handler(ctx, conn, tx, packet.payload)
-            if not conn.privileged and (
-                flags & WRITE or (flags & COMMIT and packet.payload == b"T\0")
-            ):
+            reply = request.handler(ctx, conn, tx, payload)
+            if not conn.privileged and (flags & WRITE or (flags & COMMIT and payload == b"T\0")):
                 # A write in a transaction costs as one outside does (C charges only the
                 # commit, one): a transaction, committed or not, cannot bypass the limit.
                 self._flow.spend(conn)
-            if len(payload) > PAYLOAD_MAX:
+            size = len(reply)
+            if size > PAYLOAD_MAX:
                 raise XsError("E2BIG")
-            frame = encode(op, packet.req_id, packet.tx_id, payload)
+            frame = _pack(op, req_id, tx_id, size) + reply
         except Deferred as deferred:
-            conn.deferred = (packet.req_id, packet.tx_id)
+            conn.deferred = (req_id, tx_id)
             ctx.effects.append(DeferredRequest(conn.id, deferred.command, deferred.arguments))
             return
         except XsError as err:
-            frame = encode(_ERROR, packet.req_id, packet.tx_id, err.name.encode() + b"\0")
+            frame = encode(_ERROR, req_id, tx_id, err.name.encode() + b"\0")
         except Exception as exc:  # a bug must cost one reply, not the daemon
             # Checks run before changes (ops), so a failure here leaves no half-change
             # behind in the common case; the client gets EIO as C's internal errors give.
-            ctx.effects.append(RequestBug(repr(packet), exc))
-            frame = encode(_ERROR, packet.req_id, packet.tx_id, b"EIO\0")
+            ctx.effects.append(RequestBug(repr(Packet(op, req_id, tx_id, payload)), exc))
+            frame = encode(_ERROR, req_id, tx_id, b"EIO\0")
         if conn.id in self.state.connections:
-            conn.queue(frame, now=ctx.now)
+            conn.queue(frame, REPLY, ctx.now)
             ctx.dirty.add(conn.id)
             if trace is not None:  # logging
                 trace.append((conn.id, conn.domid, ctx.now, frame))
