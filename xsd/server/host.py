@@ -159,27 +159,30 @@ class Host:
             os.eventfd_read(self._wakeup)
 
     def _loop(self) -> None:
-        epoll, calls, mux = self.epoll, self._calls, self.mux
+        poll, calls, mux, timers = self.epoll.poll, self._calls, self.mux, self._timers
+        pass_events, turns, popleft = mux.pass_events, mux.turns, calls.popleft
         clock = time.monotonic_ns
         while self._running:
             now = clock()
             if now >= self._next_tick:
                 self._tick(now)
                 now = clock()
-            if calls or mux.turns:
+            if calls or turns:
                 timeout = 0.0
             else:
                 timeout = (self._next_tick - now) / 1e9
-                if self._timers:
-                    timeout = min(timeout, self._timers[0][0] - time.monotonic())
-                timeout = max(timeout, 0.0)
-            events = epoll.poll(timeout, _EVENTS)
-            if events or mux.turns:
-                mux.pass_events(events)
-            if self._timers:
+                if timers:
+                    timeout = min(timeout, timers[0][0] - time.monotonic())
+                if timeout < 0.0:
+                    timeout = 0.0
+            events = poll(timeout, _EVENTS)
+            if events or turns:
+                pass_events(events)
+            if timers:
                 self._run_timers()
-            for _ in range(len(calls)):
-                calls.popleft()()
+            if calls:
+                for _ in range(len(calls)):
+                    popleft()()
 
     def _tick(self, now: int) -> None:
         """Fire the engine's due deadlines, then decide when to look again."""

@@ -61,6 +61,7 @@ def _log() -> logging.Logger:
 
 
 _RECV_SIZE = 65536
+_now = time.monotonic_ns
 _BATCH = 256
 
 _IN = select.EPOLLIN | select.EPOLLRDHUP
@@ -150,10 +151,10 @@ class Multiplexer:
             return
         if conn.out_bytes and self.before_write is not None:
             self.before_write()
-        sock = client.sock
+        send = client.sock.send
         while conn.out_bytes:
             try:
-                n = sock.send(conn.output())
+                n = send(conn.output())
             except BlockingIOError:
                 break
             except OSError:
@@ -174,20 +175,23 @@ class Multiplexer:
         if client is None or conn is None or conn.deferred is not None:
             return
         client.held = False
-        self._answer(client, self.engine.resume)
+        self._answer(client)
 
-    def _answer(self, client: Client, step: Callable[..., bool], *data: bytes) -> None:
+    def _answer(self, client: Client) -> None:
         """Answer one batch of a connection's buffered requests, then decide what it
         waits for: its turn again (more buffered: ``turns``, not read meanwhile, so a
         flood cannot grow its buffer), the connection itself (``held``), or input."""
-        conn_id = client.conn_id
         try:
-            more = step(conn_id, *data, time.monotonic_ns(), self._batch)
+            more = self.engine.resume(client.conn_id, _now(), self._batch)
         except Exception as exc:
             # Whether the bad header came with this read or waited for a later turn
             # (receive, resume), a connection's bytes can only end that connection.
-            self._fail(conn_id, exc)
+            self._fail(client.conn_id, exc)
             return
+        self._answered(client, more)
+
+    def _answered(self, client: Client, more: bool) -> None:
+        conn_id = client.conn_id
         if not more:
             if not client.mask & _IN and conn_id in self.clients:
                 self._set_mask(client, client.mask | _IN)
@@ -216,7 +220,7 @@ class Multiplexer:
                 continue
             try:
                 self.send(conn_id)  # its previous batch's replies first
-                self._answer(client, self.engine.resume)
+                self._answer(client)
             except Exception as exc:
                 self._fail(conn_id, exc)
 
@@ -271,7 +275,7 @@ class Multiplexer:
         except Exception:
             # Not one connection's: log it, keep serving (the next pass flushes again).
             _log().exception("internal error flushing output; serving on")
-        if self.engine.freed_bytes >= memtrim.TRIM_AFTER:
+        if self.engine.ctx.freed_bytes >= memtrim.TRIM_AFTER:
             self.engine.freed_bytes = 0
             memtrim.trim()  # what a connection that went held, back to the system
 
@@ -290,7 +294,14 @@ class Multiplexer:
         if not data:
             self._drop(conn_id)
             return
-        self._answer(client, self.engine.receive, data)
+        # As _answer, with the bytes just read: the request path.
+        try:
+            more = self.engine.receive(conn_id, data, _now(), self._batch)
+        except Exception as exc:
+            self._fail(conn_id, exc)
+            return
+        if more or not client.mask & _IN:
+            self._answered(client, more)
 
     # ------------------------------------------------------------------ errors
 
