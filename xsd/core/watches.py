@@ -15,7 +15,6 @@ paths relative to the connection's home). Invariants:
 from __future__ import annotations
 
 from xsd.core.fields import Fields
-from xsd.core.paths import ancestors
 
 
 class Watch(Fields):
@@ -79,7 +78,10 @@ class WatchIndex:
             return []
         found = list(by_path.get(path, ()))
         if not exact and path[:1] == "/":
-            for up in ancestors(path):
+            up = path
+            while up != "/":  # ancestors(path), without the list
+                cut = up.rfind("/")
+                up = up[:cut] if cut > 0 else "/"
                 bucket = by_path.get(up)
                 if bucket:
                     found.extend(bucket)
