@@ -51,7 +51,8 @@ OWN_MESSAGE = PAYLOAD_MAX + 16
 says: one whole message, so a connection that reads is never cut off by one that
 does not."""
 
-_PATHS_KEPT = 1024  # canonical paths remembered (a few MB at most)
+_PATHS_KEPT = 1024  # canonical paths remembered, each of at most _PATH_KEPT_MAX bytes:
+_PATH_KEPT_MAX = 256  # the cache holds well under 1 MB
 
 _EVENT = int(Op.WATCH_EVENT)
 
@@ -233,9 +234,10 @@ class Context:
         path = self._paths.get(key)
         if path is None:
             path = canonicalize(raw, conn.domid, allow_special=special, path_max=path_max)
-            if len(self._paths) >= _PATHS_KEPT:
-                self._paths.clear()
-            self._paths[key] = path
+            if len(raw) <= _PATH_KEPT_MAX:
+                if len(self._paths) >= _PATHS_KEPT:
+                    self._paths.clear()
+                self._paths[key] = path
         return path
 
     # ------------------------------------------------------------------ ways out
