@@ -73,22 +73,20 @@ def daemon(kind: str) -> Iterator[str]:
                 proc.wait()
 
 
-def median_ms(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
-    """Median wall time and median CPU time (user + system, the child's) in ms.
+def time_ms(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, the child's) of one run, in ms.
 
     CPU time is what a loaded machine changes least: wall time also counts waiting for
     a core."""
-    times, cpus = [], []
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        # cwd "/": python -c and -m put the current directory first on sys.path, which
-        # must not be a checkout (it would win over PYTHONPATH)
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True, cwd="/")
-        times.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return statistics.median(times) * 1000, statistics.median(cpus) * 1000
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    # cwd "/": python -c and -m put the current directory first on sys.path, which
+    # must not be a checkout (it would win over PYTHONPATH)
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True, cwd="/")
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall * 1000, cpu * 1000
 
 
 def main() -> None:
@@ -159,12 +157,12 @@ def main() -> None:
         subprocess.run(["xenstore-write", "/bench/key", "value"], env=env, check=True)
         for argv, _ in rows.values():  # warm the page cache
             subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True, cwd="/")
-        # Interleave the commands so load from other processes hits them all alike.
+        # Interleave the commands, one run of each in turn, so load from other
+        # processes hits them all alike.
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
-        rounds = 5
-        for _ in range(rounds):
+        for _ in range(args.runs):
             for name, (argv, _) in rows.items():
-                results[name].append(median_ms(argv, env, max(1, args.runs // rounds)))
+                results[name].append(time_ms(argv, env))
     where = f"socket {args.socket}" if args.socket else "xsd" if args.xsd else "C xenstored 4.17"
     print(f"daemon: {where}")
     print(f"runs: {args.runs} per command; python {sys.version.split()[0]} ({py})")

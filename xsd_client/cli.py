@@ -33,7 +33,6 @@ needs (``tests/client/test_oneshot_imports.py`` pins the list); ``watch`` and
 
 from __future__ import annotations
 
-import os
 import sys
 
 from . import cli_common
@@ -302,7 +301,7 @@ def _live_update(args: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``xsc``; returns the exit status (the console script exits with it)."""
     args = list(sys.argv if argv is None else argv)
-    name = os.path.basename(args[0]) if args else cli_common.PROG
+    name = args[0].rpartition("/")[2] if args else cli_common.PROG  # os.path.basename
     if name.startswith("xenstore-"):
         mode, rest = name[len("xenstore-") :], args[1:]
         cli_common.PROG = "xenstore"

@@ -8,7 +8,6 @@ a one-shot command talks through :class:`~xsd_client.oneshot.OneShotClient`.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from .errors import XenstoreError
@@ -43,8 +42,10 @@ def warn(mode: str, msg: str) -> None:
 
 def errno_text(e: BaseException) -> str:
     """``strerror`` of an error's errno, else its text."""
+    from os import strerror  # on error paths only (see oneshot.getenv)
+
     code = getattr(e, "errno", None)
-    return os.strerror(code) if isinstance(code, int) else str(e)
+    return strerror(code) if isinstance(code, int) else str(e)
 
 
 def atoi(text: str) -> int:

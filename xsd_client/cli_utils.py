@@ -10,7 +10,6 @@ Xen does: every mode but ``watch`` with a
 
 from __future__ import annotations
 
-import os
 import sys
 
 from .cli_common import Exit, atoi, errno_text, fs, warn
@@ -147,8 +146,10 @@ class Command:
             max_width, desired_width = _INT_MAX // 2, 0
         else:
             max_width, desired_width = 80, 60
+            from os import get_terminal_size  # ls alone (see oneshot.getenv)
+
             try:
-                max_width = os.get_terminal_size(1).columns - 2
+                max_width = get_terminal_size(1).columns - 2
             except (OSError, ValueError):
                 pass
         paths = self.keys or ["/"]

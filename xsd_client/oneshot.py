@@ -26,7 +26,7 @@ Not safe to share between threads; use :class:`~xsd_client.client.Client` for th
 
 from __future__ import annotations
 
-import os
+import sys
 
 # The C half of socket: the Python wrapper imports selectors, enum and more (see client).
 from _socket import AF_UNIX, SOCK_STREAM
@@ -39,13 +39,36 @@ from .errors import ConnectionClosedError, error_from_name
 from .operations import DomainOperations, Operations, Transaction
 from .protocol import PAYLOAD_MAX, Decoder, Op, Packet, ProtocolError, encode
 
-__all__ = ["DEFAULT_RUNDIR", "OneShotClient", "default_socket_path"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
+if TYPE_CHECKING:
+    import os
+
+__all__ = ["DEFAULT_RUNDIR", "OneShotClient", "default_socket_path", "getenv"]
 
 DEFAULT_RUNDIR = "/var/run/xenstored"
 
 T = TypeVar("T")
 
 _RECV_SIZE = 65536
+
+
+def getenv(name: str) -> str | None:
+    """``os.environ.get(name)``, without importing ``os`` when nothing has yet.
+
+    ``site`` imports ``os`` at every normal start, but under ``python -S`` it would be a
+    fifth of what a one-shot ``xsc`` imports. Until ``os`` is imported nothing can have
+    changed ``os.environ``, so the process's environment (``posix.environ``) decoded
+    as ``os.environ`` decodes it is the same answer.
+    """
+    loaded = sys.modules.get("os")
+    if loaded is not None:
+        value: str | None = loaded.environ.get(name)
+        return value
+    from posix import environ
+
+    encoding = sys.getfilesystemencoding()
+    raw = environ.get(name.encode(encoding, "surrogateescape"))
+    return None if raw is None else raw.decode(encoding, "surrogateescape")
 
 
 def default_socket_path() -> str:
@@ -55,10 +78,10 @@ def default_socket_path() -> str:
     ``/var/run/xenstored/socket``. As in libxenstore, a variable set to the empty string
     counts as set.
     """
-    path = os.environ.get("XENSTORED_PATH")
+    path = getenv("XENSTORED_PATH")
     if path is not None:
         return path
-    rundir = os.environ.get("XENSTORED_RUNDIR")
+    rundir = getenv("XENSTORED_RUNDIR")
     return (DEFAULT_RUNDIR if rundir is None else rundir) + "/socket"
 
 
@@ -73,7 +96,12 @@ class OneShotClient(Operations, DomainOperations):
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = os.fspath(path) if path is not None else default_socket_path()
+        if path is None:
+            self.path = default_socket_path()
+        else:
+            from os import fspath  # only here: see getenv
+
+            self.path = fspath(path)
         self._epoch = 0  # what a Transaction checks: this client never reconnects
         self._next_req_id = 0
         self._closed: ConnectionClosedError | None = None
