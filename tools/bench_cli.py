@@ -6,12 +6,25 @@ median of ``--runs`` fresh processes is printed for each, with the interpreter f
 measured in the same run so the share that is ours can be told apart:
 
     python tools/bench_cli.py [--runs 50] [--xsd | --socket PATH] [--before DIR]
+                              [--python PY]
+
+Each ``xsc`` row also shows how much it takes over its *floor*, the same interpreter
+started the same way doing nothing (``python -c pass``, ``python -S -c pass``, or through
+``env``): that difference is the client's own cost, imports and work. Issue 16 asks for
+the console script and the ``-S`` row within 10 ms of their floors on a quiet machine;
+on a loaded one every figure stretches, and the ratio to the floor (``x floor``) is what
+to compare across runs: (ratio - 1) times a quiet run's floor estimates the quiet
+difference.
 
 ``--before DIR`` adds the rows of another checkout's client (say ``git worktree add DIR
-HEAD~3``), measured in the same run, for a before/after ratio. Run it with the interpreter
-of a fresh venv (``python3 -m venv /tmp/v && /tmp/v/bin/python tools/bench_cli.py``) to
-see what a user's machine sees: this one's site-packages may import modules at start-up
-(a ``.pth``) that would otherwise be the client's to pay for.
+HEAD~3``), measured in the same run, for a before/after ratio. ``--python PY`` measures
+another interpreter, a fresh venv's say, which is what a user's machine sees (this
+machine's site-packages may import modules at start-up, from a ``.pth``, that would
+otherwise be the client's to pay for); the daemon keeps running with this one, which
+has the daemon's dependencies::
+
+    python3 -m venv /tmp/v && /tmp/v/bin/pip install -e .   # the client only
+    python tools/bench_cli.py --xsd --python /tmp/v/bin/python --before /tmp/old-checkout
 
 This is a measurement, not a test: it asserts nothing.
 """
@@ -63,22 +76,20 @@ def daemon(kind: str) -> Iterator[str]:
                 proc.wait()
 
 
-def median_ms(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
-    """Median wall time and median CPU time (user + system, the child's) in ms.
+def time_ms(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, the child's) of one run, in ms.
 
     CPU time is what a loaded machine changes least: wall time also counts waiting for
     a core."""
-    times, cpus = [], []
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        # cwd "/": python -c and -m put the current directory first on sys.path, which
-        # must not be a checkout (it would win over PYTHONPATH)
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True, cwd="/")
-        times.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return statistics.median(times) * 1000, statistics.median(cpus) * 1000
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    # cwd "/": python -c and -m put the current directory first on sys.path, which
+    # must not be a checkout (it would win over PYTHONPATH)
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True, cwd="/")
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall * 1000, cpu * 1000
 
 
 def main() -> None:
@@ -88,60 +99,54 @@ def main() -> None:
     group.add_argument("--xsd", action="store_true", help="start our daemon instead of C's")
     group.add_argument("--socket", help="use a daemon already listening here")
     parser.add_argument("--before", type=Path, help="another checkout to compare with")
+    parser.add_argument(
+        "--python",
+        help="the interpreter to measure (default: this one), e.g. a fresh venv's; the "
+        "daemon (--xsd) still runs with this one, which has the daemon's dependencies",
+    )
     args = parser.parse_args()
+    measured = args.python or sys.executable
     # An installed package has its bytecode compiled; this environment may forbid
-    # writing it (PYTHONDONTWRITEBYTECODE), so compile once here as pip would.
+    # writing it (PYTHONDONTWRITEBYTECODE), so compile once here as pip would, with the
+    # interpreter that will read it.
     for root in [ROOT, *([args.before] if args.before else [])]:
-        compile_all = [sys.executable, "-m", "compileall", "-q", str(root / "xsd_client")]
+        compile_all = [measured, "-m", "compileall", "-q", str(root / "xsd_client")]
         subprocess.run(compile_all, check=True)
 
-    py = sys.executable  # a venv's python is a link that must stay one (its site)
+    py = measured  # a venv's python is a link that must stay one (its site)
     with open(py, "rb") as f:
         if f.read(2) == b"#!":  # a pyenv shim: a shell script, costly; its interpreter
             py = os.path.realpath(py)
-    beside = Path(sys.executable).parent / "xsc"  # the interpreter's own, not a shim
+    beside = Path(measured).parent / "xsc"  # the interpreter's own, not a shim
     xsc = str(beside) if beside.exists() else shutil.which("xsc")
-    commands = {
-        "xenstore-read": ["xenstore-read", "/bench/key"],
-        "xsc read (python -m xsd_client.cli)": [py, "-m", "xsd_client.cli", "read", "/bench/key"],
-        "xsc read, python -S (no site.py)": [
-            py,
-            "-S",
-            "-c",
-            f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv[0] = 'xsc';"
-            " from xsd_client.cli import main; sys.exit(main())",
-            "read",
-            "/bench/key",
-        ],
-        "floor: python -c pass": [py, "-c", "pass"],
-        "floor: python -S -c pass": [py, "-S", "-c", "pass"],
+    # Each row: its command and the floor it is compared with (the same interpreter
+    # start, doing nothing), so the difference is what the client costs.
+    floor, floor_s, floor_env = "python -c pass", "python -S -c pass", "env python -c pass"
+    rows: dict[str, tuple[list[str], str | None]] = {
+        floor: ([py, "-c", "pass"], None),
+        floor_s: ([py, "-S", "-c", "pass"], None),
+        floor_env: (["env", py, "-c", "pass"], None),
+        "xenstore-read (Xen's C tool)": (["xenstore-read", "/bench/key"], None),
     }
     if xsc:
-        commands["xsc read (console script)"] = [xsc, "read", "/bench/key"]
+        rows["xsc read (console script)"] = ([xsc, "read", "/bench/key"], floor)
+    rows["xsc read (python -m xsd_client.cli; runpy's own cost included)"] = (
+        [py, "-m", "xsd_client.cli", "read", "/bench/key"],
+        floor,
+    )
     # What a console script runs (without runpy, which -m adds), from either checkout.
     script = "import sys; from xsd_client.cli import main; sys.argv[0] = 'xsc'; sys.exit(main())"
     checkouts = {"": ROOT, **({" BEFORE": args.before.resolve()} if args.before else {})}
     for label, root in checkouts.items():
-        commands[f"xsc read (client alone: -c 'from xsd_client.cli import main'){label}"] = [
-            "env",
-            f"PYTHONPATH={root}",
-            py,
-            "-c",
-            script,
-            "read",
-            "/bench/key",
-        ]
-        if label:
-            commands[f"xsc read (python -m xsd_client.cli){label}"] = [
-                "env",
-                f"PYTHONPATH={root}",
-                py,
-                "-m",
-                "xsd_client.cli",
-                "read",
-                "/bench/key",
-            ]
-    commands["floor: env python -c pass"] = ["env", py, "-c", "pass"]
+        in_path = f"import sys; sys.path.insert(0, {str(root)!r}); {script}"
+        rows[f"xsc read, python -S (no site.py){label}"] = (
+            [py, "-S", "-c", in_path, "read", "/bench/key"],
+            floor_s,
+        )
+        rows[f"xsc read (-c 'from xsd_client.cli import main'){label}"] = (
+            ["env", f"PYTHONPATH={root}", py, "-c", script, "read", "/bench/key"],
+            floor_env,
+        )
 
     @contextmanager
     def given(path: str) -> Iterator[str]:
@@ -153,22 +158,35 @@ def main() -> None:
         env["XENSTORED_PATH"] = sock
         env["PYTHONPATH"] = str(ROOT)
         subprocess.run(["xenstore-write", "/bench/key", "value"], env=env, check=True)
-        for argv in commands.values():  # warm the page cache
+        for argv, _ in rows.values():  # warm the page cache
             subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True, cwd="/")
-        # Interleave the commands so load from other processes hits them all alike.
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-        rounds = 5
-        for _ in range(rounds):
-            for name, argv in commands.items():
-                results[name].append(median_ms(argv, env, max(1, args.runs // rounds)))
+        # Interleave the commands, one run of each in turn, so load from other
+        # processes hits them all alike.
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in rows}
+        for _ in range(args.runs):
+            for name, (argv, _) in rows.items():
+                results[name].append(time_ms(argv, env))
     where = f"socket {args.socket}" if args.socket else "xsd" if args.xsd else "C xenstored 4.17"
     print(f"daemon: {where}")
     print(f"runs: {args.runs} per command; python {sys.version.split()[0]} ({py})")
-    print("    wall      cpu")
-    for name, values in results.items():
-        wall = statistics.median(v[0] for v in values)
-        cpu = statistics.median(v[1] for v in values)
-        print(f"{wall:8.1f} {cpu:8.1f} ms  {name}")
+    print("wall and CPU time (user + system) in ms, medians; over the row's floor: the")
+    print("difference (+wall, +cpu) and the ratio of walls (x floor: what load changes least)")
+    print("    wall      cpu    +wall     +cpu  x floor")
+    medians = {
+        name: (
+            statistics.median(v[0] for v in values),
+            statistics.median(v[1] for v in values),
+        )
+        for name, values in results.items()
+    }
+    for name, (wall, cpu) in medians.items():
+        base = rows[name][1]
+        if base is None:
+            extra = " " * 27
+        else:
+            base_wall, base_cpu = medians[base]
+            extra = f" {wall - base_wall:+8.1f} {cpu - base_cpu:+8.1f} {wall / base_wall:7.2f}x"
+        print(f"{wall:8.1f} {cpu:8.1f}{extra}  {name}" + (f"  (vs {base})" if base else ""))
 
 
 if __name__ == "__main__":

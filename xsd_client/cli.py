@@ -25,25 +25,28 @@ escaping of values), ``cli_getopt`` (glibc's option parsing), ``cli_utils`` (the
 xenstore-utils commands), ``cli_common`` (messages, exit, atoi), ``cli_liveupdate`` and
 ``cli_watchdog`` (their subcommands, imported when used).
 
-Start-up cost matters (a shell loop may run thousands of these): these modules import
-only the blocking client and the standard library modules it already needs; never trio.
+Start-up cost matters (a shell loop may run thousands of these): a one-shot command
+imports only the thread-free :class:`~xsd_client.oneshot.OneShotClient` and what it
+needs (``tests/client/test_oneshot_imports.py`` pins the list); ``watch`` and
+``live-update`` import the threaded client when they run; never trio.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from . import cli_common
-from .cli_common import HELP_FLAG, Exit, connect, fs, warn
+from .cli_common import HELP_FLAG, Exit, connect, connect_threaded, fs, warn
 from .cli_getopt import getopt
-from .cli_utils import Command, Ops
+from .cli_utils import Command
 from .errors import EAGAIN, XenstoreError
 from .escaping import sanitise, unsanitise
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
 if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms
     from collections.abc import Callable, Sequence
+
+    from .operations import Operations
 
 __all__ = ["main", "sanitise", "unsanitise"]
 
@@ -212,9 +215,10 @@ def _run(mode: str, args: Sequence[str]) -> int:
     else:
         transactional = mode in _TRANSACTIONAL
     command = Command(mode, flags, operands)
-    perform: Callable[[Ops], int] = getattr(command, f"do_{mode}")
+    perform: Callable[[Operations], int] = getattr(command, f"do_{mode}")
 
-    client = connect(mode)
+    # watch alone needs the threaded client (its reader delivers the events)
+    client = connect_threaded(mode) if mode == "watch" else connect(mode)
     try:
         while True:
             command.out.clear()
@@ -259,12 +263,10 @@ def _control(args: Sequence[str]) -> int:
 
         sys.stdout.write(cli_liveupdate.HELP)
         return 0
+    if args[0] == "live-update":
+        return _live_update(args[1:])
     client = connect("control")
     try:
-        if args[0] == "live-update":
-            from . import cli_liveupdate
-
-            return cli_liveupdate.run(client, args[1:])
         try:
             reply = client.control(args[0], *args[1:])
         except XenstoreError as e:
@@ -286,10 +288,20 @@ def _control(args: Sequence[str]) -> int:
         client.close()
 
 
+def _live_update(args: Sequence[str]) -> int:
+    from . import cli_liveupdate
+
+    client = connect_threaded("control")
+    try:
+        return cli_liveupdate.run(client, args)
+    finally:
+        client.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``xsc``; returns the exit status (the console script exits with it)."""
     args = list(sys.argv if argv is None else argv)
-    name = os.path.basename(args[0]) if args else cli_common.PROG
+    name = args[0].rpartition("/")[2] if args else cli_common.PROG  # os.path.basename
     if name.startswith("xenstore-"):
         mode, rest = name[len("xenstore-") :], args[1:]
         cli_common.PROG = "xenstore"
@@ -315,16 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(f"{cli_common.PROG} {_version()}\n")
             return 0
         if mode == "live-update":  # also `xsc control live-update ...`, as xenstore-control
-            from . import cli_liveupdate
-
             if any(arg in HELP_FLAG for arg in rest):
+                from . import cli_liveupdate
+
                 sys.stdout.write(cli_liveupdate.HELP)
                 return 0
-            client = connect("control")
-            try:
-                return cli_liveupdate.run(client, rest)
-            finally:
-                client.close()
+            return _live_update(rest)
         if mode == "watchdog":  # the watchdog commands (issue 5) live in cli_watchdog
             from .cli_watchdog import main as watchdog_main
 

@@ -2,16 +2,20 @@
 
 Messages go to stderr prefixed ``xsc <mode>:`` (``xenstore-<mode>`` names the program
 ``xenstore`` when called through such a link, as Xen's tools do: ``cli.main`` sets
-:data:`PROG`). Importing this module never imports trio.
+:data:`PROG`). Importing this module never imports trio, nor the threaded client:
+a one-shot command talks through :class:`~xsd_client.oneshot.OneShotClient`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
-from .client import Client
 from .errors import XenstoreError
+from .oneshot import OneShotClient
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
+if TYPE_CHECKING:
+    from .client import Client
 
 PROG = "xsc"
 """The program name messages carry."""
@@ -38,8 +42,10 @@ def warn(mode: str, msg: str) -> None:
 
 def errno_text(e: BaseException) -> str:
     """``strerror`` of an error's errno, else its text."""
+    from os import strerror  # on error paths only (see oneshot.getenv)
+
     code = getattr(e, "errno", None)
-    return os.strerror(code) if isinstance(code, int) else str(e)
+    return strerror(code) if isinstance(code, int) else str(e)
 
 
 def atoi(text: str) -> int:
@@ -63,13 +69,28 @@ def fs(path: str) -> bytes:
     return path.encode("utf-8", "surrogateescape")
 
 
-def connect(mode: str) -> Client:
-    """A client on the daemon's socket, or exit 1 with Xen's message."""
+def connect(mode: str) -> OneShotClient:
+    """A one-shot client on the daemon's socket, or exit 1 with Xen's message."""
+    try:
+        return OneShotClient()
+    except XenstoreError as e:
+        raise _unreachable(mode, e) from None
+
+
+def connect_threaded(mode: str) -> Client:
+    """The threaded client (watches need its reader), or exit 1 with Xen's message."""
+    from .client import Client
+
     try:
         return Client()
     except XenstoreError as e:
-        if mode == "control":
-            sys.stderr.write("Failed to contact Xenstored.\n")
-        else:
-            warn(mode, f"xs_open: {errno_text(e)}")
-        raise Exit(1) from None
+        raise _unreachable(mode, e) from None
+
+
+def _unreachable(mode: str, e: XenstoreError) -> Exit:
+    """Xen's message for a daemon that cannot be reached; the exit to raise."""
+    if mode == "control":
+        sys.stderr.write("Failed to contact Xenstored.\n")
+    else:
+        warn(mode, f"xs_open: {errno_text(e)}")
+    return Exit(1)

@@ -6,9 +6,8 @@ may be abbreviated, and an unknown or malformed option is warned about and skipp
 
 from __future__ import annotations
 
-import os
-
 from .cli_common import warn
+from .oneshot import getenv
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
 if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms
@@ -25,7 +24,7 @@ def getopt(
     name to its flag and whether it takes a value, ``short`` a flag to the latter."""
     opts: list[tuple[str, str]] = []
     operands: list[str] = []
-    posix = "POSIXLY_CORRECT" in os.environ
+    posix = getenv("POSIXLY_CORRECT") is not None
     i = 0
     while i < len(args):
         arg = args[i]

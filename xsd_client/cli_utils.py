@@ -3,25 +3,28 @@
 Each ``Command.do_<mode>`` is ``xenstore_client.c``'s mode of that name: the same output
 byte for byte (collected in ``out``, which Xen buffers until the end), the same messages
 and exit statuses. ``cli`` parses the command line and runs them, in a transaction where
-Xen does.
+Xen does: every mode but ``watch`` with a
+:class:`~xsd_client.oneshot.OneShotClient` (no threads), ``watch`` with the threaded
+:class:`~xsd_client.client.Client`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from .cli_common import Exit, atoi, errno_text, fs, warn
-from .client import Client, Transaction, WatchEvent
 from .errors import ENOENT, XenstoreError
 from .escaping import sanitise, unsanitise
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
+if TYPE_CHECKING:  # the threaded client is for watch alone: the rest never import it
+    from .client import Client, WatchEvent
+    from .operations import Operations as Ops
 
 _STRING_MAX = 3072 + 1024  # XENSTORE_ABS_PATH_MAX + 1024: longer ls paths read as missing
 _MAX_PATH_LEN = 256  # chmod -r builds child paths in a buffer of this size
 _TAG_LEN = len(' = "..."')
 _INT_MAX = 2**31 - 1
-
-Ops = Client | Transaction
 
 
 class Command:
@@ -137,14 +140,16 @@ class Command:
                 child = (path + b"/" + fs(name))[: _MAX_PATH_LEN - 1]
                 self._chmod(xs, child, perms, False, True)
 
-    def do_ls(self, xs: Client) -> int:
+    def do_ls(self, xs: Ops) -> int:
         flat, show_perms = "f" in self.flags, "p" in self.flags
         if flat:
             max_width, desired_width = _INT_MAX // 2, 0
         else:
             max_width, desired_width = 80, 60
+            from os import get_terminal_size  # ls alone (see oneshot.getenv)
+
             try:
-                max_width = os.get_terminal_size(1).columns - 2
+                max_width = get_terminal_size(1).columns - 2
             except (OSError, ValueError):
                 pass
         paths = self.keys or ["/"]
@@ -153,7 +158,7 @@ class Command:
         return 0
 
     def _ls(
-        self, xs: Client, path: bytes, depth: int, show_perms: bool, flat: bool,
+        self, xs: Ops, path: bytes, depth: int, show_perms: bool, flat: bool,
         max_width: int, desired_width: int,
     ) -> None:  # fmt: skip
         out = self.out

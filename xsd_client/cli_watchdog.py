@@ -11,19 +11,22 @@ the README ("Watchdogs"), so the CLI has no powers a toolstack does not have. In
 * numbers are checked before they are sent, and a bad one is named (exit 2);
 * ``list`` refreshes each ``timeleft`` (a write the daemon answers by rewriting it) before
   reading, so the time left is current to within a round trip;
-* importing this module never imports trio.
+* importing this module never imports trio, nor the threaded client: the commands are
+  one-shot (:class:`~xsd_client.oneshot.OneShotClient`).
 """
 
 from __future__ import annotations
 
 import sys
 
-from .client import Client
 from .errors import XenstoreError
+from .oneshot import OneShotClient
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from .operations import Operations  # either client, one-shot or threaded
 
 USAGE = """\
 Usage: xsc watchdog <command> [args]
@@ -87,7 +90,7 @@ def _ms(what: str, text: str) -> str:
     return str(int(text))
 
 
-def _existing_base(client: Client, domid: str) -> str:
+def _existing_base(client: Operations, domid: str) -> str:
     base = _base(domid)
     if not client.exists(base):
         raise _Refused(
@@ -97,7 +100,7 @@ def _existing_base(client: Client, domid: str) -> str:
     return base
 
 
-def _existing_slot(client: Client, domid: str, slot: str) -> str:
+def _existing_slot(client: Operations, domid: str, slot: str) -> str:
     top = _slot(domid, slot)
     base = _existing_base(client, domid)
     if not client.exists(top):
@@ -107,14 +110,14 @@ def _existing_slot(client: Client, domid: str, slot: str) -> str:
     return top
 
 
-def _text(client: Client, path: str) -> str:
+def _text(client: Operations, path: str) -> str:
     try:
         return client.read(path).decode("utf-8", "replace")
     except XenstoreError:
         return "?"
 
 
-def _domains(client: Client, wanted: Sequence[str]) -> list[int]:
+def _domains(client: Operations, wanted: Sequence[str]) -> list[int]:
     if wanted:
         for d in wanted:
             _base(d)
@@ -126,7 +129,7 @@ def _domains(client: Client, wanted: Sequence[str]) -> list[int]:
     return sorted(out)
 
 
-def list_watchdogs(client: Client, wanted: Sequence[str]) -> list[dict[str, str]]:
+def list_watchdogs(client: Operations, wanted: Sequence[str]) -> list[dict[str, str]]:
     """One row per watchdog of the wanted (default: all) domains."""
     rows = []
     for domid in _domains(client, wanted):
@@ -162,7 +165,7 @@ def _print_table(rows: list[dict[str, str]]) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def run(client: Client, args: Sequence[str]) -> int:
+def run(client: Operations, args: Sequence[str]) -> int:
     """Run one watchdog command with a connected client; returns the exit status."""
     if not args:
         raise _Usage("missing command")
@@ -205,7 +208,7 @@ class _Failed(Exception):
     """The daemon refused a write: ``str()`` is the error name and what it means."""
 
 
-def _write(client: Client, cmd: str, path: str, value: str) -> None:
+def _write(client: Operations, cmd: str, path: str, value: str) -> None:
     try:
         client.write(path, value)
     except XenstoreError as e:
@@ -223,7 +226,7 @@ def main(args: Sequence[str]) -> int:
         sys.stdout.write(USAGE)
         return 0 if args else 2
     try:
-        client = Client()
+        client = OneShotClient()
     except XenstoreError as e:
         sys.stderr.write(f"xsc watchdog: cannot connect: {e}\n")
         return 1

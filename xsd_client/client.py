@@ -45,6 +45,7 @@ from .errors import (
     XenstoreError,
     error_from_name,
 )
+from .oneshot import DEFAULT_RUNDIR, default_socket_path
 from .operations import DomainOperations, Operations, Transaction
 from .protocol import PAYLOAD_MAX, Decoder, Op, Packet, ProtocolError, encode
 from .values import Perm, WatchEvent
@@ -66,26 +67,10 @@ __all__ = [
     "default_socket_path",
 ]
 
-DEFAULT_RUNDIR = "/var/run/xenstored"
-
 T = TypeVar("T")
 
 _RECV_SIZE = 65536
 _policy = reconnect.policy
-
-
-def default_socket_path() -> str:
-    """The daemon socket libxenstore would use.
-
-    ``$XENSTORED_PATH`` if set, else ``$XENSTORED_RUNDIR/socket``, else
-    ``/var/run/xenstored/socket``. As in libxenstore, a variable set to the empty string
-    counts as set.
-    """
-    path = os.environ.get("XENSTORED_PATH")
-    if path is not None:
-        return path
-    rundir = os.environ.get("XENSTORED_RUNDIR")
-    return (DEFAULT_RUNDIR if rundir is None else rundir) + "/socket"
 
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ Invariants:
 from __future__ import annotations
 
 import errno as _errno
-import os
 
 from .protocol import ERROR_NAMES
 
@@ -176,8 +175,10 @@ def error_from_name(name: str, path: str | None = None) -> XenstoreError:
         An instance of the registered class, with ``errno``/``strerror`` set from the
         local C library (``str()`` reads like any ``OSError``).
     """
+    from os import strerror  # here: a one-shot ``xsc`` under ``python -S`` spares os
+
     cls = ERRORS.get(name, EINVAL)
     code = getattr(_errno, cls.errno_name, _errno.EINVAL)
     if path is None:
-        return cls(code, os.strerror(code))
-    return cls(code, os.strerror(code), path)
+        return cls(code, strerror(code))
+    return cls(code, strerror(code), path)

@@ -7,13 +7,23 @@ against Debian's xenstore-utils).
 
 from __future__ import annotations
 
-_SANITISE = [
-    bytes([c]) if 0x20 <= c <= 0x7E and c != 0x5C else b"\\%03o" % c if c < 8 else b"\\x%02x" % c
-    for c in range(256)
-]
-_SANITISE[0x09], _SANITISE[0x0A], _SANITISE[0x0D] = b"\\t", b"\\n", b"\\r"
-_SANITISE[0x5C] = b"\\\\"
-_SAFE = bytes(c for c in range(0x20, 0x7F) if c != 0x5C)
+_SAFE = bytes(range(0x20, 0x5C)) + bytes(range(0x5D, 0x7F))
+"""The bytes printed as they are: printable ASCII but the backslash."""
+
+_table: list[bytes] | None = None  # byte -> its escape, built when first needed (~0.1 ms)
+
+
+def _escapes() -> list[bytes]:
+    global _table
+    if _table is None:
+        table = [
+            bytes([c]) if c in _SAFE else b"\\%03o" % c if c < 8 else b"\\x%02x" % c
+            for c in range(256)
+        ]
+        table[0x09], table[0x0A], table[0x0D] = b"\\t", b"\\n", b"\\r"
+        table[0x5C] = b"\\\\"
+        _table = table  # whole, then published: threads never see half of it
+    return _table
 
 
 def sanitise(value: bytes) -> bytes:
@@ -21,7 +31,7 @@ def sanitise(value: bytes) -> bytes:
     bytes below 8 as ``\\ooo``, every other byte as ``\\xNN``."""
     if not value.translate(None, _SAFE):
         return value
-    table = _SANITISE
+    table = _escapes()
     return b"".join([table[c] for c in value])
 
 
