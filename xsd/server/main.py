@@ -159,8 +159,7 @@ def serve(
         domain_socket_mode=args.domain_socket_mode,
     )
     server = Server(config, engine, mux=mux)
-    server.live_update.dry_run_timeout = args.dry_run_timeout
-    server.live_update.pid_file = args.pid_file
+    server.live_update.configure(args)
     if durable is not None:
         server.durable = durable
         server.mux.before_write = durable.commit

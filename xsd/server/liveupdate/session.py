@@ -23,6 +23,8 @@ from xsd.server.liveupdate import CHECK_OPTION, STATE_OPTIONS, dryrun, reexec
 from xsd.server.liveupdate.handoff import Handoff
 
 if TYPE_CHECKING:
+    import argparse
+
     from xsd.server.shell import HandingShell
 
 
@@ -59,12 +61,12 @@ class Session:
 
 
 class LiveUpdate:
-    """Runs the ``live-update`` control command for a server."""
+    """Runs the ``live-update`` control command for a server, through its shell."""
 
-    def __init__(self, server: HandingShell, argv: list[str]) -> None:
+    def __init__(self, shell: HandingShell, argv: list[str]) -> None:
         """``argv``: the daemon's command line (the new program gets it, less
         :data:`~xsd.server.liveupdate.STATE_OPTIONS`)."""
-        self.server = server
+        self.shell = shell
         self.argv = list(argv)
         self.session: Session | None = None
         self.dry_run_timeout = dryrun.DEFAULT_TIMEOUT
@@ -72,11 +74,16 @@ class LiveUpdate:
         self.pid_file: Path | None = None
         """The daemon's pid file, rewritten by a guardian that takes over."""
 
+    def configure(self, args: argparse.Namespace) -> None:
+        """Take the options (``--dry-run-timeout``, ``--pid-file``)."""
+        self.dry_run_timeout = args.dry_run_timeout
+        self.pid_file = args.pid_file
+
     # ------------------------------------------------------------------ commands
 
     def command(self, conn_id: int, args: list[bytes]) -> None:
         """Answer ``live-update ARGS`` from connection ``conn_id`` (now or later)."""
-        engine = self.server.engine
+        engine = self.shell.engine
         try:
             text = self._command(conn_id, [a.decode(errors="surrogateescape") for a in args])
         except ValueError:
@@ -104,7 +111,7 @@ class LiveUpdate:
                 return "File not executable."
             session = self.session = Session(conn_id, program, starting=True)
             log.info("live-update: binary %s", program)
-            self.server.start_soon(self._check, session, conn_id)
+            self.shell.start_soon(self._check, session, conn_id)
             return None
         if flag == "-c":
             if len(rest) != 1:
@@ -128,7 +135,7 @@ class LiveUpdate:
             if session.starting:
                 return "live-update already started."
             session.starting = True
-            self.server.start_soon(self._start, session, conn_id, state_spec)
+            self.shell.start_soon(self._start, session, conn_id, state_spec)
             return None
         raise ValueError
 
@@ -138,7 +145,7 @@ class LiveUpdate:
         if session is not None and session.memfd is not None:
             os.close(session.memfd)
             session.memfd = None
-        records.forget_ahead(self.server.engine.state.tree)
+        records.forget_ahead(self.shell.engine.state.tree)
 
     def abort(self) -> None:
         """End the session; a waiting ``-s`` is answered "Cancellation was requested"."""
@@ -171,7 +178,7 @@ class LiveUpdate:
         elif error is None:
             session.checked = True
             session.checked_cmdline = session.cmdline
-            self.server.start_soon(self._bound_journal, session)
+            self.shell.start_soon(self._bound_journal, session)
         elif self.session is session:
             self._end()
         self._answer(conn_id, error)
@@ -180,7 +187,7 @@ class LiveUpdate:
         """While ``-s`` has not come, keep the journal from outgrowing its use: once
         more nodes changed than a delta is sent for, drop it and the kept dump (``-s``
         then dumps the tree whole), rather than grow with every write."""
-        tree = self.server.engine.state.tree
+        tree = self.shell.engine.state.tree
         while self.session is session and session.ahead is not None:
             await trio.sleep(JOURNAL_CHECK_SECONDS)
             journal = tree.journal
@@ -195,9 +202,9 @@ class LiveUpdate:
                 records.forget_ahead(tree)
 
     def _answer(self, conn_id: int, error: str | None) -> None:
-        self.server.engine.complete_deferred(conn_id, (error or "OK").encode() + b"\0")
-        self.server.flush()
-        self.server.wake(conn_id)
+        self.shell.engine.complete_deferred(conn_id, (error or "OK").encode() + b"\0")
+        self.shell.flush()
+        self.shell.wake(conn_id)
 
     async def _start(self, session: Session, conn_id: int, state_spec: str) -> None:
         error: str | None = None
@@ -232,10 +239,10 @@ class LiveUpdate:
         The tree dumped for it is kept, and the tree's journal started, so that ``-s``
         dumps only what changed since. The tree is dumped in steps, serving between them
         (the journal makes the result exact)."""
-        state = self.server.engine.state
+        state = self.shell.engine.state
         session.ahead = await _stepwise(records.dump_ahead_steps(state.tree))
         packed = stream.pack_each(
-            records.dump(state, self.server.handover().to_extra(), session.ahead)
+            records.dump(state, self.shell.handover().to_extra(), session.ahead)
         )
         reuse, session.memfd = session.memfd, None
         fd = session.memfd = transports.write_memfd_stream(packed, into=reuse)
@@ -287,7 +294,7 @@ class LiveUpdate:
         """Dump, hand over and exec; returns an error text if the exec did not happen
         (or, in the guardian, if the new process died before it served)."""
         handoff = Handoff(
-            self.server,
+            self.shell,
             self._argv(session, []),
             state_spec,
             ahead=session.ahead,
