@@ -5,8 +5,10 @@
 (breadth-first columns) and ``tree_delta`` (what changed since a kept dump), typed parts
 through ``plain``; ``stream`` frames them (version, length, checksum); ``transports``
 carries the frame in a memfd or an LMDB file; ``timeline`` notes when each step of a
-live update happened; ``checkpoint`` is durable mode's use of the same records.
-:func:`load` is the whole restore path, used by the new program and by its dry run. Of
+live update happened; ``shell_record`` is the shell's part of the hand-over (its
+descriptors, the ``-s`` to answer), one typed record; ``checkpoint`` is durable mode's use
+of the same records. :func:`load` is the whole restore path, used by the new program and
+by its dry run. Of
 the core, handover reads the data model only. Nothing here imports trio.
 """
 
@@ -17,17 +19,15 @@ import os
 
 from handover import records, stream, timeline, transports
 from handover.records import StateError
+from handover.shell_record import ShellRecord
 from xsd.core.state import State
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
-if TYPE_CHECKING:
-    from typing import Any
-
-__all__ = ["StateError", "load", "timeline"]
+__all__ = ["ShellRecord", "StateError", "load", "timeline"]
 
 
-def load(spec: str) -> tuple[State, dict[str, Any]]:
-    """Load the state named by ``fd:N`` (a memfd, closed here) or ``lmdb:PATH``.
+def load(spec: str) -> tuple[State, ShellRecord]:
+    """Load the state named by ``fd:N`` (a memfd, closed here) or ``lmdb:PATH``, and
+    the shell's record that came with it.
 
     Raises:
         StateError: the state cannot be loaded; nothing was loaded.
@@ -43,11 +43,12 @@ def load(spec: str) -> tuple[State, dict[str, Any]]:
             os.close(int(spec[3:]))
         recs = stream.decode_state(blob)  # checks the frame first
         timeline.mark("unpacked")
-        state = records.load(recs)
+        state, extra = records.load(recs)
         del recs, blob
+        shell = ShellRecord.from_extra(extra)
         gc.freeze()
         timeline.mark("rebuilt")
     finally:
         if collecting:
             gc.enable()
-    return state
+    return state, shell

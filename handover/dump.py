@@ -94,7 +94,8 @@ def dump(
     *,
     with_usage: bool = True,
 ) -> Iterator[Record | Packed]:
-    """The records of ``state``; ``extra`` is opaque data for the shell (descriptors).
+    """The records of ``state``; ``extra`` is opaque data for the shell (its descriptors:
+    ``handover.shell_record``; durable mode's checkpoint info).
 
     With ``ahead`` (from :func:`dump_ahead` on this tree, its journal kept since), the
     tree goes as that dump plus a delta of what changed, unless too much did. Without

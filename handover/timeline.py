@@ -1,8 +1,9 @@
 """When each step of a live update happened, across the exec.
 
 The old process marks the ``-s`` and the end of its dump; those marks travel in the
-handed-over state (``extra["timeline"]``). The moment of the exec itself comes after the
-state is written, so it travels in the environment (:func:`mark_exec`). The new process
+handed-over state (the shell's record, ``handover.shell_record``). The moment of the
+exec itself comes after the state is written, so it travels in the environment
+(:func:`mark_exec`). The new process
 adds its own marks and, once it answered ``OK``, logs one line with the stall and where
 it went. CLOCK_MONOTONIC is system-wide, so marks taken on both sides of the exec
 compare directly.

@@ -91,8 +91,8 @@ def test_the_restore_path_imports_neither_dataclasses_nor_typing() -> None:
         "import sys, re\n"
         "import xsd.server.main, handover\n"
         "from xsd.core.engine import Engine\n"
-        "from xsd.server import reexec\n"
-        "from xsd.server.early import EarlyService\n"
+        "from xsd.server.liveupdate import reexec\n"
+        "from xsd.server.liveupdate.early import EarlyService\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}

@@ -2,7 +2,7 @@
 daemon forked before it, serves on with everything (issue 15, item 6).
 
 The new process is the real daemon, really exec'd; a test hook in it
-(``XSD_TEST_DIE_AT``, xsd.server.guardian) sends itself SIGKILL at a named point: right
+(``XSD_TEST_DIE_AT``, xsd.server.liveupdate.guardian) sends itself SIGKILL at a named point: right
 after the exec (before loading), once the state is loaded, once the sockets are adopted
 (just before it would say it serves).
 """
@@ -20,7 +20,7 @@ from lu_daemon import Daemon, alive, children
 from test_live_update import XSD_PROGRAM, live_update
 from wire import RawConn
 
-from xsd.server import guardian
+from xsd.server.liveupdate import guardian
 from xsd_client.protocol import Op
 
 

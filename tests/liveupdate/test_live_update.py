@@ -201,7 +201,7 @@ def test_a_dry_run_that_finds_the_usage_wrong_makes_the_new_process_recount(
     program here is a wrapper around the real one whose dry run also prints the
     verdict a drifted usage gets; the old process must then send no usage, and the new
     process recount it, exactly."""
-    from xsd.server.main import RECOUNT_VERDICT
+    from xsd.server.liveupdate.reexec import RECOUNT_VERDICT
 
     wrapper = _script(
         tmp_path,

@@ -1,4 +1,4 @@
-"""A live update execs a Python new program without ``site`` (xsd.server.reexec)."""
+"""A live update execs a Python new program without ``site`` (xsd.server.liveupdate.reexec)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from daemons import XsdDaemon
 from test_live_update import live_update
 from wire import RawConn
 
-from xsd.server import reexec
+from xsd.server.liveupdate import reexec
 from xsd_client.protocol import Op
 
 

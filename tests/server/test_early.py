@@ -6,7 +6,7 @@ import socket
 import threading
 
 from xsd.core.engine import Engine
-from xsd.server.early import EarlyService
+from xsd.server.liveupdate.early import EarlyService
 from xsd_client.protocol import Decoder, Op, Packet, encode
 
 

@@ -12,20 +12,37 @@ PACKAGE = "xsd.server"
 
 
 def _graph() -> dict[str, set[str]]:
-    modules = {p.stem: p for p in SERVER.glob("*.py") if p.stem != "__init__"}
+    """Each module of the package (``liveupdate.session`` for a subpackage's, its
+    ``__init__`` by the subpackage's name) and the modules of the package it imports."""
+    modules: dict[str, Path] = {}
+    for path in SERVER.rglob("*.py"):
+        parts = path.relative_to(SERVER).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            modules[".".join(parts)] = path
+
+    def resolve(dotted: str) -> str | None:
+        """The module of ``dotted`` (a name below the package), or its package."""
+        while dotted and dotted not in modules:
+            dotted = dotted.rpartition(".")[0]
+        return dotted or None
+
     graph: dict[str, set[str]] = {}
+    prefix = PACKAGE + "."
     for name, path in modules.items():
         deps: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == PACKAGE:
-                deps |= {alias.name for alias in node.names if alias.name in modules}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                if node.module.startswith(PACKAGE + "."):
-                    deps.add(node.module.split(".")[2])
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == PACKAGE or node.module.startswith(prefix):
+                    base = node.module[len(prefix) :] if node.module != PACKAGE else ""
+                    for alias in node.names:
+                        full = f"{base}.{alias.name}" if base else alias.name
+                        targets.append(full if full in modules else base)
             elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name.startswith(PACKAGE + "."):
-                        deps.add(alias.name.split(".")[2])
+                targets = [a.name[len(prefix) :] for a in node.names if a.name.startswith(prefix)]
+            deps |= {dep for t in targets if (dep := resolve(t)) is not None}
         graph[name] = deps - {name}
     return graph
 

@@ -35,13 +35,14 @@ from tools.bench.conn import BenchError, Conn, load_nodes
 from tools.bench.daemons import KINDS, Daemon, DaemonStartError, start_daemon
 from tools.bench.runner import log
 from tools.bench_lu.probes import PROBE_PATH, holder_main, reader_main, sampler_main
+from xsd.server.liveupdate import LIVE_UPDATE_OPTION
 from xsd_client.protocol import Op
 
 BULK_PREFIX = "/lu/bulk"
 """Bulk nodes go under this prefix (``tools.bench.conn.node_path``: 100 per directory)."""
 
 C_PROGRAM = "/usr/lib/xen-4.17/bin/xenstored"
-EXEC_MARKERS = {"xsd": "--live-update", "c": "-U"}
+EXEC_MARKERS = {"xsd": LIVE_UPDATE_OPTION, "c": "-U"}
 """The argument the new program is exec'd with, visible in ``/proc/PID/cmdline`` after."""
 
 _CTX = multiprocessing.get_context("fork")

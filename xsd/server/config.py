@@ -12,12 +12,16 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from xsd.server.liveupdate import STATE_OPTIONS, option_key
+
 
 class ConfigError(Exception):
     """The configuration file cannot be used; the message names the key."""
 
 
 _TABLES = {"quota": "quota", "quota-soft": "quota_soft"}
+_NOT_KEYS = {"config", "version", *map(option_key, STATE_OPTIONS)}
+"""Options that are no keys of a configuration file."""
 
 
 def apply_file(parser: argparse.ArgumentParser, path: Path) -> None:
@@ -47,7 +51,7 @@ def apply_file(parser: argparse.ArgumentParser, path: Path) -> None:
             continue
         dest = key.replace("-", "_")
         action = actions.get(dest)
-        if action is None or dest in ("config", "live_update", "check_state", "version"):
+        if action is None or dest in _NOT_KEYS:
             raise ConfigError(f"{path}: unknown key {key!r}")
         defaults[dest] = _convert(path, key, action, value)
     parser.set_defaults(**defaults)

@@ -32,11 +32,12 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import TYPE_CHECKING, assert_never
 
 import trio
 
 from handover import timeline
+from handover.shell_record import ShellRecord
 from xsd import __version__ as VERSION
 from xsd.core.effects import (
     CloseConnection,
@@ -55,7 +56,8 @@ from xsd.core.effects import (
 from xsd.core.engine import Engine
 from xsd.server import kickers, logfile, memreport, sdnotify, watchdog_actions
 from xsd.server.host import Host
-from xsd.server.liveupdate import LiveUpdate
+from xsd.server.liveupdate import LIVE_UPDATE_OPTION
+from xsd.server.liveupdate.session import LiveUpdate
 from xsd.server.mux import Multiplexer
 from xsd.server.shell import ServerConfig
 from xsd.server.unix_sockets import (
@@ -85,7 +87,8 @@ class Server:
         argv: list[str] | None = None,
         mux: Multiplexer | None = None,
     ) -> None:
-        """``mux``: the connections a restored process already serves (``xsd.server.early``)."""
+        """``mux``: the connections a restored process already serves
+        (``xsd.server.liveupdate.early``)."""
         self.config = config
         self.engine = engine if engine is not None else Engine()
         self.argv = list(sys.argv[1:] if argv is None else argv)
@@ -102,7 +105,7 @@ class Server:
         self._early_tasks: list[tuple[Callable[..., Awaitable[object]], tuple[object, ...]]] = []
         self._services_over = False
         self._listening = False  # the store's socket is bound (the stop is logged)
-        self.live_update = LiveUpdate(self)
+        self.live_update = LiveUpdate(self, self.argv)
         self.restored = False  # started by a live update
         self.durable: Durable | None = None  # --state-dir (xsd.server.durable)
         self.lock_fd: int | None = None
@@ -129,35 +132,30 @@ class Server:
 
     # ------------------------------------------------------------------ live update
 
-    def handover_extra(self) -> dict[str, Any]:
+    def handover(self) -> ShellRecord:
         """What the shell must find again after a live update: its descriptors."""
-        return {
-            "listeners": {domid: sock.fileno() for domid, sock in self.listeners.items()},
-            "conns": {cid: sock.fileno() for cid, sock in self.mux.sockets().items()},
-            "lock": self.lock_fd,
-            "log": self.logfile.handover(),  # logging
-        }
+        return ShellRecord(
+            listeners={domid: sock.fileno() for domid, sock in self.listeners.items()},
+            conns={cid: sock.fileno() for cid, sock in self.mux.sockets().items()},
+            lock=self.lock_fd,
+            log=self.logfile.handover(),  # logging
+        )
 
-    def adopt_handover(self, extra: dict[str, Any]) -> None:
+    def adopt_handover(self, record: ShellRecord) -> None:
         """Take over the descriptors a previous process left us (before :meth:`serve`):
         listeners, the lock and the log. The client connections came with the
-        multiplexer (``xsd.server.early`` adopted them)."""
+        multiplexer (``xsd.server.liveupdate.early`` adopted them)."""
         self.restored = True
-        for domid, fd in extra["listeners"].items():
+        for domid, fd in record.listeners.items():
             sock = socket.socket(fileno=fd)
             sock.set_inheritable(False)
             sock.setblocking(False)
-            self.listeners[int(domid)] = sock
-        self.lock_fd = extra.get("lock")
+            self.listeners[domid] = sock
+        self.lock_fd = record.lock
         if self.lock_fd is not None:
             os.set_inheritable(self.lock_fd, False)
-        if "log" in extra:  # logging: go on writing where the old process stopped
-            self.logfile.adopt(extra["log"])
-
-    def inherited(self) -> list[int]:
-        """Every descriptor a live update's new program inherits: listeners, clients."""
-        socks = [*self.listeners.values(), *self.mux.sockets().values()]
-        return [sock.fileno() for sock in socks]
+        if record.log is not None:  # logging: go on writing where the old process stopped
+            self.logfile.adopt(record.log)
 
     def before_exec(self) -> None:
         """Last words before this process becomes the new program."""
@@ -463,7 +461,7 @@ class Server:
         self.host.call_soon(lambda: self.wake(conn_id))
 
     def _log_started(self) -> None:
-        how = "live update" if "--live-update" in sys.argv else "fresh"
+        how = "live update" if LIVE_UPDATE_OPTION in sys.argv else "fresh"
         log.info(
             "start: xsd %s pid %d (%s) on %s", VERSION, os.getpid(), how, self.config.socket_path
         )

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
-import threading
 import time
 
-import xsd
-from xsd.server.reexec import RECOUNT_VERDICT  # the dry run's stdout (light: os, sys)
+from xsd.server.liveupdate import CHECK_OPTION  # light: the option names alone
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 
 _STARTED_NS = time.monotonic_ns()  # live update: when the new program reached our code
 
 # The daemon's heavy imports (trio, the server) wait until they are needed, so that the
-# live-update dry run (--check-state) starts fast.
+# live-update dry run (CHECK_OPTION) starts fast.
 if TYPE_CHECKING:
     import argparse
-    from typing import Any
 
+    from handover.shell_record import ShellRecord
     from xsd.core.engine import Engine
     from xsd.core.quota import Quotas
     from xsd.core.state import Settings
@@ -50,21 +47,19 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str] | None = None) -> int:
     """Parse the options and serve (or check a handed-over state, or restore one)."""
     argv = sys.argv[1:] if argv is None else argv
-    if "--check-state" in argv:
-        # The dry run of a live update. The other options are those the new program
-        # will run with: they are checked too, so that a command line it would refuse
-        # fails here rather than after the exec.
-        import argparse
-
-        quick = argparse.ArgumentParser(prog="xsd", add_help=False)
-        quick.add_argument("--check-state", metavar="STATE", required=True)
-        known, rest = quick.parse_known_args(argv)
+    if CHECK_OPTION in argv:
+        # The dry run of a live update (xsd.server.liveupdate.check). The other options
+        # are those the new program will run with: they are checked too, so that a
+        # command line it would refuse fails here rather than after the exec.
+        from xsd.server.liveupdate import check
         from xsd.server.options import parse
 
+        to_check, rest = check.split(argv)
         if parse(rest) is None:
             return 2
-        return check_state(known.check_state)
+        return check.check_state(to_check, _import_server)
     from xsd.server import proctitle
+    from xsd.server.liveupdate.restore import handed_over_state
 
     proctitle.set_name()  # "xsd" in ps and pidof, on every start (a live update's too)
     spec = handed_over_state(argv)
@@ -72,13 +67,21 @@ def run(argv: list[str] | None = None) -> int:
         # The new process of a live update: the state first, the options (which its
         # dry run checked already) once the -s has its answer, so that parsing them is
         # not part of the pause.
-        restored = restore(spec, argv)
+        from xsd.server.liveupdate.restore import restore
+
+        def prepare() -> Options | None:  # off the pause, while the -s has its OK
+            from xsd.server.options import parse
+
+            _import_server()
+            return parse(argv)
+
+        restored = restore(spec, _STARTED_NS, prepare)
         if restored is None:
             return 1
-        engine, extra, mux, parsed = restored
-        if parsed is None:
+        engine, record, mux, options = restored
+        if options is None:
             return 2
-        return serve(*parsed, restored=(engine, extra, mux))
+        return serve(*options, restored=(engine, record, mux))
     from xsd.server.options import parse
 
     parsed = parse(argv)
@@ -87,144 +90,20 @@ def run(argv: list[str] | None = None) -> int:
     return serve(*parsed)
 
 
-def handed_over_state(argv: list[str]) -> str | None:
-    """The STATE of ``--live-update STATE`` (as a live update passes it, spelled in
-    full), or None."""
-    for i, arg in enumerate(argv[:-1]):
-        if arg == "--":
-            break
-        if arg == "--live-update":
-            return argv[i + 1]
-    return None
-
-
-def check_state(spec: str) -> int:
-    """``xsd --check-state SPEC``: load a handed-over state completely, serve nothing.
-
-    The daemon's own modules are imported too, so that a new program that could load
-    the state but not run fails here, before the exec, not after it. The usage the
-    state carries is checked against a recount of its nodes (:data:`RECOUNT_VERDICT`).
-    """
-    import handover
-
-    try:
-        state, _ = handover.load(spec)
-    except handover.StateError as exc:
-        print(f"xsd: cannot load state: {exc}", file=sys.stderr)
-        return 1
-    try:
-        _import_server()
-    except Exception as exc:
-        print(f"xsd: cannot import the daemon: {exc!r}", file=sys.stderr)
-        return 1
-    from xsd.server import reexec
-
-    print(reexec.report(), flush=True)  # how the update may exec us (stdout)
-    tree = state.tree
-    if _owning(tree.count_usage()) != _owning(tree.usage):
-        print(
-            "xsd: the state's usage differs from a recount of its nodes: "
-            "the new process will recount it",
-            file=sys.stderr,
-        )
-        print(RECOUNT_VERDICT, flush=True)
-    print(
-        f"xsd: state loads: {len(state.tree.nodes)} nodes, {len(state.connections)} connections",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def _owning(usage: dict[int, list[int]]) -> dict[int, list[int]]:
-    """Usage without the owners of nothing (a tree may keep them at ``[0, 0]``)."""
-    return {owner: entry for owner, entry in usage.items() if entry != [0, 0]}
-
-
 def _import_server() -> None:
-    """Import what serving needs beyond the core (trio and the server's modules)."""
+    """Import what serving needs beyond the core (trio and the server's modules): by a
+    live update's dry run (to fail before the exec), and by its restore (meanwhile)."""
     import trio  # noqa: F401
 
     import xsd.server.daemon
     import xsd.server.sdnotify  # noqa: F401
 
 
-def restore(
-    spec: str, argv: list[str] | None
-) -> tuple[Engine, dict[str, Any], Multiplexer, Options | None] | None:
-    """Load a handed-over state and serve it at once (``xsd.server.early``), answering the
-    ``-s`` that started us, while a thread imports the rest of the daemon and parses
-    ``argv`` (if given); returns when the server can take over, with the options (None if
-    they are wrong, the reason printed, or not asked for), or None (the reason printed)
-    if the state cannot load.
-    """
-    # The modules and the state about to be built live as long as the daemon: the
-    # cyclic collector waits until handover.load has frozen them (gc.freeze).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        import handover
-        from xsd.core.engine import Engine
-        from xsd.server import guardian, reexec
-        from xsd.server.early import EarlyService
-
-        reexec.restore_environment()  # before anything we run could inherit ours
-        guard = guardian.take()  # the old daemon's copy, until we say we serve
-        guardian.test_point("exec")
-        timeline = handover.timeline
-        timeline.take_exec_mark()
-        if guard is not None:
-            timeline.mark("forked", guard[2])  # the guardian's fork, after the exec mark
-        timeline.mark("python", xsd.STARTED_NS)
-        timeline.mark("main", _STARTED_NS)
-        timeline.mark("imports")
-        try:
-            state, extra = handover.load(spec)
-        except handover.StateError as exc:
-            print(f"xsd: live update: cannot load the state: {exc}", file=sys.stderr)
-            return None
-    finally:
-        if collecting:
-            gc.enable()
-    guardian.test_point("loaded")
-    engine = Engine(state)
-    timeline.restore(extra.get("timeline"))
-    timeline.mark("loaded")
-    early = EarlyService(engine)
-    conns = {int(k): v for k, v in extra.pop("conns", {}).items()}  # now the service's
-    parsed: list[Options | None] = []
-
-    def prepare() -> None:
-        guardian.reap(guard)
-        _import_server()
-        if argv is not None:
-            from xsd.server.options import parse
-
-            parsed.append(parse(argv))
-
-    importer = threading.Thread(target=prepare, name="xsd-import", daemon=True)
-    reply = extra.get("live_update_reply")
-    # Its OK first: the others can wait the few ms of their adoption.
-    first = {reply: conns.pop(reply)} if reply in conns else {}
-    early.adopt(first)
-    guardian.test_point("adopted")
-    guardian.release(guard)  # no socket read or written yet: from here on, ours alone
-    for conn_id in first:
-        if early.answer(conn_id):
-            timeline.mark("OK")
-    early.adopt(conns)
-    early.start()
-    importer.start()
-    early.serve_while(importer.is_alive)
-    importer.join()
-    timeline.mark("server imported")
-    return engine, extra, early.mux, parsed[0] if parsed else None
-
-
 def serve(
     args: argparse.Namespace,
     settings: Settings,
     quotas: Quotas,
-    restored: tuple[Engine, dict[str, Any], Multiplexer] | None = None,
+    restored: tuple[Engine, ShellRecord, Multiplexer] | None = None,
 ) -> int:
     """Run the daemon as the options say: fresh, or ``restored`` by a live update (whose
     state keeps its own settings and quotas, run-time changes included)."""
@@ -243,7 +122,9 @@ def serve(
     )
     if args.live_update and restored is None:
         # --live-update spelled so that main() did not see it (an abbreviation).
-        restored_now = restore(args.live_update, None)
+        from xsd.server.liveupdate.restore import restore
+
+        restored_now = restore(args.live_update, _STARTED_NS, _import_server)
         if restored_now is None:
             return 1
         restored = restored_now[:3]
@@ -257,9 +138,9 @@ def serve(
     if restored is None:
         sdnotify.status("Starting")
         prepare_rundir(rundir, private)
-        engine, extra, mux = Engine(State(settings=settings, quotas=quotas)), None, None
+        engine, record, mux = Engine(State(settings=settings, quotas=quotas)), None, None
     else:
-        engine, extra, mux = restored
+        engine, record, mux = restored
     durable = None
     if args.state_dir is not None:  # durable mode: the state from (and to) DIR
         from xsd.server.durable import DurableError, open_state
@@ -278,17 +159,16 @@ def serve(
         domain_socket_mode=args.domain_socket_mode,
     )
     server = Server(config, engine, mux=mux)
-    server.live_update.dry_run_timeout = args.dry_run_timeout
-    server.live_update.pid_file = args.pid_file
+    server.live_update.configure(args)
     if durable is not None:
         server.durable = durable
         server.mux.before_write = durable.commit
     watchdog_actions.configure(server, args)
     logfile.configure(server.logfile, args)  # logging
-    if extra is not None:
-        server.adopt_handover(extra)
-        if "exec" in extra:  # the old process's last step, logged once it happened
-            log.info("live-update: exec %s", extra["exec"])
+    if record is not None:
+        server.adopt_handover(record)
+        if record.exec is not None:  # the old process's last step, logged once it happened
+            log.info("live-update: exec %s", record.exec)
         log.info("live update: state restored, %d nodes", len(server.engine.state.tree.nodes))
     else:
         try:

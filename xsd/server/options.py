@@ -11,6 +11,7 @@ import os
 import sys
 
 from xsd import __version__
+from xsd.server.liveupdate import CHECK_OPTION, LIVE_UPDATE_OPTION
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
@@ -81,14 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="log more (repeat for debug output)"
     )
     parser.add_argument(
-        "--live-update",
+        LIVE_UPDATE_OPTION,
         metavar="STATE",
         help="start from the state a live update handed over (fd:N for a memfd, "
         "lmdb:PATH for an LMDB file) and adopt its sockets; the daemon passes this to the "
         "new program itself",
     )
     parser.add_argument(
-        "--check-state",
+        CHECK_OPTION,
         metavar="STATE",
         help="load a handed-over state completely, print what it holds and exit: 0 if it "
         "loads, 1 if not (the dry run before a live update)",
@@ -160,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
         "clients, as C 4.17 checks it (default: 2048; unprivileged domains use their quota)",
     )
     parser.add_argument("--version", action="version", version=f"xsd {__version__}")
-    from xsd.server import dryrun, logfile, watchdog_actions  # options live with their feature
+    from xsd.server import logfile, watchdog_actions  # options live with their feature
+    from xsd.server.liveupdate import dryrun
 
     dryrun.add_options(parser)
     watchdog_actions.add_options(parser)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from xsd.server.kicker_specs import KickerSpec
 
 if TYPE_CHECKING:
+    from handover.shell_record import ShellRecord
     from xsd.core.engine import Engine
 
 
@@ -59,3 +60,17 @@ class Shell(Protocol):
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         """Run ``fn(*args)`` as a trio task of the services (kept until they start,
         dropped once they stop)."""
+
+
+class HandingShell(Shell, Protocol):
+    """The server as live update sees it (``xsd.server.liveupdate``): a service's
+    :class:`Shell`, and the shell's side of a hand-over."""
+
+    def handover(self) -> ShellRecord:
+        """The shell's descriptors (listeners, clients, lock, log) for a new program."""
+
+    def before_exec(self) -> None:
+        """Last words before this process becomes the new program."""
+
+    def exec_failed(self) -> None:
+        """The exec did not happen (or this is the guardian taking over): carry on."""

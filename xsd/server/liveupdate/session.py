@@ -1,38 +1,16 @@
-"""Live update, the daemon side of ``xenstore-control live-update``.
+"""The live-update service: the ``live-update`` control command and its session.
 
-A session is owned by the connection that named the new program (``-f``); ``-c``
-replaces its command line; ``-s`` starts the update; ``-a`` aborts. The sequence of
-``-s``, each step reversible until the exec:
-
-1. at ``-f`` (and again at ``-s`` if ``-c`` changed the command line, or the program
-   file changed, since), dump the state and let the new program load it in a child
-   (``--check-state``): the dry run, within a time limit (``--dry-run-timeout``,
-   ``xsd.server.dryrun``); other clients are served meanwhile, and ``-f`` answers only
-   once it passed, so that ``-s`` has nothing left to wait for. If the program may be
-   exec'd without ``site`` (``xsd.server.reexec``), that exact command line and
-   environment is dry-run too, else the program will be exec'd as it is;
-2. at ``-s``, stop everything (we are in one synchronous step from here), dump the
-   state with the ``-s`` request's reply still owed, put it in a memfd (or an LMDB
-   file), make exactly the sockets, the lock and the memfd inheritable, tell systemd
-   RELOADING, fork a guardian (``xsd.server.guardian``) and exec the new program in
-   this process;
-3. the new process loads the state, adopts the descriptors, tells the guardian to go,
-   answers ``OK`` to the waiting ``-s`` and serves on. If it dies before telling, the
-   guardian answers the ``-s`` with an error and serves on, a new PID, the store whole.
-
-If anything fails before the exec, the session ends with an error text as the reply
-and the daemon carries on untouched. Unlike Xen's daemons, open transactions do not
-block the update: they travel with the state.
+The commands (``-f``, ``-c``, ``-s``, ``-a``) and the session they build, the dry runs
+(``dryrun``) at ``-f`` and, if something changed since, at ``-s``; ``-s``'s last step,
+the exec, is ``handoff``'s. The sequence and its invariants: ``xsd.server.liveupdate``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import os
 import shlex
-import time
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,31 +19,13 @@ from typing import TYPE_CHECKING, TypeVar
 import trio
 
 from handover import records, stream, timeline, transports
-from xsd.server import dryrun, guardian, reexec, sdnotify
+from xsd.server.liveupdate import CHECK_OPTION, STATE_OPTIONS, dryrun, reexec
+from xsd.server.liveupdate.handoff import Handoff
 
 if TYPE_CHECKING:
-    from typing import Any, Protocol
+    import argparse
 
-    from xsd.server.shell import Shell
-
-    class Updatable(Shell, Protocol):
-        """What live update needs of the server beyond a service's :class:`Shell`."""
-
-        argv: list[str]
-        """The daemon's command line (the new program gets it, less the state options)."""
-        lock_fd: int | None
-
-        def handover_extra(self) -> dict[str, Any]:
-            """The shell's descriptors, for the new program."""
-
-        def inherited(self) -> list[int]:
-            """Every descriptor the new program must inherit (listeners, clients)."""
-
-        def before_exec(self) -> None:
-            """Last words before the exec."""
-
-        def exec_failed(self) -> None:
-            """The exec failed: this process carries on."""
+    from xsd.server.shell import HandingShell
 
 
 log = logging.getLogger("xsd")
@@ -74,9 +34,6 @@ T = TypeVar("T")
 
 JOURNAL_CHECK_SECONDS = 0.5
 """How often an open session looks at the size of the tree's journal."""
-
-LIVE_UPDATE_OPTION = "--live-update"
-CHECK_OPTION = "--check-state"
 
 
 @dataclass
@@ -104,21 +61,29 @@ class Session:
 
 
 class LiveUpdate:
-    """Runs the ``live-update`` control command for a server."""
+    """Runs the ``live-update`` control command for a server, through its shell."""
 
-    def __init__(self, server: Updatable) -> None:
-        self.server = server
+    def __init__(self, shell: HandingShell, argv: list[str]) -> None:
+        """``argv``: the daemon's command line (the new program gets it, less
+        :data:`~xsd.server.liveupdate.STATE_OPTIONS`)."""
+        self.shell = shell
+        self.argv = list(argv)
         self.session: Session | None = None
         self.dry_run_timeout = dryrun.DEFAULT_TIMEOUT
         """Seconds a dry run may take (``--dry-run-timeout``)."""
         self.pid_file: Path | None = None
         """The daemon's pid file, rewritten by a guardian that takes over."""
 
+    def configure(self, args: argparse.Namespace) -> None:
+        """Take the options (``--dry-run-timeout``, ``--pid-file``)."""
+        self.dry_run_timeout = args.dry_run_timeout
+        self.pid_file = args.pid_file
+
     # ------------------------------------------------------------------ commands
 
     def command(self, conn_id: int, args: list[bytes]) -> None:
         """Answer ``live-update ARGS`` from connection ``conn_id`` (now or later)."""
-        engine = self.server.engine
+        engine = self.shell.engine
         try:
             text = self._command(conn_id, [a.decode(errors="surrogateescape") for a in args])
         except ValueError:
@@ -146,7 +111,7 @@ class LiveUpdate:
                 return "File not executable."
             session = self.session = Session(conn_id, program, starting=True)
             log.info("live-update: binary %s", program)
-            self.server.start_soon(self._check, session, conn_id)
+            self.shell.start_soon(self._check, session, conn_id)
             return None
         if flag == "-c":
             if len(rest) != 1:
@@ -170,7 +135,7 @@ class LiveUpdate:
             if session.starting:
                 return "live-update already started."
             session.starting = True
-            self.server.start_soon(self._start, session, conn_id, state_spec)
+            self.shell.start_soon(self._start, session, conn_id, state_spec)
             return None
         raise ValueError
 
@@ -180,7 +145,7 @@ class LiveUpdate:
         if session is not None and session.memfd is not None:
             os.close(session.memfd)
             session.memfd = None
-        records.forget_ahead(self.server.engine.state.tree)
+        records.forget_ahead(self.shell.engine.state.tree)
 
     def abort(self) -> None:
         """End the session; a waiting ``-s`` is answered "Cancellation was requested"."""
@@ -213,7 +178,7 @@ class LiveUpdate:
         elif error is None:
             session.checked = True
             session.checked_cmdline = session.cmdline
-            self.server.start_soon(self._bound_journal, session)
+            self.shell.start_soon(self._bound_journal, session)
         elif self.session is session:
             self._end()
         self._answer(conn_id, error)
@@ -222,7 +187,7 @@ class LiveUpdate:
         """While ``-s`` has not come, keep the journal from outgrowing its use: once
         more nodes changed than a delta is sent for, drop it and the kept dump (``-s``
         then dumps the tree whole), rather than grow with every write."""
-        tree = self.server.engine.state.tree
+        tree = self.shell.engine.state.tree
         while self.session is session and session.ahead is not None:
             await trio.sleep(JOURNAL_CHECK_SECONDS)
             journal = tree.journal
@@ -237,9 +202,9 @@ class LiveUpdate:
                 records.forget_ahead(tree)
 
     def _answer(self, conn_id: int, error: str | None) -> None:
-        self.server.engine.complete_deferred(conn_id, (error or "OK").encode() + b"\0")
-        self.server.flush()
-        self.server.wake(conn_id)
+        self.shell.engine.complete_deferred(conn_id, (error or "OK").encode() + b"\0")
+        self.shell.flush()
+        self.shell.wake(conn_id)
 
     async def _start(self, session: Session, conn_id: int, state_spec: str) -> None:
         error: str | None = None
@@ -265,7 +230,7 @@ class LiveUpdate:
         if session.cmdline is not None:
             args = shlex.split(session.cmdline)
         else:
-            args = _strip_state_options(self.server.argv)
+            args = _strip_state_options(self.argv)
         return [session.program, *args, *extra]
 
     async def _dry_run(self, session: Session) -> str | None:
@@ -274,9 +239,11 @@ class LiveUpdate:
         The tree dumped for it is kept, and the tree's journal started, so that ``-s``
         dumps only what changed since. The tree is dumped in steps, serving between them
         (the journal makes the result exact)."""
-        state = self.server.engine.state
+        state = self.shell.engine.state
         session.ahead = await _stepwise(records.dump_ahead_steps(state.tree))
-        packed = stream.pack_each(records.dump(state, self.server.handover_extra(), session.ahead))
+        packed = stream.pack_each(
+            records.dump(state, self.shell.handover().to_extra(), session.ahead)
+        )
         reuse, session.memfd = session.memfd, None
         fd = session.memfd = transports.write_memfd_stream(packed, into=reuse)
         del packed
@@ -326,104 +293,17 @@ class LiveUpdate:
     def _exec(self, session: Session, conn_id: int, state_spec: str) -> str:
         """Dump, hand over and exec; returns an error text if the exec did not happen
         (or, in the guardian, if the new process died before it served)."""
-        server = self.server
-        command = " ".join(self._argv(session, []))
-        # The last log lines go out before the dump, so that the state it carries (the
-        # log's counters included) is final: the new process logs the exec.
-        server.before_exec()
-        extra = server.handover_extra()
-        extra["live_update_reply"] = conn_id
-        extra["timeline"] = timeline_marks = timeline.marks()
-        extra["exec"] = f"{command} (state: {state_spec})"
-        # The -s request's reply is owed by the new process: it is in the state.
-        recs = list(
-            records.dump(
-                server.engine.state,
-                extra,
-                session.ahead,
-                with_usage=not session.recount_usage,
-            )
+        handoff = Handoff(
+            self.shell,
+            self._argv(session, []),
+            state_spec,
+            ahead=session.ahead,
+            recount_usage=session.recount_usage,
+            plan=session.plan,
+            pid_file=self.pid_file,
         )
-        timeline_marks.append(["dumped", time.monotonic_ns()])  # packed below, with it
-        fds = server.inherited()
-        memfd, session.memfd = session.memfd, None  # the dry run's; ours until the exec
-        if state_spec.startswith("lmdb:"):
-            if memfd is not None:
-                os.close(memfd)  # not for the new process
-                memfd = None
-            try:
-                transports.write_lmdb(Path(state_spec[5:]), recs)
-            except Exception as exc:
-                server.exec_failed()
-                log.error("live-update: no exec: cannot write the state: %s", exc)
-                return f"Dump write error: {exc}"
-            source = state_spec
-        else:
-            try:
-                memfd = transports.write_memfd_stream(stream.pack_each(recs), into=memfd)
-            except OSError as exc:  # the memfd is closed
-                server.exec_failed()
-                log.error("live-update: no exec: cannot write the state: %s", exc)
-                return f"Dump write error: {exc}"
-            source = f"fd:{memfd}"
-        del recs
-        argv = self._argv(session, [LIVE_UPDATE_OPTION, source])
-        sdnotify.notify_reloading()
-        lock = server.lock_fd
-        plan = session.plan
-        if plan is not None and reexec.shebang_interpreter(argv[0]) != plan.interpreter:
-            plan = None  # the program changed since its dry run: exec it as it is now
-        path, args = (argv[0], argv) if plan is None else (plan.interpreter, plan.argv(argv))
-        for fd in fds:
-            os.set_inheritable(fd, True)
-        if lock is not None:
-            os.set_inheritable(lock, True)
-        timeline.mark_exec()  # in os.environ
-        env = dict(os.environ) if plan is None else plan.environment(os.environ)
-        guard = guardian.Guardian()
-        try:
-            is_guardian = guard.fork()
-        except OSError as exc:  # no memory for a copy: no update without a way back
-            guard.close()
-            is_guardian, detail = False, f"cannot fork a guardian: {exc}"
-        else:
-            if is_guardian:
-                try:
-                    new_one_died = guard.wait()
-                except BaseException:
-                    # Whatever went wrong here, the guardian must not unwind into the
-                    # daemon's shutdown: that would remove the socket the new one serves.
-                    log.exception("live-update: the guardian failed; leaving it to the new process")
-                    os._exit(1)
-                if not new_one_died:
-                    os._exit(0)  # the new process serves: leave without a trace
-                detail = "the new program died before it served"
-            else:
-                try:
-                    os.execve(path, args, guard.environment(env))
-                except OSError as exc:
-                    guard.stand_down()
-                    detail = f"exec failed: {exc}"
-        # No exec happened, or we are the guardian of a new process that died.
-        timeline.forget_exec()
-        for fd in fds:
-            os.set_inheritable(fd, False)
-        if lock is not None:
-            os.set_inheritable(lock, False)
-        if memfd is not None:
-            os.close(memfd)
-        server.exec_failed()  # logging: the log fd is ours alone again
-        if not is_guardian:
-            log.error("live-update: %s; no update", detail)
-            sdnotify.notify("READY=1")
-            return "Error activating new binary."
-        pid = os.getpid()
-        if self.pid_file is not None:
-            with contextlib.suppress(OSError):
-                self.pid_file.write_text(f"{pid}\n")
-        sdnotify.notify(f"MAINPID={pid}\nREADY=1")
-        log.error("live-update: %s; the old daemon serves on as pid %d", detail, pid)
-        return f"New program died before it served: the old daemon serves on (pid {pid})."
+        memfd, session.memfd = session.memfd, None  # the dry run's: the hand-off's now
+        return handoff.run(conn_id, memfd)
 
 
 async def _stepwise(steps: Generator[None, None, T]) -> T:
@@ -483,11 +363,11 @@ def _strip_state_options(argv: list[str]) -> list[str]:
         if skip:
             skip = False
             continue
-        if arg in (LIVE_UPDATE_OPTION, CHECK_OPTION):
+        if arg in STATE_OPTIONS:
             skip = True
             continue
         out.append(arg)
     return out
 
 
-__all__ = ["CHECK_OPTION", "LIVE_UPDATE_OPTION", "LiveUpdate"]
+__all__ = ["LiveUpdate", "Session"]
