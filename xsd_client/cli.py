@@ -3,7 +3,7 @@
 ``xsc read|write|ls|list|exists|rm|chmod|watch ARGS`` behaves as Xen's
 ``xenstore-<mode> ARGS`` (``tools/xenstore/xenstore_client.c``) and ``xsc control ARGS``
 as ``xenstore-control ARGS``. Invariants, each checked against Debian's xenstore-utils
-4.17 by ``tests/client/test_client_cli.py``:
+4.17 by ``tests/client/test_cli.py``:
 
 * stdout and the exit status are the same byte for byte: the same escaping (Xen's
   ``sanitise_value``/``unsanitise_value``), the same ``ls`` layout and width rules,
