@@ -24,11 +24,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests")]
+sys.path[:0] = [str(Path(__file__).resolve().parents[1])]  # the tests' helpers: tests.support
 
-from daemons import XsdDaemon  # noqa: E402
-from wire import RawConn  # noqa: E402
-
+from tests.support.daemons import XsdDaemon  # noqa: E402
+from tests.support.wire import RawConn  # noqa: E402
 from xsd_client.protocol import Op, encode  # noqa: E402
 
 DOMID = 7

@@ -3,7 +3,7 @@
 ``xsc read|write|ls|list|exists|rm|chmod|watch ARGS`` behaves as Xen's
 ``xenstore-<mode> ARGS`` (``tools/xenstore/xenstore_client.c``) and ``xsc control ARGS``
 as ``xenstore-control ARGS``. Invariants, each checked against Debian's xenstore-utils
-4.17 by ``tests/client/test_client_cli.py``:
+4.17 by ``tests/client/test_cli.py``:
 
 * stdout and the exit status are the same byte for byte: the same escaping (Xen's
   ``sanitise_value``/``unsanitise_value``), the same ``ls`` layout and width rules,
@@ -27,7 +27,7 @@ xenstore-utils commands), ``cli_common`` (messages, exit, atoi), ``cli_liveupdat
 
 Start-up cost matters (a shell loop may run thousands of these): a one-shot command
 imports only the thread-free :class:`~xsd_client.oneshot.OneShotClient` and what it
-needs (``tests/client/test_oneshot_imports.py`` pins the list); ``watch`` and
+needs (``tests/client/test_cli_oneshot_imports.py`` pins the list); ``watch`` and
 ``live-update`` import the threaded client when they run; never trio.
 """
 

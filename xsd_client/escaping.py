@@ -1,7 +1,7 @@
 """Xen's escaping of values for printing, as xenstore-utils apply it.
 
 ``sanitise`` and ``unsanitise`` are ``xs_lib.c``'s ``sanitise_value`` and
-``unsanitise_value``, quirks included (``tests/client/test_client_cli.py`` checks them
+``unsanitise_value``, quirks included (``tests/client/test_cli.py`` checks them
 against Debian's xenstore-utils).
 """
 

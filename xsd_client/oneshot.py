@@ -9,7 +9,7 @@ returns. No reader thread, no callback thread, no reconnection.
 It exists for start-up time: ``xsc read`` and the other one-shot ``xsc`` commands run
 it, and importing it costs a fraction of what the threaded client does (no
 ``threading``, ``collections``, reconnection or watch machinery are imported).
-``tests/client/test_oneshot_imports.py`` pins what a one-shot command imports.
+``tests/client/test_cli_oneshot_imports.py`` pins what a one-shot command imports.
 
 Invariants (each as the threaded client, so a command behaves the same on either):
 

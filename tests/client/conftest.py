@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from xsc_env import XSC, tool_env
 
+from tests.support.xsc import XSC, tool_env
 from xsd_client.client import Client
 
 

@@ -7,7 +7,8 @@ import subprocess
 from importlib import metadata
 
 import pytest
-from xsc_env import XSC, tool_env
+
+from tests.support.xsc import XSC, tool_env
 
 
 def xsc(*args: str) -> subprocess.CompletedProcess[str]:

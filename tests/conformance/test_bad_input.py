@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conformance_util import PairPool, load_rules, open_conn, pool_fixture  # noqa: F401
-from wire import RawConn, is_closed
 
+from tests.support.differential import PairPool, load_rules, open_conn, pool_fixture  # noqa: F401
+from tests.support.wire import RawConn, is_closed
 from xsd_client.protocol import HEADER, Op, encode, join_args
 
 Case = Callable[[Path], str]

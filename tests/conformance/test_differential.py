@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from conformance_util import (  # noqa: F401
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.support.differential import (  # noqa: F401
     DIFFERENCES,
     TX,
     Pair,
@@ -30,9 +33,6 @@ from conformance_util import (  # noqa: F401
     sut_label,
     w,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from xsd_client.protocol import Op
 
 O = Op  # noqa: E741 - short, the scripts below are tables

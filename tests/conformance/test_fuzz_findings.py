@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from daemons import ReferenceDaemon, XsdDaemon
-from wire import RawConn
 
+from tests.support.daemons import ReferenceDaemon, XsdDaemon
+from tests.support.wire import RawConn
 from xsd_client.protocol import Op
 
 OK = ("OK", b"OK\0")

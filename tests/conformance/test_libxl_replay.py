@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conformance_util import (
+
+from tests.support.daemons import ReferenceDaemon, XsdDaemon, need_reference
+from tests.support.differential import (
     BARRIER_REQ_ID,
     REPLY_TIMEOUT,
     assert_same,
@@ -34,9 +36,7 @@ from conformance_util import (
     normalise_reply,
     open_conn,
 )
-from daemons import ReferenceDaemon, XsdDaemon, need_reference
-from wire import RawConn
-
+from tests.support.wire import RawConn
 from tools.bench.libxl_lifecycle import Guest, Request, expand, lifecycle
 from xsd_client.protocol import Op, join_args
 

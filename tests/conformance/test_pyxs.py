@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conformance_util import PairPool, pool_fixture  # noqa: F401
+
+from tests.support.differential import PairPool, pool_fixture  # noqa: F401
 
 pyxs = pytest.importorskip("pyxs")
 from pyxs.exceptions import PyXSError  # noqa: E402

@@ -14,8 +14,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conformance_util import PairPool, dump_tree, pool_fixture  # noqa: F401
-from daemons import XEN_BIN
+
+from tests.support.daemons import XEN_BIN
+from tests.support.differential import PairPool, dump_tree, pool_fixture  # noqa: F401
 
 TEST_XENSTORE = XEN_BIN / "test-xenstore"
 TESTS = [

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conformance_util import Pair, assert_same, open_conn, pair_fixture  # noqa: F401
 
+from tests.support.differential import Pair, assert_same, open_conn, pair_fixture  # noqa: F401
 from xsd_client.protocol import Op
 
 

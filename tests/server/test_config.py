@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemons import ROOT, XsdDaemon
-from wire import RawConn
-
+from tests.support.daemons import ROOT, XsdDaemon
+from tests.support.wire import RawConn
 from xsd_client.protocol import Op
 
 

@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from daemons import XsdDaemon
-from wire import HEADER, RawConn, is_closed
-
+from tests.support.daemons import XsdDaemon
+from tests.support.wire import HEADER, RawConn, is_closed
 from xsd_client.protocol import Op
 
 

@@ -25,6 +25,9 @@ from pathlib import Path
 from xsd_client.protocol import HEADER, Op, encode, join_args
 
 ROOT = Path(__file__).resolve().parents[2]
+CODE = Path(os.environ.get("XSD_BENCH_CODE") or ROOT)
+"""The checkout whose ``xsd`` is started (``$XSD_BENCH_CODE`` names another, so that these
+tools measure an older tree with the same client side)."""
 REFERENCE_SCRIPT = Path(
     os.environ.get("XSD_REFERENCE_SCRIPT", ROOT / "tools" / "peers" / "reference-xenstored")
 )
@@ -191,7 +194,7 @@ def _start_xsd(rundir: Path, timeout: float, kind: str = "xsd") -> Daemon:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("XENSTORED_PATH", None)
     env.pop("XENSTORED_RUNDIR", None)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CODE), env.get("PYTHONPATH")) if p)
     extra = ["--state-dir", str(rundir / "state")] if kind == "xsd-durable" else []
     try:
         proc = subprocess.Popen(
@@ -200,7 +203,7 @@ def _start_xsd(rundir: Path, timeout: float, kind: str = "xsd") -> Daemon:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            cwd=ROOT,
+            cwd=CODE,
         )
     finally:
         out.close()
