@@ -117,15 +117,7 @@ class Server:
         Raises:
             OSError: another daemon holds it (EWOULDBLOCK).
         """
-        path = self.config.socket_path.with_name(self.config.socket_path.name + ".lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise
-        self.lock_fd = fd
+        self.lock_fd = lock_socket(self.config.socket_path)
 
     # ------------------------------------------------------------------ live update
 
@@ -485,3 +477,21 @@ class Server:
         self.listeners[domid] = sock
         self._listen(domid, sock)
         log.info("domain %d: listening on %s", domid, path)
+
+
+def lock_socket(socket_path: Path) -> int:
+    """Take the lock beside ``socket_path`` (``.lock``): its descriptor, held by whoever
+    serves that socket (taken before anything else is read, durable mode's state too).
+
+    Raises:
+        OSError: another daemon holds it (EWOULDBLOCK), or it cannot be created.
+    """
+    path = socket_path.with_name(socket_path.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
