@@ -148,7 +148,7 @@ def pack_journal(state: State, seq: int, mono_ns: int, changed: Iterable[str], s
             state.tree.generation,
             state.next_conn_id,
             state.watches.next_seq,
-            [[[a, d] for a, d in perms] for perms in ids],
+            list(ids),  # tuples of pairs: packed as the arrays journal_entry makes
             delta,
             side_records(state) if side else None,
         ]
