@@ -250,9 +250,9 @@ def serve(
 
     from xsd.core.engine import Engine
     from xsd.core.state import State
-    from xsd.server import logfile, sdnotify, watchdog_actions
-    from xsd.server.daemon import Server, ServerConfig, lock_socket
-    from xsd.server.unix_sockets import BindError
+    from xsd.server import fdstore, logfile, sdnotify, watchdog_actions
+    from xsd.server.daemon import Server, ServerConfig
+    from xsd.server.unix_sockets import BindError, lock_socket
 
     if restored is None:
         sdnotify.status("Starting")
@@ -306,6 +306,7 @@ def serve(
         log.info("live update: state restored, %d nodes", len(server.engine.state.tree.nodes))
     else:
         server.lock_fd = lock_fd
+        server.kept_sockets = fdstore.inherited()  # systemd kept the sockets: serve on them
     if args.pid_file:  # once the socket is ours: never another daemon's pid file
         try:
             args.pid_file.write_text(f"{os.getpid()}\n")
