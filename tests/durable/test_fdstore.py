@@ -1,11 +1,13 @@
 """systemd's fd store, without systemd: the test plays systemd's part.
 
-It listens on a ``NOTIFY_SOCKET`` and keeps the listening sockets the daemon hands over
-(``FDSTORE=1``, ``FDNAME=``, ``SCM_RIGHTS``); once the daemon (durable mode) is killed
-with SIGKILL, a client connects and sends its request while nobody serves, and the
-daemon started again gets the kept sockets as systemd passes them (``LISTEN_FDS`` from
-descriptor 3, ``LISTEN_FDNAMES``, ``LISTEN_PID``): the waiting client gets its answer, the
-domain's socket serves again, and a released domain's socket leaves the store.
+It listens on a ``NOTIFY_SOCKET``, says the store is on (``FDSTORE``, as systemd does
+for a unit with ``FileDescriptorStoreMax=``) and keeps the listening sockets the daemon
+hands over (``FDSTORE=1``, ``FDNAME=``, ``SCM_RIGHTS``); once the daemon (durable mode)
+is killed with SIGKILL, a client connects and sends its request while nobody serves, and
+the daemon started again gets the kept sockets as systemd passes them (``LISTEN_FDS``
+from descriptor 3, ``LISTEN_FDNAMES``, ``LISTEN_PID``): the waiting client gets its
+answer, the domain's socket serves again, and a released domain's socket leaves the
+store.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def start(
     rundir: Path, state: Path, manager: FakeManager, kept: list[str]
 ) -> subprocess.Popen[bytes]:
     """xsd under the manager, given the sockets ``kept`` as systemd passes them."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", NOTIFY_SOCKET=str(manager.path))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", NOTIFY_SOCKET=str(manager.path), FDSTORE="16")
     env.pop("XENSTORED_PATH", None)
     env.pop("XENSTORED_RUNDIR", None)
     high = [fcntl.fcntl(manager.stored[name].fileno(), fcntl.F_DUPFD_CLOEXEC, 20) for name in kept]

@@ -9,8 +9,10 @@ the daemon serves on them instead of binding new ones: a client that connects wh
 daemon is down waits in the socket's backlog instead of finding nobody. A domain's
 socket leaves the store when the domain is released (``FDSTOREREMOVE=1``).
 
-Without ``$NOTIFY_SOCKET`` nothing is sent; without ``LISTEN_PID`` equal to this
-process, nothing is taken. Failures to send are ignored, as libsystemd does.
+Only when the store is on: systemd 254 and later set ``$FDSTORE`` (the store's size)
+for a unit with ``FileDescriptorStoreMax=``, and the unit file sets it for older ones;
+and only with ``$NOTIFY_SOCKET``. Without ``LISTEN_PID`` equal to this process, nothing
+is taken. Failures to send are ignored, as libsystemd does.
 """
 
 from __future__ import annotations
@@ -97,9 +99,17 @@ def remove(name: str) -> bool:
     return _send(f"FDSTOREREMOVE=1\nFDNAME={name}", [])
 
 
+def enabled() -> bool:
+    """True if systemd keeps descriptors for this service (``$FDSTORE`` > 0)."""
+    try:
+        return int(os.environ.get("FDSTORE", "0")) > 0
+    except ValueError:
+        return False
+
+
 def _send(message: str, fds: list[int]) -> bool:
     path = os.environ.get("NOTIFY_SOCKET")
-    if not path:
+    if not path or not enabled():
         return False
     if path.startswith("@"):
         path = "\0" + path[1:]
