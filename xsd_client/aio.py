@@ -233,7 +233,7 @@ class AsyncClient(AsyncOperations, AsyncDomainOperations):
         """What a new connection is sent first: the watches again, then the requests
         that are to go again; the others are settled (``reconnect.resume``)."""
         out, self._next_req_id, settled = reconnect.resume(
-            self._watches.all(), self._pending, self._next_req_id
+            self._watches.registrations(), self._pending, self._next_req_id
         )
         for slot, packet, error in settled:
             slot.packet, slot.error = packet, error
@@ -330,7 +330,7 @@ class AsyncClient(AsyncOperations, AsyncDomainOperations):
         if self._closed is not None:
             raise self._closed
         watch = AsyncWatch(self, path, token)
-        self._watches.add(watch)
+        self._watches.add(watch, depth)
         try:
             await self._run(call)
         except BaseException:

@@ -277,7 +277,7 @@ class Client(Operations, DomainOperations):
         """On a new connection (send lock held): watches again, then the requests."""
         with self._lock:
             out, self._next_req_id, settled = reconnect.resume(
-                self._watches.all(), self._pending, self._next_req_id
+                self._watches.registrations(), self._pending, self._next_req_id
             )
             self._down = False
         for slot, packet, error in settled:
@@ -386,7 +386,7 @@ class Client(Operations, DomainOperations):
         with self._lock:
             if self._closed is not None:
                 raise self._closed
-            self._watches.add(watch)
+            self._watches.add(watch, depth)
         try:
             self._run(call)
         except BaseException:

@@ -8,8 +8,9 @@ on against an empty one). A reconnecting client:
 
 * tries again after :class:`Backoff` delays (20 ms doubling to 0.5 s, with jitter) and gives
   up after its ``give_up`` seconds (then it closes, as a client without reconnection);
-* registers every watch again, with the same path and token, so each fires its
-  initial event again (:class:`~xsd_client.recipes.DataWatch` re-reads then);
+* registers every watch again, with the same path, token and depth (``watch(...,
+  depth=N)``), so each fires its initial event again
+  (:class:`~xsd_client.recipes.DataWatch` re-reads then);
 * decides for every request that had no reply (:func:`fate`): one not yet sent is sent;
   one whose effect is the same if applied twice (reads, WRITE, MKDIR, SET_PERMS, WATCH,
   TRANSACTION_START, ...) is sent again; one inside a transaction raises ``EAGAIN``
@@ -79,29 +80,26 @@ class Waiting(Protocol):
     sent: bool
 
 
-class Watched(Protocol):
-    """A registered watch, as both clients keep it."""
-
-    path: str
-    token: str
-
-
 W = TypeVar("W", bound=Waiting)
 
 
 def resume(
-    watches: Iterable[Watched], pending: MutableMapping[int, W], next_req_id: int
+    watches: Iterable[tuple[str, str, int | None]],
+    pending: MutableMapping[int, W],
+    next_req_id: int,
 ) -> tuple[bytes, int, list[tuple[W, Packet | None, XenstoreError | None]]]:
     """What a client sends first on a new connection, and what becomes of the rest.
 
-    Returns the bytes to send (every watch registered again, then the requests to
+    ``watches`` are the client's watches as ``(path, token, depth)``
+    (``WatchTable.registrations``). Returns the bytes to send (every watch registered
+    again, then the requests to
     :data:`RESEND`, each marked sent), the next request id to use, and the requests
     settled without the daemon, removed from ``pending``, each with its reply or error.
     """
     out = []
-    for watch in watches:
+    for path, token, depth in watches:
         next_req_id = next_req_id % 0xFFFFFFFF + 1
-        call = calls.watch(watch.path, watch.token)  # replies go nowhere
+        call = calls.watch(path, token, depth)  # replies go nowhere
         out.append(encode(call.op, next_req_id, 0, call.payload))
     settled: list[tuple[W, Packet | None, XenstoreError | None]] = []
     for req_id, slot in list(pending.items()):

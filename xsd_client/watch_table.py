@@ -35,10 +35,14 @@ class WatchTable(Generic[W]):
 
     def __init__(self) -> None:
         self._by_token: dict[bytes, list[W]] = {}
+        self._depth: dict[int, int] = {}  # id(watch): its WATCH depth, if it has one
 
-    def add(self, watch: W) -> None:
-        """Register ``watch``: from now on its events reach it."""
+    def add(self, watch: W, depth: int | None = None) -> None:
+        """Register ``watch`` (set with ``depth``, or None: every level): from now on
+        its events reach it."""
         self._by_token.setdefault(enc(watch.token, "token"), []).append(watch)
+        if depth is not None:
+            self._depth[id(watch)] = depth
 
     def remove(self, watch: W) -> None:
         """Unregister ``watch``, if it is registered."""
@@ -46,6 +50,7 @@ class WatchTable(Generic[W]):
         watches = self._by_token.get(raw_token, [])
         if watch in watches:
             watches.remove(watch)
+            self._depth.pop(id(watch), None)
             if not watches:
                 del self._by_token[raw_token]
 
@@ -60,10 +65,17 @@ class WatchTable(Generic[W]):
         """Every watch (a reconnected client registers them again)."""
         return [w for ws in self._by_token.values() for w in ws]
 
+    def registrations(self) -> list[tuple[str, str, int | None]]:
+        """``(path, token, depth)`` of every watch, as it was set: what a reconnected
+        client sends again (``xsd_client.reconnect.resume``)."""
+        depth = self._depth
+        return [(w.path, w.token, depth.get(id(w))) for ws in self._by_token.values() for w in ws]
+
     def take_all(self) -> list[W]:
         """Every watch, leaving the table empty."""
         watches = [w for ws in self._by_token.values() for w in ws]
         self._by_token = {}
+        self._depth = {}
         return watches
 
     def route(self, payload: bytes) -> tuple[WatchEvent, list[W]]:

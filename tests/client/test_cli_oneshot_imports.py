@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tests.support.xsc import ROOT, tool_env
 
 BUDGET = {

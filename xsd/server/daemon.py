@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import signal
@@ -54,14 +53,14 @@ from xsd.core.effects import (
     WatchdogAction,
 )
 from xsd.core.engine import Engine
-from xsd.server import kickers, logfile, memreport, sdnotify, watchdog_actions
+from xsd.server import fdstore, kickers, logfile, memreport, sdnotify, watchdog_actions
 from xsd.server.host import Host
 from xsd.server.liveupdate import LIVE_UPDATE_OPTION
 from xsd.server.liveupdate.session import LiveUpdate
 from xsd.server.mux import Multiplexer
 from xsd.server.shell import ServerConfig
 from xsd.server.unix_sockets import (
-    bind_unix,
+    lock_socket,
     peer_credentials,
     raise_fd_limit,
     remove_stale_domain_sockets,
@@ -109,6 +108,7 @@ class Server:
         self.restored = False  # started by a live update
         self.durable: Durable | None = None  # --state-dir (xsd.server.durable)
         self.lock_fd: int | None = None
+        self.kept_sockets: dict[str, socket.socket] = {}  # systemd kept them (fdstore)
         # logging: the trace/log file, fed by the engine's trace and the xsd logger
         self.logfile = logfile.LogFile()
         self._log_handler = logfile.LogHandler(self.logfile)
@@ -120,15 +120,7 @@ class Server:
         Raises:
             OSError: another daemon holds it (EWOULDBLOCK).
         """
-        path = self.config.socket_path.with_name(self.config.socket_path.name + ".lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise
-        self.lock_fd = fd
+        self.lock_fd = lock_socket(self.config.socket_path)
 
     # ------------------------------------------------------------------ live update
 
@@ -214,12 +206,15 @@ class Server:
     def _open_listeners(self) -> None:
         """Listen on the store's socket and accept on every listener from the host."""
         raise_fd_limit()
+        fdstore.drop_others(self.kept_sockets)  # domains the state does not have
         # Before listening: a client that can connect finds no stale socket left.
         stale = remove_stale_domain_sockets(self.config.rundir / "domains", set(self.listeners))
         if stale:
             log.info("removed the stale sockets of domains %s", " ".join(map(str, stale)))
         if 0 not in self.listeners:
-            self.listeners[0] = bind_unix(self.config.socket_path, self.config.socket_mode)
+            self.listeners[0] = fdstore.bind_or_inherit(
+                self.kept_sockets, fdstore.MAIN, self.config.socket_path, self.config.socket_mode
+            )
         for domid, sock in self.listeners.items():
             self._listen(domid, sock)
         self._listening = True
@@ -388,6 +383,7 @@ class Server:
         sock = self.listeners.get(effect.domid)
         if sock is not None:
             self._close_listener(effect.domid, sock)
+            fdstore.remove(fdstore.domain_name(effect.domid))
         log.info("domain %d: released", effect.domid)  # logging
 
     def _on_log_line(self, effect: LogLine) -> None:
@@ -478,7 +474,10 @@ class Server:
         path = self.domain_socket_path(domid)
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-            sock = bind_unix(path, self.config.domain_socket_mode)
+            name = fdstore.domain_name(domid)
+            sock = fdstore.bind_or_inherit(
+                self.kept_sockets, name, path, self.config.domain_socket_mode
+            )
         except OSError as exc:
             log.error("domain %d: %s", domid, exc)
             return

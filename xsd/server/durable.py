@@ -196,25 +196,27 @@ class Durable:
         state = engine.state
         tree = state.tree
         dirty = tree.dirty
+        ctx = engine.ctx
         token = state.watchdogs.next_token
-        side = engine.side_changed or token != self._token
+        side = ctx.side_changed or token != self._token
         if not dirty and not side:
             return
         if dirty is None:
             dirty = set()
-        if not side:
-            side = any("/watchdog" in path for path in dirty)
+        elif not side:
+            for path in dirty:
+                if "/watchdog" in path:
+                    side = True
+                    break
         tree.dirty = set()
-        engine.side_changed = False
+        ctx.side_changed = False
         self._token = token
         if self.compacting is not None:
             self.compacting |= dirty
-        self.seq += 1
-        raw = checkpoint.pack_entry(
-            checkpoint.journal_entry(state, self.seq, time.monotonic_ns(), dirty, side)
-        )
+        self.seq = seq = self.seq + 1
+        raw = checkpoint.pack_journal(state, seq, time.monotonic_ns(), dirty, side)
         try:
-            self.store.append(self.seq, raw)
+            self.store.append(seq, raw)
         except lmdb.Error as exc:
             # Nothing of this pass may be acknowledged: stop here, restart from the disk.
             log.critical("durable: cannot write the journal in %s: %s", self.store.directory, exc)

@@ -36,6 +36,8 @@ JOURNAL_MAP = 1 << 30
 """The journal's first map size (the file is as large, sparse: it is written through
 the map, ``writemap``); it doubles when full."""
 CHECKPOINT_MAP = 1 << 36
+TRIM_CHUNK = 256
+"""Journal entries dropped per transaction once a checkpoint includes them."""
 
 
 class StoreError(Exception):
@@ -86,6 +88,7 @@ class Store:
             self.journal = lmdb.open(
                 str(self.journal_path), subdir=False, map_size=JOURNAL_MAP, max_dbs=0,
                 mode=0o600, sync=self.sync, metasync=self.sync, writemap=True,
+                map_async=not self.sync,
             )  # fmt: skip
             self.checkpoint = lmdb.open(
                 str(self.checkpoint_path), subdir=False, map_size=CHECKPOINT_MAP, max_dbs=0,
@@ -127,12 +130,19 @@ class Store:
             for i, item in enumerate(body):
                 txn.put(b"r" + _KEY.pack(i), item, append=True)
         self.checkpoint.sync(True)
-        with self.journal.begin(write=True) as txn:
-            cursor = txn.cursor()
-            if cursor.set_range(b"j"):
-                while cursor.key().startswith(b"j") and _KEY.unpack(cursor.key()[1:])[0] <= seq:
-                    if not cursor.delete():
+        # In short transactions: the daemon's commits wait for the journal's write lock
+        # only while one of them runs, not while thousands of entries go.
+        last = journal_key(seq)
+        more = True
+        while more:
+            with self.journal.begin(write=True) as txn:
+                cursor = txn.cursor()
+                more = cursor.set_range(b"j")
+                for _ in range(TRIM_CHUNK):
+                    if not more or cursor.key() > last:
+                        more = False
                         break
+                    more = cursor.delete()
         self.journal.sync(True)
 
     def close(self) -> None:

@@ -131,9 +131,9 @@ def serve(
 
     from xsd.core.engine import Engine
     from xsd.core.state import State
-    from xsd.server import logfile, sdnotify, watchdog_actions
+    from xsd.server import fdstore, logfile, sdnotify, watchdog_actions
     from xsd.server.daemon import Server, ServerConfig
-    from xsd.server.unix_sockets import BindError
+    from xsd.server.unix_sockets import BindError, lock_socket
 
     if restored is None:
         sdnotify.status("Starting")
@@ -141,6 +141,21 @@ def serve(
         engine, record, mux = Engine(State(settings=settings, quotas=quotas)), None, None
     else:
         engine, record, mux = restored
+    socket_path = socket_path_of(args, rundir)
+    lock_fd = None
+    if restored is None:  # the socket first: a second daemon reads no state to be refused
+        try:
+            lock_fd = lock_socket(socket_path)
+        except BlockingIOError:
+            print(f"xsd: another daemon serves {socket_path}; not starting", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(
+                f"xsd: cannot use {socket_path}: {exc.strerror} ({exc.filename}); "
+                "choose another place with --socket or --rundir",
+                file=sys.stderr,
+            )
+            return 1
     durable = None
     if args.state_dir is not None:  # durable mode: the state from (and to) DIR
         from xsd.server.durable import DurableError, open_state
@@ -151,7 +166,6 @@ def serve(
             print(f"xsd: {exc}", file=sys.stderr)
             return 1
         engine = durable.engine
-    socket_path = socket_path_of(args, rundir)
     config = ServerConfig(
         socket_path=socket_path,
         rundir=rundir,
@@ -171,18 +185,8 @@ def serve(
             log.info("live-update: exec %s", record.exec)
         log.info("live update: state restored, %d nodes", len(server.engine.state.tree.nodes))
     else:
-        try:
-            server.lock()
-        except BlockingIOError:
-            print(f"xsd: another daemon serves {socket_path}; not starting", file=sys.stderr)
-            return 1
-        except OSError as exc:
-            print(
-                f"xsd: cannot use {socket_path}: {exc.strerror} ({exc.filename}); "
-                "choose another place with --socket or --rundir",
-                file=sys.stderr,
-            )
-            return 1
+        server.lock_fd = lock_fd
+        server.kept_sockets = fdstore.inherited()  # systemd kept the sockets: serve on them
     if args.pid_file:  # once the socket is ours: never another daemon's pid file
         try:
             args.pid_file.write_text(f"{os.getpid()}\n")

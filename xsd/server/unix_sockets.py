@@ -1,10 +1,12 @@
-"""Binding the daemon's Unix sockets (its own, the domains', the kickers'), and what
-the kernel says of them: a peer's credentials, how many descriptors the daemon may hold."""
+"""Binding the daemon's Unix sockets (its own, the domains', the kickers'), the lock
+beside its own, and what the kernel says of them: a peer's credentials, how many
+descriptors the daemon may hold."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import socket
 import stat
@@ -15,6 +17,7 @@ from xsd.core.connections import Credentials
 __all__ = [
     "BindError",
     "bind_unix",
+    "lock_socket",
     "peer_credentials",
     "raise_fd_limit",
     "remove_stale_domain_sockets",
@@ -156,3 +159,21 @@ def peer_credentials(sock: socket.socket) -> Credentials | None:
         return None
     pid, uid, gid = (int.from_bytes(raw[i : i + 4], "little", signed=True) for i in (0, 4, 8))
     return Credentials(pid, uid, gid)
+
+
+def lock_socket(socket_path: Path) -> int:
+    """Take the lock beside ``socket_path`` (``.lock``): its descriptor, held by whoever
+    serves that socket (taken before anything else is read, durable mode's state too).
+
+    Raises:
+        OSError: another daemon holds it (EWOULDBLOCK), or it cannot be created.
+    """
+    path = socket_path.with_name(socket_path.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd

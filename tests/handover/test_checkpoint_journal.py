@@ -1,0 +1,71 @@
+"""The journal entry of durable mode's hot path (``checkpoint.pack_journal``, built in one
+go, its delta in set order) restores the same state as the general one
+(``journal_entry`` + ``pack_entry``): a real engine answers real requests, one pass at a
+time, and the state restored from a checkpoint of the start plus those entries is the
+state the engine has."""
+
+from __future__ import annotations
+
+from handover import checkpoint, stream
+from xsd.core.engine import Engine
+from xsd.core.state import State
+from xsd_client.protocol import Decoder, Op, encode
+
+PASSES = [
+    [(Op.WRITE, b"/a/b/c\0one")],
+    [(Op.SET_PERMS, b"/a/b\0b0\0r3\0"), (Op.WRITE, b"/a/b/d\0two")],
+    [(Op.MKDIR, b"/x/y/z\0"), (Op.WRITE, b"/a/q\0three")],
+    [(Op.RM, b"/a/b\0")],
+    [(Op.WRITE, b"/\0root value")],
+    [(Op.INTRODUCE, b"5\0001\0001\0")],  # more than the tree: a side part
+    [(Op.WRITE, b"/local/domain/5/data\0four"), (Op.RM, b"/x\0")],
+]
+
+
+def nodes_of(state: State) -> dict[str, tuple[bytes, object, int, list[str]]]:
+    return {
+        path: (node.value, node.perms, node.gen, sorted(node.children))
+        for path, node in state.tree.nodes.items()
+    }
+
+
+def test_packed_entries_restore_the_engines_state() -> None:
+    engine = Engine(State())
+    state = engine.state
+    conn = engine.connect(0)
+    info = {"seq": 0, "boot_id": "b", "mono_ns": 0}
+    parts = stream.frame_parts(stream.pack_each(checkpoint.checkpoint_records(state, info)))
+    start = b"".join(parts)
+    state.tree.dirty = set()
+    entries = []
+    for seq, requests in enumerate(PASSES, 1):
+        for i, (op, payload) in enumerate(requests):
+            engine.receive(conn, encode(op, i + 1, 0, payload))
+        engine.take_effects()
+        out = state.connections[conn]
+        replies = out.output()
+        out.consume(len(replies))
+        decoder = Decoder()
+        decoder.receive_data(replies)
+        assert [p.op for p in decoder] == [op for op, _ in requests]  # no ERROR
+        dirty = state.tree.dirty
+        assert dirty
+        state.tree.dirty = set()
+        side = engine.side_changed
+        engine.side_changed = False
+        raw = checkpoint.pack_journal(state, seq, seq * 1000, dirty, side)
+        general = checkpoint.unpack_entry(
+            checkpoint.pack_entry(checkpoint.journal_entry(state, seq, seq * 1000, dirty, side))
+        )
+        fast = checkpoint.unpack_entry(raw)
+        assert fast[:6] == general[:6]  # seq, time, generation, counters
+        assert sorted(e[0] for e in fast[7]) == sorted(e[0] for e in general[7])
+        assert fast[8] == general[8]  # the side part
+        entries.append((seq, raw))
+    restored, info_after, last = checkpoint.restore(start, entries)
+    assert last == len(PASSES)
+    assert info_after["mono_ns"] == len(PASSES) * 1000
+    assert nodes_of(restored) == nodes_of(state)
+    assert restored.tree.generation == state.tree.generation
+    assert sorted(restored.domains) == sorted(state.domains)
+    assert restored.tree.usage == state.tree.usage
