@@ -1,7 +1,8 @@
 """xsd: a Xenstore-compatible state store daemon.
 
-``xsd.core`` is the store as a pure state machine; ``xsd.server`` is the trio shell
-around it. Start the daemon with the ``xsd`` console script or ``python -m xsd``.
+``xsd.core`` is the store as a pure state machine; ``xsd.server`` is the shell around it
+(an epoll loop, trio its guest). Start the daemon with the ``xsd`` console script or
+``python -m xsd``.
 """
 
 import time as _time
