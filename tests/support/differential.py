@@ -18,22 +18,31 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import os
-import re
 import time
-import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from tests.support.daemons import ReferenceDaemon, XsdDaemon, need_reference
+from tests.support.differential_pairs import (
+    Pair,
+    PairPool,
+    pair_fixture,
+    pool_fixture,
+    start_sut,
+    sut_fixture,
+    sut_kind,
+    sut_label,
+)
+from tests.support.differential_rules import (
+    DIFFERENCES,
+    Rule,
+    load_rules,
+    mask_generations,
+    normalise_reply,
+    op_name,
+)
 from tests.support.wire import RawConn, is_closed
 from xsd_client.protocol import HEADER, Op, Packet, encode, join_args
-
-ROOT = Path(__file__).resolve().parents[2]
-DIFFERENCES = ROOT / "docs" / "differences.md"
 
 BARRIER_REQ_ID = 0xFFFF_FFF0
 REPLY_TIMEOUT = 5.0
@@ -83,13 +92,6 @@ class Step:
         )
 
 
-def op_name(op: int) -> str:
-    try:
-        return Op(op).name
-    except ValueError:
-        return f"TYPE{op}"
-
-
 def s(
     conn: int, op: Op | int, *args: bytes | str | int, tx: int | _Current = 0, note: str = ""
 ) -> Step:
@@ -122,194 +124,6 @@ def open_conn(path: Path | str, timeout: float = 5.0) -> RawConn:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
-
-
-# ---------------------------------------------------------------------------
-# Normalisations (read from docs/differences.md)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One normalisation. ``op`` is a type name, ``*``, or several names joined by ``|``.
-
-    Reply-level actions (applied to both daemons' replies): ``mask-generation``,
-    ``ignore-payload``, ``regex``. Step-level actions: ``unordered`` (the lines a step
-    produced, its reply and the events it caused, are compared as a sorted list) and
-    ``expect`` (the reference's whole output for the step is replaced by one reply of type
-    ``reply_type`` with payload ``reply``: xsd must give exactly that documented answer).
-    """
-
-    id: str
-    op: str
-    action: str
-    request_prefix: bytes = b""
-    request_regex: str = ""
-    pattern: str = ""
-    replace: str = ""
-    reply_type: str = "ERROR"
-    reply: bytes = b""
-
-    def applies(self, op: int, payload: bytes) -> bool:
-        if self.op != "*" and op_name(op) not in self.op.split("|"):
-            return False
-        if not payload.startswith(self.request_prefix):
-            return False
-        return (
-            not self.request_regex
-            or re.fullmatch(self.request_regex, payload.decode("latin-1"), re.S) is not None
-        )
-
-
-def load_rules(path: Path = DIFFERENCES) -> list[Rule]:
-    """The ``[[normalise]]`` rules of the toml block in ``docs/differences.md``.
-
-    They describe xsd; when the daemon under test is a second reference daemon (harness
-    self-check) there are none.
-    """
-    if sut_kind() != "xsd" or not path.exists():
-        return []
-    m = re.search(r"```toml\n(.*?)```", path.read_text(), re.S)
-    if m is None:
-        return []
-    data = tomllib.loads(m.group(1))
-    rules = []
-    for r in data.get("normalise", []):
-        if r["action"] not in ("mask-generation", "ignore-payload", "regex", "unordered", "expect"):
-            raise ValueError(f"unknown normalisation action {r['action']!r} in {path}")
-        rules.append(
-            Rule(
-                id=r["id"],
-                op=r.get("op", "*"),
-                action=r["action"],
-                request_prefix=r.get("request_prefix", "").encode("latin-1"),
-                request_regex=r.get("request_regex", ""),
-                pattern=r.get("pattern", ""),
-                replace=r.get("replace", ""),
-                reply_type=r.get("reply_type", "ERROR"),
-                reply=r.get("reply", "").encode("latin-1"),
-            )
-        )
-    return rules
-
-
-def normalise_reply(rules: Sequence[Rule], op: int, request: bytes, reply: Packet) -> bytes:
-    """The reply payload after every rule that matches the request."""
-    payload = reply.payload
-    for rule in rules:
-        if not rule.applies(op, request):
-            continue
-        if rule.action == "mask-generation" and reply.op == op:
-            payload = re.sub(rb"^\d+\0", b"<gen>\0", payload)
-        elif rule.action == "ignore-payload":
-            payload = b"<ignored>"
-        elif rule.action == "regex":
-            text = payload.decode("latin-1")
-            payload = re.sub(rule.pattern, rule.replace, text, flags=re.S).encode("latin-1")
-    return payload
-
-
-def mask_generations(rules: Sequence[Rule]) -> bool:
-    return any(r.action == "mask-generation" and r.op == "DIRECTORY_PART" for r in rules)
-
-
-# ---------------------------------------------------------------------------
-# Daemons: the reference C xenstored and the daemon under test
-
-
-@dataclass
-class Pair:
-    """A fresh reference C xenstored (``ref``) and a fresh daemon under test (``sut``)."""
-
-    ref: ReferenceDaemon
-    sut: XsdDaemon | ReferenceDaemon
-    sut_name: str = "xsd"
-    ref_name: str = "C xenstored"
-
-
-def sut_kind() -> str:
-    """``xsd``, or ``c`` / ``ocaml`` when ``XSD_CONFORMANCE_SUT`` says so.
-
-    Pointing the suites at a second reference daemon proves the harness: against a second
-    C xenstored everything must pass; against oxenstored the documented C/OCaml differences
-    must show up as failures.
-    """
-    return os.environ.get("XSD_CONFORMANCE_SUT", "xsd")
-
-
-def start_sut(rundir: Path) -> XsdDaemon | ReferenceDaemon:
-    kind = sut_kind()
-    if kind == "xsd":
-        # Watchdogs off: INTRODUCE must leave the tree as a plain xenstored's does.
-        return XsdDaemon(rundir, "--watchdogs-per-domain", "0")
-    need_reference()
-    return ReferenceDaemon(rundir, kind)
-
-
-def sut_label() -> str:
-    return {"xsd": "xsd", "c": "C xenstored (2nd)", "ocaml": "oxenstored"}.get(sut_kind(), "sut")
-
-
-@pytest.fixture(name="pair")
-def pair_fixture(tmp_path: Path) -> Iterator[Pair]:
-    """Fresh C xenstored and fresh daemon under test (xsd unless overridden)."""
-    need_reference()
-    ref = ReferenceDaemon(tmp_path / "ref", "c")
-    try:
-        sut = start_sut(tmp_path / "sut")
-    except BaseException:
-        ref.stop()
-        raise
-    yield Pair(ref, sut, sut_label())
-    sut.stop()
-    ref.stop()
-
-
-@pytest.fixture(name="sut")
-def sut_fixture(tmp_path: Path) -> Iterator[XsdDaemon | ReferenceDaemon]:
-    """The daemon under test alone (xsd unless ``XSD_CONFORMANCE_SUT`` overrides)."""
-    daemon = start_sut(tmp_path / "sut")
-    yield daemon
-    daemon.stop()
-
-
-class PairPool:
-    """One daemon pair shared by many cases, restarted after a failure.
-
-    Sharing keeps the suites fast (starting xsd costs a few hundred ms). It is sound as
-    long as every case leaves both daemons in the same state, which the comparison itself
-    checks; a failed case discards the pair so the next one starts fresh.
-    """
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.n = 0
-        self.current: tuple[ReferenceDaemon, XsdDaemon | ReferenceDaemon] | None = None
-
-    def get(self) -> tuple[ReferenceDaemon, XsdDaemon | ReferenceDaemon]:
-        if self.current is None:
-            self.n += 1
-            ref = ReferenceDaemon(self.base / f"ref{self.n}", "c")
-            self.current = (ref, start_sut(self.base / f"sut{self.n}"))
-        return self.current
-
-    def get_pair(self) -> Pair:
-        ref, sut = self.get()
-        return Pair(ref, sut, sut_label())
-
-    def discard(self) -> None:
-        if self.current is not None:
-            ref, sut = self.current
-            sut.stop()
-            ref.stop()
-            self.current = None
-
-
-@pytest.fixture(scope="module", name="pool")
-def pool_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PairPool]:
-    need_reference()
-    pool = PairPool(tmp_path_factory.mktemp("generated"))
-    yield pool
-    pool.discard()
 
 
 # ---------------------------------------------------------------------------
@@ -590,6 +404,9 @@ def compare(
 
 
 __all__ = [
+    "BARRIER_REQ_ID",
+    "DIFFERENCES",
+    "REPLY_TIMEOUT",
     "TX",
     "Pair",
     "PairPool",
@@ -599,13 +416,18 @@ __all__ = [
     "compare",
     "dump_tree",
     "encode",
+    "fmt",
     "load_rules",
+    "normalise_reply",
     "open_conn",
     "p",
     "pair_fixture",
     "pool_fixture",
     "run_script",
     "s",
+    "start_sut",
     "sut_fixture",
+    "sut_kind",
+    "sut_label",
     "w",
 ]

@@ -31,6 +31,14 @@ OK = ("OK", b"OK\0")
 # and the slow-client deadlines short enough to see them expire within a test.
 FAST = ("--watchdogs-per-domain", "0", "--event-timeout", "1", "--request-timeout", "1")
 
+DomId = Callable[[], int]
+"""The ``domid`` fixture: each call, a domid no earlier test of the session used."""
+MIB = 1024
+
+
+def home(d: int) -> str:
+    return f"/local/domain/{d}"
+
 
 def err(name: str) -> tuple[str, bytes]:
     """The ``call`` result of an error reply."""
