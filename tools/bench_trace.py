@@ -27,9 +27,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tools.bench.cell import make_spec
 from tools.bench.daemons import ROOT, Daemon, ping
 from tools.bench.runner import setup_store
-from tools.bench.workloads import make_spec, run_cell
+from tools.bench.workloads import run_cell
 
 MODES = {
     "off": [],

@@ -13,11 +13,11 @@ import json
 import sys
 from pathlib import Path
 
+from tools.bench.cell import MAX_CLIENTS, WORKLOADS
 from tools.bench.cli import add_output_options, comma_list, count
 from tools.bench.daemons import KINDS
 from tools.bench.report import render
 from tools.bench.runner import Options, Shape, run
-from tools.bench.workloads import MAX_CLIENTS, WORKLOADS
 
 
 def _shape(text: str) -> Shape:

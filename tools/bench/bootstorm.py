@@ -28,13 +28,14 @@ import traceback
 from array import array
 from typing import TYPE_CHECKING, Any
 
+from tools.bench.cell import ClientResult
 from tools.bench.libxl_lifecycle import Guest, Request, expand
 from xsd_client.protocol import Decoder, Op, encode, join_args, parse_error
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from tools.bench.workloads import CellSpec
+    from tools.bench.cell import CellSpec
 
 Step = tuple[str, int, bytes, bool]
 """``(actor, op, payload, in its transaction)``; op -1 closes the actor's connection."""
@@ -166,8 +167,6 @@ class Worker:
 
 def boot_client(spec: CellSpec, client: int, barrier: Any, out: Connection) -> None:
     """Process body: one worker of the boot storm; sends a ClientResult."""
-    from tools.bench.workloads import ClientResult
-
     res = ClientResult()
     worker = Worker(spec.socket)
     try:

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tools.bench.cell import make_spec, setup_paths
 from tools.bench.conn import Conn, load_nodes
 from tools.bench.daemons import KINDS, Daemon, DaemonStartError, ProcSample, start_daemon
-from tools.bench.workloads import make_spec, percentiles, run_cell, setup_paths
+from tools.bench.workloads import percentiles, run_cell
 
 Shape = tuple[int, int]
 """(clients, depth)."""

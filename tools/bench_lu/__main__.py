@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from tools.bench.cli import add_output_options, comma_list, count
+from tools.bench_lu.model import C_PROGRAM, Options
 from tools.bench_lu.report import render
-from tools.bench_lu.run import C_PROGRAM, Options, run
+from tools.bench_lu.run import run
 
 DAEMONS = ("xsd", "c")
 

@@ -1,13 +1,13 @@
 """The live-update table: xsd and C xenstored side by side, then the targets.
 
-Only formatting: every figure comes from :class:`tools.bench_lu.run.Results`.
+Only formatting: every figure comes from :class:`tools.bench_lu.model.Results`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tools.bench_lu.run import Options, Results, Row, size_name
+from tools.bench_lu.model import Options, Results, Row, size_name
 
 MiB = 1 << 20
 
