@@ -98,9 +98,11 @@ def side_records(state: State) -> list[Any]:
 def journal_entry(
     state: State, seq: int, mono_ns: int, changed: Iterable[str], side: bool
 ) -> list[Any]:
-    """The journal entry for the paths ``changed`` (and the rest if ``side``)."""
+    """The journal entry for the paths ``changed`` (and the rest if ``side``); the delta's
+    entries in no particular order (durable mode's hot path: one per pass that changed
+    something)."""
     ids: dict[P.Perms, int] = {}
-    delta = dump_delta(state.tree, changed, ids)[1]
+    delta = dump_delta(state.tree, changed, ids, ordered=False)[1]
     return [
         "journal",
         seq,
@@ -108,7 +110,7 @@ def journal_entry(
         state.tree.generation,
         state.next_conn_id,
         state.watches.next_seq,
-        [[[a, d] for a, d in perms] for perms in ids],
+        list(ids),  # tuples of (domid, access) pairs: msgpack packs them as arrays
         delta,
         side_records(state) if side else None,
     ]
@@ -118,47 +120,13 @@ _PACKER = msgpack.Packer(use_bin_type=True)
 
 
 def pack_journal(state: State, seq: int, mono_ns: int, changed: Iterable[str], side: bool) -> bytes:
-    """:func:`pack_entry` of :func:`journal_entry`, built in one go (the hot path of
-    durable mode: one call per pass that changed something). The delta's entries are in
-    no particular order, which :func:`handover.tree_delta.apply_delta` accepts."""
-    nodes = state.tree.nodes
-    ids: dict[P.Perms, int] = {}
-    delta: list[Any] = []
-    for path in changed:
-        node = nodes.get(path)
-        if node is None:
-            delta.append([path, None])
-            continue
-        perms = node.perms
-        pid = ids.get(perms)
-        if pid is None:
-            pid = ids[perms] = len(ids)
-        children = node.children
-        if children:
-            cut = 1 if path == "/" else len(path) + 1
-            names: list[str] = [c[cut:] for c in children]
-        else:
-            names = []
-        delta.append([path, node.value, pid, node.gen, names])
-    body: bytes = _PACKER.pack(
-        [
-            "journal",
-            seq,
-            mono_ns,
-            state.tree.generation,
-            state.next_conn_id,
-            state.watches.next_seq,
-            list(ids),  # tuples of pairs: packed as the arrays journal_entry makes
-            delta,
-            side_records(state) if side else None,
-        ]
-    )
-    return _CRC.pack(zlib.crc32(body)) + body
+    """:func:`pack_entry` of :func:`journal_entry`: what durable mode appends."""
+    return pack_entry(journal_entry(state, seq, mono_ns, changed, side))
 
 
 def pack_entry(entry: list[Any]) -> bytes:
     """A journal entry as stored: the CRC-32 of its msgpack bytes, then those."""
-    body: bytes = msgpack.packb(entry, use_bin_type=True)
+    body: bytes = _PACKER.pack(entry)
     return _CRC.pack(zlib.crc32(body)) + body
 
 

@@ -29,20 +29,26 @@ class DeltaError(ValueError):
     """The delta does not fit the tree it applies to."""
 
 
-def dump_delta(tree: Tree, paths: Iterable[str], ids: dict[P.Perms, int]) -> list[Any]:
+def dump_delta(
+    tree: Tree, paths: Iterable[str], ids: dict[P.Perms, int], ordered: bool = True
+) -> list[Any]:
     """The ``delta`` record for ``paths``; permissions not yet in ``ids`` are added
-    to it (the caller sends the table after this call)."""
+    to it (the caller sends the table after this call). ``ordered``: the entries sorted
+    by path (a dump that reads the same every time); :func:`apply_delta` takes any
+    order, so durable mode's journal leaves the sort out."""
     entries: list[Any] = []
     nodes = tree.nodes
-    for path in sorted(paths):
+    for path in sorted(paths) if ordered else paths:
         node = nodes.get(path)
         if node is None:
             entries.append([path, None])
             continue
-        pid = ids.get(node.perms)
+        perms = node.perms
+        pid = ids.get(perms)
         if pid is None:
-            pid = ids[node.perms] = len(ids)
-        entries.append([path, node.value, pid, node.gen, node.child_names(path)])
+            pid = ids[perms] = len(ids)
+        names = node.child_names(path) if node.children else []
+        entries.append([path, node.value, pid, node.gen, names])
     return ["delta", entries]
 
 
