@@ -319,18 +319,17 @@ class Server:
         """Apply pending effects, then write what each connection with new output can
         take now (the rest waits for the socket to be writable)."""
         engine = self.engine
-        ctx = engine.ctx  # looked at directly: this runs after every pass
         if self.durable is not None:
             self.durable.commit()  # before any effect or reply tells of a change
-        if ctx.trace:
+        if engine.trace:
             self._log_trace()  # logging
-        if ctx.effects:
+        effects = engine.take_effects()
+        if effects:
             # Before any reply goes out: a client told "released" finds the socket gone.
-            self._apply_effects(engine.take_effects())
-        if ctx.dirty:
-            send = self.mux.send
-            for conn_id in engine.take_dirty():
-                send(conn_id)
+            self._apply_effects(effects)
+        send = self.mux.send
+        for conn_id in engine.take_dirty():
+            send(conn_id)
 
     def _drop(self, conn_id: int) -> None:
         self.live_update.connection_closed(conn_id)

@@ -196,9 +196,8 @@ class Durable:
         state = engine.state
         tree = state.tree
         dirty = tree.dirty
-        ctx = engine.ctx
         token = state.watchdogs.next_token
-        side = ctx.side_changed or token != self._token
+        side = engine.side_changed or token != self._token
         if not dirty and not side:
             return
         if dirty is None:
@@ -209,7 +208,7 @@ class Durable:
                     side = True
                     break
         tree.dirty = set()
-        ctx.side_changed = False
+        engine.side_changed = False
         self._token = token
         if self.compacting is not None:
             self.compacting |= dirty

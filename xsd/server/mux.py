@@ -177,21 +177,22 @@ class Multiplexer:
         client.held = False
         self._answer(client)
 
-    def _answer(self, client: Client) -> None:
-        """Answer one batch of a connection's buffered requests, then decide what it
-        waits for: its turn again (more buffered: ``turns``, not read meanwhile, so a
-        flood cannot grow its buffer), the connection itself (``held``), or input."""
+    def _answer(self, client: Client, data: bytes | None = None) -> None:
+        """Answer one batch of a connection's buffered requests (with ``data``, the
+        bytes just read, first), then decide what it waits for: its turn again (more
+        buffered: ``turns``, not read meanwhile, so a flood cannot grow its buffer),
+        the connection itself (``held``), or input."""
+        conn_id = client.conn_id
         try:
-            more = self.engine.resume(client.conn_id, _now(), self._batch)
+            if data is None:
+                more = self.engine.resume(conn_id, _now(), self._batch)
+            else:
+                more = self.engine.receive(conn_id, data, _now(), self._batch)
         except Exception as exc:
             # Whether the bad header came with this read or waited for a later turn
             # (receive, resume), a connection's bytes can only end that connection.
-            self._fail(client.conn_id, exc)
+            self._fail(conn_id, exc)
             return
-        self._answered(client, more)
-
-    def _answered(self, client: Client, more: bool) -> None:
-        conn_id = client.conn_id
         if not more:
             if not client.mask & _IN and conn_id in self.clients:
                 self._set_mask(client, client.mask | _IN)
@@ -275,7 +276,7 @@ class Multiplexer:
         except Exception:
             # Not one connection's: log it, keep serving (the next pass flushes again).
             _log().exception("internal error flushing output; serving on")
-        if self.engine.ctx.freed_bytes >= memtrim.TRIM_AFTER:
+        if self.engine.freed_bytes >= memtrim.TRIM_AFTER:
             self.engine.freed_bytes = 0
             memtrim.trim()  # what a connection that went held, back to the system
 
@@ -294,14 +295,7 @@ class Multiplexer:
         if not data:
             self._drop(conn_id)
             return
-        # As _answer, with the bytes just read: the request path.
-        try:
-            more = self.engine.receive(conn_id, data, _now(), self._batch)
-        except Exception as exc:
-            self._fail(conn_id, exc)
-            return
-        if more or not client.mask & _IN:
-            self._answered(client, more)
+        self._answer(client, data)
 
     # ------------------------------------------------------------------ errors
 
