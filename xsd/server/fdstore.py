@@ -17,11 +17,11 @@ is taken. Failures to send are ignored, as libsystemd does.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 from pathlib import Path
 
+from xsd.server import sdnotify
 from xsd.server.unix_sockets import bind_unix
 
 LISTEN_FDS_START = 3
@@ -108,19 +108,4 @@ def enabled() -> bool:
 
 
 def _send(message: str, fds: list[int]) -> bool:
-    path = os.environ.get("NOTIFY_SOCKET")
-    if not path or not enabled():
-        return False
-    if path.startswith("@"):
-        path = "\0" + path[1:]
-    with (
-        contextlib.suppress(OSError),
-        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock,
-    ):
-        sock.connect(path)
-        if fds:
-            socket.send_fds(sock, [message.encode()], fds)
-        else:
-            sock.sendall(message.encode())
-        return True
-    return False
+    return enabled() and sdnotify.send(message, fds)

@@ -31,12 +31,24 @@ def notify(message: str, status: str | None = None) -> bool:
         status = next((text for key, text in DEFAULT_STATUS.items() if key in message), None)
     if status is not None:
         message = f"{message}\nSTATUS={status}" if message else f"STATUS={status}"
+    return send(message)
+
+
+def send(message: str, fds: list[int] | None = None) -> bool:
+    """Send ``message`` as it is, with descriptors ``fds`` (``SCM_RIGHTS``) if any;
+    True if it was sent (False without ``$NOTIFY_SOCKET``)."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return False
     if path.startswith("@"):
         path = "\0" + path[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
             sock.connect(path)
-            sock.sendall(message.encode())
+            if fds:
+                socket.send_fds(sock, [message.encode()], fds)
+            else:
+                sock.sendall(message.encode())
     except OSError:
         return False
     return True
