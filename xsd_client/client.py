@@ -32,8 +32,7 @@ import os
 # and cost a one-shot ``xsc read`` milliseconds of imports (selectors, enum conversions,
 # heapq, weakref). Queues are imported with the first watch, ``threading`` with the
 # first watch callback.
-from _socket import AF_UNIX, SHUT_RDWR, SOCK_STREAM
-from _socket import socket as _unix_socket
+from _socket import SHUT_RDWR
 from _thread import allocate_lock, get_ident, start_new_thread
 
 from . import calls, reconnect
@@ -45,7 +44,7 @@ from .errors import (
     XenstoreError,
     error_from_name,
 )
-from .oneshot import DEFAULT_RUNDIR, default_socket_path
+from .oneshot import DEFAULT_RUNDIR, connect, default_socket_path
 from .operations import DomainOperations, Operations, Transaction
 from .protocol import PAYLOAD_MAX, Decoder, Op, Packet, ProtocolError, encode
 from .values import Perm, WatchEvent
@@ -139,15 +138,7 @@ class Client(Operations, DomainOperations):
         self._closed: ConnectionClosedError | None = None
         self._callbacks: SimpleQueue[_Callback | None] | None = None
         self._callback_thread: threading.Thread | None = None
-        sock = _unix_socket(AF_UNIX, SOCK_STREAM)
-        try:
-            sock.connect(self.path)
-        except OSError as e:
-            sock.close()
-            raise ConnectionClosedError(
-                e.errno, f"cannot connect to xenstored: {e.strerror}", self.path
-            ) from e
-        self._sock = sock
+        self._sock = connect(self.path)
         # The reader: a bare thread (as a daemon thread, never waited for at exit);
         # it releases _reader_done when it ends, which close() waits for.
         self._reader_done = allocate_lock()
@@ -256,11 +247,9 @@ class Client(Operations, DomainOperations):
         for delay in self._backoff.delays():
             if self._stopped_within(delay) or self._closed is not None:
                 return False
-            sock = _unix_socket(AF_UNIX, SOCK_STREAM)
             try:
-                sock.connect(self.path)
-            except OSError:
-                sock.close()
+                sock = connect(self.path)
+            except ConnectionClosedError:
                 continue
             with self._send_lock:
                 old, self._sock = self._sock, sock

@@ -85,6 +85,23 @@ def default_socket_path() -> str:
     return (DEFAULT_RUNDIR if rundir is None else rundir) + "/socket"
 
 
+def connect(path: str) -> _unix_socket:
+    """A stream socket connected to the daemon listening at ``path`` (both clients').
+
+    Raises:
+        ConnectionClosedError: it cannot be connected (its errno, and why).
+    """
+    sock = _unix_socket(AF_UNIX, SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise ConnectionClosedError(
+            e.errno, f"cannot connect to xenstored: {e.strerror}", path
+        ) from e
+    return sock
+
+
 class OneShotClient(Operations, DomainOperations):
     """A connection to a xenstore daemon for one thread, one request at a time.
 
@@ -106,15 +123,7 @@ class OneShotClient(Operations, DomainOperations):
         self._next_req_id = 0
         self._closed: ConnectionClosedError | None = None
         self._decoder = Decoder()
-        sock = _unix_socket(AF_UNIX, SOCK_STREAM)
-        try:
-            sock.connect(self.path)
-        except OSError as e:
-            sock.close()
-            raise ConnectionClosedError(
-                e.errno, f"cannot connect to xenstored: {e.strerror}", self.path
-            ) from e
-        self._sock = sock
+        self._sock = connect(self.path)
 
     def __repr__(self) -> str:
         return f"<OneShotClient {self.path!r}{' closed' if self._closed else ''}>"
