@@ -112,3 +112,20 @@ def test_bench_tool_skips_a_daemon_that_does_not_start(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "cxenstored: skipped:" in proc.stdout
     assert "not found" in proc.stdout
+
+
+@pytest.mark.parametrize("tool", ["tools.bench", "tools.bench_lu"])
+def test_a_missing_rundir_is_one_line_not_a_traceback(tool: str, tmp_path: Path) -> None:
+    """``--rundir`` that does not exist: argparse's one line, before any daemon starts."""
+    proc = subprocess.run(
+        [sys.executable, "-m", tool, "--rundir", str(tmp_path / "missing")],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("is not a directory: create it first")

@@ -25,11 +25,19 @@ def count(text: str) -> int:
     return value
 
 
+def directory(text: str) -> Path:
+    """An existing directory (``--rundir``), or one line that says what to do."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory: create it first")
+    return path
+
+
 def add_output_options(p: argparse.ArgumentParser) -> None:
     """``--rundir`` (where the daemons run) and ``--json FILE`` (every figure)."""
     p.add_argument(
         "--rundir",
-        type=Path,
+        type=directory,
         default=None,
         help="where the daemons' run directories go (default: a temp dir)",
     )
