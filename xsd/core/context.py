@@ -215,15 +215,22 @@ class Context:
             if direct.tree is not self.state.tree:
                 direct = self._direct = DirectView(self.state.tree)
             return direct
+        tree = self.state.tree
         if conn.privileged:
-            return TransactionView(self.state.tree, tx)
+            # No quota: the transaction is counted only when asked (quota-privileged).
+            return TransactionView(tree, tx, count=self.state.settings.quota_privileged)
         limits = self.limits(conn.domid)
         most = limits["transaction-memory"]
         budget = None
         if most:
-            others = sum(map(_transaction_bytes, conn.account.tx_conns))
+            others = 0
+            for other in conn.account.tx_conns:
+                for open_tx in other.transactions.values():
+                    open_tx.settle(tree)
+                    others += open_tx.size
+            tx.settle(tree)
             budget = most - (others - tx.size)
-        return TransactionView(self.state.tree, tx, limits["transaction-nodes"], budget)
+        return TransactionView(tree, tx, limits["transaction-nodes"], budget)
 
     def path(self, conn: Connection, raw: bytes, special: bool = False) -> str:
         """A request's path argument, canonical (EINVAL if it is not a valid one)."""
@@ -317,7 +324,3 @@ class Context:
     def log(self, message: str) -> None:
         """Ask the shell to write a line to the daemon's log."""
         self.effects.append(LogLine(message))
-
-
-def _transaction_bytes(conn: Connection) -> int:
-    return sum(tx.size for tx in conn.transactions.values())
