@@ -33,7 +33,7 @@ from xsd.core.paths import canonicalize, parent_of
 from xsd.core.state import State
 from xsd.core.trace import TraceRecord
 from xsd.core.views import DirectView, Transaction, TransactionView, View
-from xsd_client.protocol import PAYLOAD_MAX, Op, encode
+from xsd_client.protocol import HEADER, PAYLOAD_MAX, Op
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ _PATHS_KEPT = 1024  # canonical paths remembered, each of at most _PATH_KEPT_MAX
 _PATH_KEPT_MAX = 256  # the cache holds well under 1 MB
 
 _EVENT = int(Op.WATCH_EVENT)
+_pack = HEADER.pack
 
 Check = Callable[[Connection, str, "bytes | None"], None]
 """A hook that may refuse a WRITE (the value) or an RM (None) before it happens."""
@@ -264,8 +265,13 @@ class Context:
 
     def fire(self, path: str, exact: bool = False, old_perms: P.Perms | None = None) -> None:
         """Queue a watch event for ``path`` to every watch it fires."""
+        watches = self.state.watches.matching(path, exact)
+        if not watches:
+            return
         connections = self.state.connections
-        for watch in self.state.watches.matching(path, exact):
+        raw = path.encode()  # what most watches report (those not relative)
+        coalesce = path[:1] != "@"
+        for watch in watches:
             conn = connections.get(watch.conn_id)
             if conn is None:
                 continue
@@ -276,10 +282,14 @@ class Context:
                     continue
                 if not self._may_see(conn, path, old_perms):
                     continue
-            payload = watch.event_path(path).encode() + b"\0" + watch.token + b"\0"
-            if len(payload) > PAYLOAD_MAX:
+            if watch.relative_to is None:
+                payload = raw + b"\0" + watch.token + b"\0"
+            else:
+                payload = watch.event_path(path).encode() + b"\0" + watch.token + b"\0"
+            size = len(payload)
+            if size > PAYLOAD_MAX:
                 continue  # C drops an event too large to send
-            self.queue_event(conn, encode(_EVENT, 0, 0, payload), path[:1] != "@")
+            self.queue_event(conn, _pack(_EVENT, 0, 0, size) + payload, coalesce)
 
     def queue_event(self, conn: Connection, frame: bytes, coalesce: bool = True) -> None:
         """Queue a watch event frame for ``conn``, unless an identical one still waits

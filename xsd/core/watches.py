@@ -14,7 +14,12 @@ paths relative to the connection's home). Invariants:
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from xsd.core.fields import Fields
+
+_ORDER = attrgetter("conn_id", "seq")
+"""Delivery order: connections in creation order, then registration order."""
 
 
 class Watch(Fields):
@@ -86,5 +91,5 @@ class WatchIndex:
                 if bucket:
                     found.extend(bucket)
         if len(found) > 1:
-            found.sort(key=lambda w: (w.conn_id, w.seq))
+            found.sort(key=_ORDER)
         return found
