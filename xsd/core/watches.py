@@ -68,7 +68,7 @@ class WatchIndex:
     def remove(self, watch: Watch) -> None:
         """Unregister one watch."""
         bucket = self.by_path[watch.path]
-        bucket.remove(watch)
+        del bucket[index_of(bucket, watch)]
         if not bucket:
             del self.by_path[watch.path]
 
@@ -93,3 +93,16 @@ class WatchIndex:
         if len(found) > 1:
             found.sort(key=_ORDER)
         return found
+
+
+def index_of(watches: list[Watch], watch: Watch) -> int:
+    """Where ``watch`` itself is in ``watches``: found by identity, not by ``list.index``,
+    whose field-by-field comparisons (``Fields.__eq__``) cost microseconds a watch.
+
+    Raises:
+        ValueError: it is not there.
+    """
+    for i, other in enumerate(watches):
+        if other is watch:
+            return i
+    raise ValueError("watch not registered")
