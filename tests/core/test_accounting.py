@@ -1,8 +1,10 @@
-"""What an open transaction counts against quotas, whoever opened it.
+"""What the store counts against quotas: each owner's nodes, open transactions.
 
-A privileged connection's transaction is not counted as it goes (no quota applies to
-it); whatever asks for its figures (the ``quota`` report, a quota that starts to apply
-with ``quota_privileged``) must find them as a guest's counted transaction has them.
+Each owner's ``[nodes, bytes]`` is kept as nodes change, not recounted: after any mix of
+changes it must be what a recount of the nodes gives. A privileged connection's
+transaction is not counted as it goes (no quota applies to it); whatever asks for its
+figures (the ``quota`` report, a quota that starts to apply with ``quota_privileged``)
+must find them as a guest's counted transaction has them.
 """
 
 from __future__ import annotations
@@ -66,3 +68,43 @@ def test_quota_privileged_counts_what_an_open_transaction_created_before() -> No
     assert dom0.call(Op.WRITE, raw=b"/q/c\0v", tx=tx) == b"E:ENOSPC"
     assert dom0.call(Op.TRANSACTION_END, "T", tx=tx) == b"E:ENOMEM"
     assert dom0.call(Op.READ, "/q/a") == b"E:ENOENT"
+
+
+def _usage_is_a_recount(engine: Engine) -> None:
+    tree = engine.state.tree
+    kept = {owner: usage for owner, usage in tree.usage.items() if usage != [0, 0]}
+    assert kept == tree.count_usage()
+
+
+def test_usage_follows_values_permissions_owners_and_children() -> None:
+    engine = Engine()
+    dom0 = Session(engine)
+    assert dom0.call(Op.INTRODUCE, "1", "1", "1") == b"OK\0"
+    for path in ("/a/b/c", "/a/b/d", "/a/e", "/local/domain/1/x"):
+        assert dom0.call(Op.WRITE, raw=f"{path}\0v".encode()) == b"OK\0"
+    _usage_is_a_recount(engine)
+    assert dom0.call(Op.WRITE, raw=b"/a/b/c\0" + b"longer" * 20) == b"OK\0"  # value grows
+    assert dom0.call(Op.SET_PERMS, "/a/b", "n1", "r0") == b"OK\0"  # new owner, an entry more
+    assert dom0.call(Op.SET_PERMS, "/a/e", "r0") == b"OK\0"  # same owner
+    assert dom0.call(Op.WRITE, raw=b"/a/b/f\0new") == b"OK\0"  # owned by 1, as its parent
+    assert dom0.call(Op.RM, "/a/b/d") == b"OK\0"  # the parent's children only
+    for path in ("/local/domain/1", "/local/domain/1/x"):
+        assert dom0.call(Op.SET_PERMS, path, "n1") == b"OK\0"  # the guest's own
+    _usage_is_a_recount(engine)
+    guest = Session(engine, 1)
+    assert guest.call(Op.WRITE, raw=b"/local/domain/1/y/z\0g") == b"OK\0"
+    for session in (dom0, guest):
+        tx = _start(session)
+        assert session.call(Op.WRITE, raw=b"/local/domain/1/x\0" + b"w" * 50, tx=tx) == b"OK\0"
+        assert session.call(Op.WRITE, raw=b"/local/domain/1/y/n\0", tx=tx) == b"OK\0"
+        assert session.call(Op.RM, "/local/domain/1/y/z", tx=tx) == b"OK\0"
+        assert session.call(Op.SET_PERMS, "/local/domain/1/x", "n1", "b0", tx=tx) == b"OK\0"
+        assert session.call(Op.TRANSACTION_END, "T", tx=tx) == b"OK\0"
+        _usage_is_a_recount(engine)
+        assert guest.call(Op.WRITE, raw=b"/local/domain/1/y/z\0g") == b"OK\0"
+    tx = _start(dom0)
+    assert dom0.call(Op.SET_PERMS, "/a/b/c", "n0", tx=tx) == b"OK\0"  # owner back to 0
+    assert dom0.call(Op.RM, "/a/b/f", tx=tx) == b"OK\0"
+    assert dom0.call(Op.TRANSACTION_END, "T", tx=tx) == b"OK\0"
+    assert dom0.call(Op.RM, "/a") == b"OK\0"
+    _usage_is_a_recount(engine)
