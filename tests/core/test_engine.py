@@ -100,6 +100,29 @@ def test_watch_events_order_and_relative_paths() -> None:
     assert events(watcher.take()) == []
 
 
+def test_a_watch_that_comes_or_goes_between_two_sibling_events_is_seen_by_the_second() -> None:
+    engine = Engine()
+    watcher = Session(engine)
+    writer = Session(engine)
+    watcher.send(Op.WATCH, "/p/q", "near")
+    watcher.take()
+    writer.call(Op.WRITE, raw=b"/p/q/r/one\0x")
+    assert events(watcher.take()) == [b"/p/q/r/one\0near\0"]
+    watcher.send(Op.WATCH, "/p", "far")  # above the parent of both events
+    watcher.take()
+    writer.call(Op.WRITE, raw=b"/p/q/r/two\0x")
+    assert events(watcher.take()) == [b"/p/q/r/two\0near\0", b"/p/q/r/two\0far\0"]
+    assert watcher.call(Op.UNWATCH, "/p/q", "near") == b"OK\0"
+    writer.call(Op.WRITE, raw=b"/p/q/r/three\0x")
+    assert events(watcher.take()) == [b"/p/q/r/three\0far\0"]
+    watcher.engine.disconnect(watcher.id)  # its watches go with it
+    other = Session(engine)
+    other.send(Op.WATCH, "/p/q/r", "mine")
+    other.take()
+    writer.call(Op.WRITE, raw=b"/p/q/r/four\0x")
+    assert events(other.take()) == [b"/p/q/r/four\0mine\0"]
+
+
 def test_identical_pending_events_coalesce() -> None:
     engine = Engine()
     watcher = Session(engine)

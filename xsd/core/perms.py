@@ -47,6 +47,8 @@ def _c_strtol(text: bytes) -> int | None:
     Base 0 accepts leading white space, a sign, ``0x`` hex and ``0`` octal, as the C
     daemon's parser does. Returns None where C would reject the entry.
     """
+    if text.isdigit() and (text[:1] != b"0" or len(text) == 1):
+        return int(text)  # plain decimal, as nearly every entry is
     s = text.lstrip(b" \t\n\v\f\r")
     sign = 1
     if s[:1] in (b"+", b"-"):

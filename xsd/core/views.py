@@ -118,10 +118,15 @@ class Transaction:
     quota (:func:`copy_cost` of each). ``delta`` is what committing would change in each
     owner's ``[nodes, bytes]`` usage, kept up to date as the transaction writes (against
     the global nodes as they were then: the same at commit, or the commit conflicts).
+
+    ``size`` and ``delta`` hold only while ``counted``: a transaction no quota applies
+    to (a privileged connection's) is not counted as it goes, and :meth:`settle` counts
+    it when someone asks.
     """
 
     __slots__ = (
         "accessed",
+        "counted",
         "delta",
         "event_keys",
         "events",
@@ -144,6 +149,7 @@ class Transaction:
         self.failed = False
         self.size = 0
         self.delta: dict[int, list[int]] = {}
+        self.counted = True
 
     def record(self, events: list[tuple[str, bool, Perms | None]]) -> None:
         """Remember events to fire at commit; one already recorded adds nothing (the
@@ -160,6 +166,13 @@ class Transaction:
         live update's state)."""
         self.size = sum(copy_cost(path, node) for path, node in self.nodes.items())
         self.event_keys = {(path, exact) for path, exact, _ in self.events}
+
+    def settle(self, tree: Tree) -> None:
+        """Make ``size`` and ``delta`` true again if they are not kept (``counted``)."""
+        if not self.counted:
+            self.size = sum(copy_cost(path, node) for path, node in self.nodes.items())
+            self.count_delta(tree)
+            self.counted = True
 
     def count_delta(self, tree: Tree) -> None:
         """Compute ``delta`` afresh against ``tree`` (a restored transaction)."""
@@ -204,18 +217,31 @@ class TransactionView:
     copies: a copy or a write that would take ``tx.size`` past it fails the same way
     (a failure between :meth:`for_write` and :meth:`written` is safe here: the doomed
     transaction's copies are never applied).
+
+    ``count`` False (no quota applies: no limits given, no usage asked) leaves the
+    transaction's ``size`` and ``delta`` to be counted later (:meth:`Transaction.settle`).
     """
 
-    __slots__ = ("_open", "max_bytes", "max_nodes", "tree", "tx")
+    __slots__ = ("_count", "_open", "max_bytes", "max_nodes", "tree", "tx")
 
     def __init__(
-        self, tree: Tree, tx: Transaction, max_nodes: int = 0, max_bytes: int | None = None
+        self,
+        tree: Tree,
+        tx: Transaction,
+        max_nodes: int = 0,
+        max_bytes: int | None = None,
+        count: bool = True,
     ) -> None:
         self.tree = tree
         self.tx = tx
         self.max_nodes = max_nodes
         self.max_bytes = max_bytes
         self._open: str | None = None
+        self._count = count
+        if count:
+            tx.settle(tree)
+        else:
+            tx.counted = False
 
     def _access(self, path: str) -> Node | None:
         tx = self.tx
@@ -226,17 +252,20 @@ class TransactionView:
             tx.failed = True
             raise XsError("ENOSPC")
         node = self.tree.nodes.get(path)
-        cost = copy_cost(path, node)
-        if self.max_bytes is not None and tx.size + cost > self.max_bytes:
-            tx.failed = True
-            raise XsError("ENOSPC")
+        if self._count:
+            cost = copy_cost(path, node)
+            if self.max_bytes is not None and tx.size + cost > self.max_bytes:
+                tx.failed = True
+                raise XsError("ENOSPC")
+            tx.size += cost
+        else:
+            tx.counted = False
         if node is None:
             tx.accessed[path] = None
         else:
             tx.accessed[path] = node.gen
             node = node.copy()
         nodes[path] = node
-        tx.size += cost
         return node
 
     def get(self, path: str) -> Node | None:
@@ -246,10 +275,11 @@ class TransactionView:
         node = self._access(path)
         if node is None:
             raise KeyError(path)
-        tx = self.tx
-        tx.size -= copy_cost(path, node)  # counted again, changed, by written()
-        if path in tx.modified:
-            tx.contribute(self.tree, path, -1)  # likewise
+        if self._count:
+            tx = self.tx
+            tx.size -= copy_cost(path, node)  # counted again, changed, by written()
+            if path in tx.modified:
+                tx.contribute(self.tree, path, -1)  # likewise
         self._open = path
         return node
 
@@ -257,6 +287,13 @@ class TransactionView:
         tx = self.tx
         if path not in tx.nodes:
             self._access(path)
+        if not self._count:
+            self._open = None
+            node.gen = self.tree.next_generation()
+            tx.nodes[path] = node
+            tx.modified.add(path)
+            tx.counted = False
+            return
         if self._open == path:
             self._open = None
         else:
@@ -280,6 +317,11 @@ class TransactionView:
         if path not in tx.nodes:
             self._access(path)
         self.tree.next_generation()
+        if not self._count:
+            tx.nodes[path] = None
+            tx.modified.add(path)
+            tx.counted = False
+            return
         if path in tx.modified:
             tx.contribute(self.tree, path, -1)
         tx.size += copy_cost(path, None) - copy_cost(path, tx.nodes[path])
@@ -296,6 +338,7 @@ class TransactionView:
         self.tx.failed = True
 
     def usage(self, domid: int) -> tuple[int, int]:
+        self.tx.settle(self.tree)
         base = self.tree.usage.get(domid)
         count, size = (base[0], base[1]) if base else (0, 0)
         delta = self.tx.delta.get(domid)

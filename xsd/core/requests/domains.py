@@ -86,7 +86,10 @@ def release_domain(ctx: Context, domid: int) -> None:
     del ctx.state.domains[domid]
     tree = ctx.state.tree
     view = DirectView(tree)
-    owned = [p for p in tree.walk() if p != "/" and tree.nodes[p].perms[0][1] == domid]
+    usage = tree.usage.get(domid)
+    owned = []
+    if usage and usage[0]:  # it owns nodes (the usage counts them): find them
+        owned = [p for p in tree.walk() if p != "/" and tree.nodes[p].perms[0][1] == domid]
     for path in owned:
         if path in tree.nodes:
             for event_path, exact, old in ops.rm(view, ops.DOM0, path):
@@ -94,9 +97,16 @@ def release_domain(ctx: Context, domid: int) -> None:
     # The domain's ACL entries stay, flagged ignored (GET_PERMS shows them, as C's), so a
     # new domain with its id inherits nothing; so do those of open transactions' copies.
     gone = _forgotten(domid)
+    # Nodes share a few permission lists (interned): each is looked at once. A list
+    # is kept alive beside its id here, so that no other can take its id meanwhile.
+    seen: dict[int, tuple[P.Perms, P.Perms]] = {}
     for path, node in tree.nodes.items():
-        perms = gone(node.perms)
-        if perms is not node.perms:
+        old = node.perms
+        known = seen.get(id(old))
+        if known is None:
+            known = seen[id(old)] = (old, gone(old))
+        perms = known[1]
+        if perms is not old:
             node.perms = perms  # same length, same cost: the usage stays true
             tree.changed(path)
     for conn in ctx.state.connections.values():

@@ -70,9 +70,9 @@ def unwatch(ctx: Context, conn: Connection, tx: Transaction | None, payload: byt
         path = raw.decode("latin-1")
     else:
         path = home_of(conn.domid) + "/" + raw.decode("latin-1")
-    for existing in conn.watches:
+    for i, existing in enumerate(conn.watches):
         if existing.path == path and existing.token == token:
-            conn.watches.remove(existing)
+            del conn.watches[i]
             ctx.state.watches.remove(existing)
             return OK
     raise XsError("ENOENT")

@@ -105,9 +105,9 @@ def apply_changes(wd: Machine, conn: Connection | None, events: list[Event]) -> 
         parsed = layout.parse(path)
         if parsed is None:
             if path.startswith("/local/domain/"):
-                parts = path.split("/")
-                if len(parts) == 4 and parts[3].isdigit():
-                    homes.add(int(parts[3]))
+                home = path[14:]  # a domain's home if no slash follows
+                if "/" not in home and home.isdigit():
+                    homes.add(int(home))
             elif path in ("/local", "/local/domain"):
                 homes.update(st.domains)
             continue

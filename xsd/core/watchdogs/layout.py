@@ -21,6 +21,9 @@ def parse(path: str) -> tuple[int, list[str]] | None:
     """``(domid, components below watchdog/)`` for a path in a watchdog subtree."""
     if not path.startswith("/local/domain/"):
         return None
+    slash = path.find("/", 14)  # after the domid: most paths are not the watchdogs'
+    if slash < 0 or not path.startswith("watchdog", slash + 1):
+        return None
     parts = path.split("/")
     if len(parts) < 5 or parts[4] != "watchdog" or not parts[3].isdigit():
         return None
