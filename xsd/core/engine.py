@@ -191,8 +191,8 @@ class Engine:
                 return False
             conn.partial_since = None  # whole: what follows is a new request
             self.handle(conn, *request)
-            if conn.id not in connections:
-                return False
+            if conn.id not in connections or not decoder.has_data():
+                return False  # gone, or nothing buffered (one request a read, mostly)
         conn.partial_since = None
         return decoder.has_packet()
 
