@@ -37,18 +37,22 @@ def dump_delta(
     by path (a dump that reads the same every time); :func:`apply_delta` takes any
     order, so durable mode's journal leaves the sort out."""
     entries: list[Any] = []
-    nodes = tree.nodes
+    add = entries.append
+    get = tree.nodes.get
+    last: P.Perms | None = None  # nodes share their permissions object: look it up once
+    last_id = 0
     for path in sorted(paths) if ordered else paths:
-        node = nodes.get(path)
+        node = get(path)
         if node is None:
-            entries.append([path, None])
+            add([path, None])
             continue
         perms = node.perms
-        pid = ids.get(perms)
-        if pid is None:
-            pid = ids[perms] = len(ids)
-        names = node.child_names(path) if node.children else []
-        entries.append([path, node.value, pid, node.gen, names])
+        if perms is not last:
+            pid = ids.get(perms)
+            if pid is None:
+                pid = ids[perms] = len(ids)
+            last, last_id = perms, pid
+        add([path, node.value, last_id, node.gen, node.child_names(path) if node.children else []])
     return ["delta", entries]
 
 
