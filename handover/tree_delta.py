@@ -37,14 +37,13 @@ def dump_delta(
     by path (a dump that reads the same every time); :func:`apply_delta` takes any
     order, so durable mode's journal leaves the sort out."""
     entries: list[Any] = []
-    add = entries.append
-    get = tree.nodes.get
+    nodes = tree.nodes
     last: P.Perms | None = None  # nodes share their permissions object: look it up once
     last_id = 0
     for path in sorted(paths) if ordered else paths:
-        node = get(path)
+        node = nodes.get(path)
         if node is None:
-            add([path, None])
+            entries.append([path, None])
             continue
         perms = node.perms
         if perms is not last:
@@ -52,7 +51,8 @@ def dump_delta(
             if pid is None:
                 pid = ids[perms] = len(ids)
             last, last_id = perms, pid
-        add([path, node.value, last_id, node.gen, node.child_names(path) if node.children else []])
+        names = node.child_names(path) if node.children else []
+        entries.append([path, node.value, last_id, node.gen, names])
     return ["delta", entries]
 
 

@@ -93,7 +93,7 @@ class Name(str):
     ],
 )
 def test_an_entry_is_stored_as_msgpack_packs_it(extra: object) -> None:
-    delta = ["delta", [["/a", b"value", 0, 7, ["b", "c"]], ["/a/b", None]]]
+    delta = [["/a", b"value", 0, 7, ["b", "c"]], ["/a/b", None], ["/a/c", b"", 0, 8, []]]
     entry = ["journal", 3, 4, 5, 6, 7, [((0, 2), (5, 1))], delta, extra]
     body = msgpack.packb(entry, use_bin_type=True)
     stored = checkpoint.pack_entry(entry)
