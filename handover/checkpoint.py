@@ -116,7 +116,20 @@ def journal_entry(
     ]
 
 
+def _tuple_as_list(obj: object) -> list[Any]:
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not packed strictly")
+
+
 _PACKER = msgpack.Packer(use_bin_type=True)
+_STRICT = msgpack.Packer(use_bin_type=True, strict_types=True, default=_tuple_as_list)
+"""Packs as :data:`_PACKER` does, a third faster: exact types are packed without asking
+whether they are an ``ExtType`` or a ``Timestamp`` first (msgpack's isinstance tests);
+tuples become arrays through ``default``; anything else falls back to ``_PACKER``."""
+_STRICT_FROM = 3
+"""Changed paths from which an entry is packed strictly: calling ``default`` for the
+permission table costs more than strict packing saves on one or two paths."""
 
 
 def pack_journal(state: State, seq: int, mono_ns: int, changed: Iterable[str], side: bool) -> bytes:
@@ -126,7 +139,13 @@ def pack_journal(state: State, seq: int, mono_ns: int, changed: Iterable[str], s
 
 def pack_entry(entry: list[Any]) -> bytes:
     """A journal entry as stored: the CRC-32 of its msgpack bytes, then those."""
-    body: bytes = _PACKER.pack(entry)
+    if len(entry[7]) < _STRICT_FROM:
+        body: bytes = _PACKER.pack(entry)
+    else:
+        try:
+            body = _STRICT.pack(entry)
+        except TypeError:  # a subclass of a packable type (side records): packed loosely
+            body = _PACKER.pack(entry)
     return _CRC.pack(zlib.crc32(body)) + body
 
 

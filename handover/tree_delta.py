@@ -38,17 +38,21 @@ def dump_delta(
     order, so durable mode's journal leaves the sort out."""
     entries: list[Any] = []
     nodes = tree.nodes
+    last: P.Perms | None = None  # nodes share their permissions object: look it up once
+    last_id = 0
     for path in sorted(paths) if ordered else paths:
         node = nodes.get(path)
         if node is None:
             entries.append([path, None])
             continue
         perms = node.perms
-        pid = ids.get(perms)
-        if pid is None:
-            pid = ids[perms] = len(ids)
+        if perms is not last:
+            pid = ids.get(perms)
+            if pid is None:
+                pid = ids[perms] = len(ids)
+            last, last_id = perms, pid
         names = node.child_names(path) if node.children else []
-        entries.append([path, node.value, pid, node.gen, names])
+        entries.append([path, node.value, last_id, node.gen, names])
     return ["delta", entries]
 
 

@@ -6,6 +6,12 @@ state the engine has."""
 
 from __future__ import annotations
 
+import enum
+import zlib
+
+import msgpack
+import pytest
+
 from handover import checkpoint, stream
 from xsd.core.engine import Engine
 from xsd.core.state import State
@@ -69,3 +75,27 @@ def test_packed_entries_restore_the_engines_state() -> None:
     assert restored.tree.generation == state.tree.generation
     assert sorted(restored.domains) == sorted(state.domains)
     assert restored.tree.usage == state.tree.usage
+
+
+class Access(enum.IntEnum):
+    READ = 1
+
+
+class Name(str):
+    __slots__ = ()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        None,  # the hot path's types: exact ones, and tuples (the permission table)
+        {"domains": [(Access.READ, Name("x"))], "quota": 2.5, "on": True},  # subclasses
+    ],
+)
+def test_an_entry_is_stored_as_msgpack_packs_it(extra: object) -> None:
+    delta = [["/a", b"value", 0, 7, ["b", "c"]], ["/a/b", None], ["/a/c", b"", 0, 8, []]]
+    entry = ["journal", 3, 4, 5, 6, 7, [((0, 2), (5, 1))], delta, extra]
+    body = msgpack.packb(entry, use_bin_type=True)
+    stored = checkpoint.pack_entry(entry)
+    assert stored == zlib.crc32(body).to_bytes(4, "little") + body
+    assert checkpoint.unpack_entry(stored)[6] == [[[0, 2], [5, 1]]]

@@ -203,10 +203,9 @@ class Durable:
         if dirty is None:
             dirty = set()
         elif not side:
-            for path in dirty:
-                if "/watchdog" in path:
-                    side = True
-                    break
+            # A watchdog's node written: its state changed too. One search of the paths
+            # joined (each starts with "/": a match cannot span two of them).
+            side = "/watchdog" in "".join(dirty)
         tree.dirty = set()
         engine.side_changed = False
         self._token = token
