@@ -210,9 +210,7 @@ def write(view: View, caller: Caller, path: str, value: bytes) -> list[Event]:
                 size = view.usage(caller.domid)[1] + len(value) - len(node.value)
                 if size > limits["memory"]:
                     raise XsError("ENOMEM")
-        node = view.for_write(path)
-        node.value = value
-        view.written(path, node)
+        view.set_value(path, value)
     return [(path, False, None)]
 
 

@@ -44,6 +44,10 @@ class View(Protocol):
     def written(self, path: str, node: Node) -> None:
         """``node`` (from :meth:`for_write`, or new) now holds the state of ``path``."""
 
+    def set_value(self, path: str, value: bytes) -> None:
+        """The existing node at ``path`` holds ``value`` now (its permissions and
+        children kept): :meth:`for_write` and :meth:`written` in one (WRITE's case)."""
+
     def delete(self, path: str) -> None:
         """Remove the node at ``path`` (its children must be gone already)."""
 
@@ -86,6 +90,21 @@ class DirectView:
         node.gen = tree.next_generation()
         tree.nodes[path] = node
         tree.charge(path, node, 1)
+        tree.changed(path)
+
+    def set_value(self, path: str, value: bytes) -> None:
+        # The owner and the path stay: the cost changes by the value's length alone.
+        tree = self.tree
+        node = tree.nodes[path]
+        usage = tree.usage.get(node.perms[0][1])
+        if usage is None:
+            tree.charge(path, node, -1)
+            node.value = value
+            tree.charge(path, node, 1)
+        else:
+            usage[1] += len(value) - len(node.value)
+            node.value = value
+        node.gen = tree.next_generation()
         tree.changed(path)
 
     def delete(self, path: str) -> None:
@@ -311,6 +330,11 @@ class TransactionView:
         tx.size += cost
         tx.modified.add(path)
         tx.contribute(self.tree, path, 1)
+
+    def set_value(self, path: str, value: bytes) -> None:
+        node = self.for_write(path)
+        node.value = value
+        self.written(path, node)
 
     def delete(self, path: str) -> None:
         tx = self.tx
