@@ -148,6 +148,16 @@ class Tree:
         usage[0] += sign
         usage[1] += sign * node_cost(path, node)
 
+    def set_value(self, node: Node, value: bytes) -> None:
+        """Give ``node`` (in the tree) a new value; its owner's usage changes by what
+        :func:`node_cost` counts of it, the value's length (path and owner stay)."""
+        owner = node.perms[0][1]
+        usage = self.usage.get(owner)
+        if usage is None:
+            usage = self.usage[owner] = [0, 0]
+        usage[1] += len(value) - len(node.value)
+        node.value = value
+
     def count_usage(self) -> dict[int, list[int]]:
         """The usage recounted from the nodes: what :attr:`usage` holds, but for owners
         whose count fell to ``[0, 0]``, which it may keep."""

@@ -93,17 +93,9 @@ class DirectView:
         tree.changed(path)
 
     def set_value(self, path: str, value: bytes) -> None:
-        # The owner and the path stay: the cost changes by the value's length alone.
         tree = self.tree
         node = tree.nodes[path]
-        usage = tree.usage.get(node.perms[0][1])
-        if usage is None:
-            tree.charge(path, node, -1)
-            node.value = value
-            tree.charge(path, node, 1)
-        else:
-            usage[1] += len(value) - len(node.value)
-            node.value = value
+        tree.set_value(node, value)
         node.gen = tree.next_generation()
         tree.changed(path)
 
