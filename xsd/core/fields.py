@@ -54,8 +54,15 @@ def hints(cls: type) -> dict[str, Any]:
 
 
 def names(cls: type) -> tuple[str, ...]:
-    """The fields of ``cls`` in order (see :func:`hints`)."""
-    return tuple(hints(cls))
+    """The fields of ``cls`` in order (see :func:`hints`); found once per class, since
+    equality and ``repr`` ask on every call."""
+    found = _NAMES.get(cls)
+    if found is None:
+        found = _NAMES[cls] = tuple(hints(cls))
+    return found
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def parameters(cls: type) -> tuple[str, ...]:
