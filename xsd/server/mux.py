@@ -13,15 +13,20 @@ Invariants:
   (output backed up, or a reply deferred by live update) or requests it sent are still
   buffered: then it is not read at all, so a client that does not read, or floods,
   cannot make the daemon grow;
-* every pass answers at most one batch of each connection's requests, round robin, so
-  a flooding client delays the others by one batch, not by its whole backlog; a batch
-  is 16 requests, fewer when many connections are busy (about 256 requests a pass in
-  all, at least one each), so a pass stays short however many clients flood; and the
+* every pass answers at most two batches of each connection's requests (one when its
+  bytes are read, one in its turn), round robin, so a flooding client delays the others
+  by two batches, not by its whole backlog; a batch is 16 requests, fewer when many
+  connections are busy (about 256 requests a pass in all, at least one each), so a
+  pass stays short however many clients flood; and the
   turns of connections with requests left take at most 20 ms a pass (the round robin
   goes on in the next), so a socket that became ready is read within about that;
+* the replies of a pass are written at its end (the flush), each connection's in one
+  ``send`` however many batches it had answered, so durable mode commits the pass's
+  changes once before any of them leaves (a connection the kernel cannot take more from
+  is held by the engine once its queue is full, as always);
 * it is registered for output (EPOLLOUT) exactly while it has output the kernel did not
   take; a byte leaves the core's queue only once the kernel accepted it;
-* a pass is bounded (one batch per busy connection), and the host runs its timers and
+* a pass is bounded (two batches per busy connection), and the host runs its timers and
   the services' callbacks between passes, whatever the load;
 * a connection whose bytes raise, whichever path decodes them (a read, its next turn,
   a resume after its output drained), is that connection's end alone: a framing error
@@ -51,6 +56,8 @@ if TYPE_CHECKING:
     import logging
     from _socket import socket  # socket.socket's base: what restored sockets are
 
+    from xsd.core.connections import Connection
+
 
 def _log() -> logging.Logger:
     # logging is imported when first needed: a live update's restore serves through
@@ -67,7 +74,7 @@ _BATCH = 256
 _IN = select.EPOLLIN | select.EPOLLRDHUP
 _OUT = select.EPOLLOUT
 _READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
-_BATCH_REQUESTS = 16  # requests answered before their replies are written (at most)
+_BATCH_REQUESTS = 16  # requests a connection has answered per batch (at most)
 _PASS_REQUESTS = 256  # a pass's share of requests, split among the busy connections
 _TURNS_SLICE = 0.02  # seconds of turns a pass takes at most before it polls again
 _FULL_BATCHES = _PASS_REQUESTS // _BATCH_REQUESTS  # busy connections that get whole batches
@@ -83,6 +90,21 @@ class Client:
         self.sock = sock
         self.mask = mask
         self.held = False  # the engine holds this connection's requests back
+
+
+def _write(client: Client, conn: Connection) -> bool:
+    """Write what the kernel takes of a connection's output now; False if the socket
+    is broken."""
+    send = client.sock.send
+    while conn.out_bytes:
+        try:
+            n = send(conn.output())
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        conn.consume(n)
+    return True
 
 
 class Multiplexer:
@@ -151,15 +173,8 @@ class Multiplexer:
             return
         if conn.out_bytes and self.before_write is not None:
             self.before_write()
-        send = client.sock.send
-        while conn.out_bytes:
-            try:
-                n = send(conn.output())
-            except BlockingIOError:
-                break
-            except OSError:
-                return  # broken: the next read sees it and drops the connection
-            conn.consume(n)
+        if not _write(client, conn):
+            return  # broken: the next read sees it and drops the connection
         if conn.out_bytes:
             self._set_mask(client, client.mask | _OUT)
         else:
@@ -220,7 +235,8 @@ class Multiplexer:
             if client is None or client.held:
                 continue
             try:
-                self.send(conn_id)  # its previous batch's replies first
+                # Its previous batch's replies wait for the pass's flush, with this
+                # batch's: one write (and in durable mode one commit) for both.
                 self._answer(client)
             except Exception as exc:
                 self._fail(conn_id, exc)
@@ -297,6 +313,17 @@ class Multiplexer:
             return
         self._answer(client, data)
 
+    def _write_queued(self, conn_id: int) -> None:
+        """Write a connection's output as far as the kernel takes it now, before the
+        connection ends (durable mode commits first)."""
+        client = self.clients.get(conn_id)
+        conn = self.engine.state.connections.get(conn_id)
+        if client is None or conn is None or not conn.out_bytes:
+            return
+        if self.before_write is not None:
+            self.before_write()
+        _write(client, conn)  # what the kernel does not take goes with the connection
+
     # ------------------------------------------------------------------ errors
 
     def _fail(self, conn_id: int, exc: Exception) -> None:
@@ -305,13 +332,16 @@ class Multiplexer:
         A :class:`ProtocolError` is the client's fault (C disconnects it too): one
         warning. Anything else is a bug in handling that connection: its traceback is
         logged. Dropping it must not fail in turn: if it does, the socket still goes.
+        The replies to the requests answered before (every request before a bad header)
+        are written first, as far as the kernel takes them now: C answers each request
+        before it reads the next header (tests/conformance, ``good-then-oversized``).
         """
         if isinstance(exc, ProtocolError):
-            # Replies not yet written go with the connection, as in C (which answers
-            # nothing of a read that ends in a bad header: tests/conformance).
             _log().warning("connection %d: %s; disconnecting", conn_id, exc)
         else:
             _log().error("connection %d: internal error; disconnecting", conn_id, exc_info=exc)
+        with contextlib.suppress(Exception):
+            self._write_queued(conn_id)
         try:
             self._drop(conn_id)
         except Exception:
