@@ -78,7 +78,9 @@ def test_a_bug_on_the_resume_path_drops_only_that_connection(
     assert dropped == [victim]
     assert _replies(other_sock, 40) == list(range(1, 41))  # the other is served in full
     victim_sock.settimeout(2)
-    assert len(_replies(victim_sock, 40)) == 16  # its first batch, then the close
+    # Its first batch was answered in the pass whose turn met the bug: its replies,
+    # not yet written, went with the connection, as a bad header's do (C).
+    assert _replies(victim_sock, 40) == []
     assert victim not in engine.state.connections
     assert other in engine.state.connections
     record = next(r for r in caplog.records if "internal error" in r.getMessage())

@@ -56,8 +56,6 @@ if TYPE_CHECKING:
     import logging
     from _socket import socket  # socket.socket's base: what restored sockets are
 
-    from xsd.core.connections import Connection
-
 
 def _log() -> logging.Logger:
     # logging is imported when first needed: a live update's restore serves through
@@ -90,21 +88,6 @@ class Client:
         self.sock = sock
         self.mask = mask
         self.held = False  # the engine holds this connection's requests back
-
-
-def _write(client: Client, conn: Connection) -> bool:
-    """Write what the kernel takes of a connection's output now; False if the socket
-    is broken."""
-    send = client.sock.send
-    while conn.out_bytes:
-        try:
-            n = send(conn.output())
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        conn.consume(n)
-    return True
 
 
 class Multiplexer:
@@ -173,15 +156,28 @@ class Multiplexer:
             return
         if conn.out_bytes and self.before_write is not None:
             self.before_write()
-        if not _write(client, conn):
-            return  # broken: the next read sees it and drops the connection
+        send = client.sock.send
+        while conn.out_bytes:
+            try:
+                n = send(conn.output())
+            except BlockingIOError:
+                break
+            except OSError:
+                return  # broken: the next read sees it and drops the connection
+            conn.consume(n)
         if conn.out_bytes:
             self._set_mask(client, client.mask | _OUT)
         else:
             if client.mask & _OUT:
                 self._set_mask(client, client.mask & ~_OUT)
             if client.held:
-                self.resume(conn_id)
+                # Its held-back requests get their turn (in this pass if it has not
+                # flushed yet, else the next): answered here, inside the flush, their
+                # replies would wait for a pass nothing may start.
+                client.held = False
+                if conn_id not in self._queued:
+                    self._queued.add(conn_id)
+                    self.turns.append(conn_id)
 
     def resume(self, conn_id: int) -> None:
         """Answer a connection's held-back requests if it can take output again."""
@@ -313,17 +309,6 @@ class Multiplexer:
             return
         self._answer(client, data)
 
-    def _write_queued(self, conn_id: int) -> None:
-        """Write a connection's output as far as the kernel takes it now, before the
-        connection ends (durable mode commits first)."""
-        client = self.clients.get(conn_id)
-        conn = self.engine.state.connections.get(conn_id)
-        if client is None or conn is None or not conn.out_bytes:
-            return
-        if self.before_write is not None:
-            self.before_write()
-        _write(client, conn)  # what the kernel does not take goes with the connection
-
     # ------------------------------------------------------------------ errors
 
     def _fail(self, conn_id: int, exc: Exception) -> None:
@@ -332,16 +317,13 @@ class Multiplexer:
         A :class:`ProtocolError` is the client's fault (C disconnects it too): one
         warning. Anything else is a bug in handling that connection: its traceback is
         logged. Dropping it must not fail in turn: if it does, the socket still goes.
-        The replies to the requests answered before (every request before a bad header)
-        are written first, as far as the kernel takes them now: C answers each request
-        before it reads the next header (tests/conformance, ``good-then-oversized``).
         """
         if isinstance(exc, ProtocolError):
+            # Replies not yet written go with the connection, as in C (which answers
+            # nothing of a read that ends in a bad header: tests/conformance).
             _log().warning("connection %d: %s; disconnecting", conn_id, exc)
         else:
             _log().error("connection %d: internal error; disconnecting", conn_id, exc_info=exc)
-        with contextlib.suppress(Exception):
-            self._write_queued(conn_id)
         try:
             self._drop(conn_id)
         except Exception:
