@@ -19,8 +19,9 @@ watchdogs (deadlines, boot status). Both halves reuse the records of ``handover.
   of the packed bytes (:func:`pack_entry`).
 
 :func:`restore` builds a state from a checkpoint and the entries that follow it, in
-order and without a gap (each side part replacing the last, only the final one is
-loaded), and raises :class:`StateError` at the first problem: the
+order and without a gap (their deltas collapsed into one, each path as the last entry
+naming it left it; each side part replacing the last, only the final one is loaded),
+and raises :class:`StateError` at the first problem: the
 caller never sees a half-loaded state.
 """
 
@@ -198,33 +199,60 @@ def restore(
             raise StateError(f"journal entry {seq} is stored as entry {entry[1]}")
         unpacked.append(entry)
         last = seq
+    if not unpacked:
+        return state, info, last
+    span = f"journal entries {unpacked[0][1]}-{last}"
+    try:
+        delta, table = _collapse(unpacked)
+        apply_delta(state.tree, ["delta", delta], table)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        if isinstance(exc, DeltaError):
+            raise StateError(f"{span}: {exc}") from None
+        raise StateError(f"{span} are malformed: {exc!r}") from exc
     # Each side part replaces the one before: only the last one is loaded.
-    final_side = max((i for i, e in enumerate(unpacked) if e[8] is not None), default=-1)
-    for i, entry in enumerate(unpacked):
-        try:
-            _apply(state, entry, side=i == final_side)
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-            if isinstance(exc, DeltaError):
-                raise StateError(f"journal entry {entry[1]}: {exc}") from None
-            raise StateError(f"journal entry {entry[1]} is malformed: {exc!r}") from exc
-        info["mono_ns"] = entry[2]
+    side = next((e[8] for e in reversed(unpacked) if e[8] is not None), None)
+    final = unpacked[-1]
+    try:
+        if side is not None:
+            other, _ = records.load(side)
+            state.special_perms = other.special_perms
+            state.domains = other.domains
+            state.settings = other.settings
+            state.quotas = other.quotas
+            state.watchdogs = other.watchdogs
+        state.tree.generation = int(final[3])
+        state.next_conn_id = int(final[4])
+        state.watches.next_seq = int(final[5])
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise StateError(f"{span} are malformed: {exc!r}") from exc
+    info["mono_ns"] = final[2]
     return state, info, last
 
 
-def _apply(state: State, entry: list[Any], side: bool) -> None:
-    _, _, _, generation, next_conn_id, next_watch_seq, perms, delta, side_records = entry
-    table = [records.to_perms(p) for p in perms]
-    apply_delta(state.tree, ["delta", delta], table)
-    if side:
-        other, _ = records.load(side_records)
-        state.special_perms = other.special_perms
-        state.domains = other.domains
-        state.settings = other.settings
-        state.quotas = other.quotas
-        state.watchdogs = other.watchdogs
-    state.tree.generation = int(generation)
-    state.next_conn_id = int(next_conn_id)
-    state.watches.next_seq = int(next_watch_seq)
+def _collapse(entries: list[list[Any]]) -> tuple[list[Any], list[P.Perms]]:
+    """The deltas of ``entries`` as one: each path as the last entry naming it left it,
+    their permissions in one table. Applied once, it gives the tree that applying them
+    in order would (each entry holds the whole of every node it names), checked once:
+    replaying one by one costs a check of every entry's parents, a hundred thousand
+    children each in a big directory."""
+    latest: dict[str, list[Any]] = {}
+    ids: dict[P.Perms, int] = {}
+    for entry in entries:
+        remap = []
+        for raw in entry[6]:
+            perms = records.to_perms(raw)
+            pid = ids.get(perms)
+            if pid is None:
+                pid = ids[perms] = len(ids)
+            remap.append(pid)
+        for item in entry[7]:
+            if len(item) == 5:
+                old = item[2]
+                if type(old) is not int or not 0 <= old < len(remap):
+                    raise DeltaError(f"a tree-delta entry for {item[0]!r:.80} names no permission")
+                item[2] = remap[old]
+            latest[item[0]] = item
+    return list(latest.values()), list(ids)
 
 
 def shift_deadlines(state: State, by_ns: int) -> None:

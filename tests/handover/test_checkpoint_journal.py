@@ -2,7 +2,9 @@
 go, its delta in set order) restores the same state as the general one
 (``journal_entry`` + ``pack_entry``): a real engine answers real requests, one pass at a
 time, and the state restored from a checkpoint of the start plus those entries is the
-state the engine has."""
+state the engine has. Restoring collapses the entries into one delta (each path as the
+last entry naming it left it), so paths removed and made again, and permissions from
+several entries' tables, are among the passes."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ PASSES = [
     [(Op.MKDIR, b"/x/y/z\0"), (Op.WRITE, b"/a/q\0three")],
     [(Op.RM, b"/a/b\0")],
     [(Op.WRITE, b"/\0root value")],
+    [(Op.WRITE, b"/a/b/c\0again")],  # removed, then made again: the last entry counts
+    [(Op.SET_PERMS, b"/a/b/c\0b0\0"), (Op.WRITE, b"/a/q\0four")],  # one table for all
     [(Op.INTRODUCE, b"5\0001\0001\0")],  # more than the tree: a side part
     [(Op.WRITE, b"/local/domain/5/data\0four"), (Op.RM, b"/x\0")],
 ]
