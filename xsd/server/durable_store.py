@@ -7,7 +7,12 @@ entries (``handover.checkpoint``) under ``j`` + their sequence number, big-endia
 a ``format`` key. A commit reaches the kernel before it returns (LMDB without
 ``MDB_NOSYNC`` when ``sync`` is asked for: then it is on the disk too); a checkpoint
 and a clean close sync both files. ``DIR/lock`` is held (flock) by the daemon using the
-directory.
+directory, so the journal is opened without LMDB's own lock (``lock=False``): its write
+transactions, the daemon's appends and a checkpoint thread's trims, take
+:attr:`Store.writing` instead, a Python lock that costs nothing when free, where LMDB's
+is a robust mutex in a shared file that every commit had to fetch from memory (write
+8x1 in durable mode: 22-24 us of daemon CPU a request instead of 24-28); no read
+transaction is open while one writes (the state is read before the store opens).
 
 Reading happens in a forked child that sends the bytes through a pipe: a truncated or
 damaged LMDB file can make a reader fault on a page that is not there (SIGBUS), and
@@ -22,6 +27,7 @@ import fcntl
 import os
 import signal
 import struct
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +71,9 @@ class Store:
             os.close(self.lock_fd)
             raise StoreError(f"another daemon uses the state directory {directory}") from None
         self.sync = sync
+        self.writing = threading.Lock()
+        """Held by each write transaction of the journal (opened without LMDB's own
+        lock: the daemon's thread appends, a checkpoint's thread trims)."""
         self.journal: Any = None
         self.checkpoint: Any = None
 
@@ -88,7 +97,7 @@ class Store:
             self.journal = lmdb.open(
                 str(self.journal_path), subdir=False, map_size=JOURNAL_MAP, max_dbs=0,
                 mode=0o600, sync=self.sync, metasync=self.sync, writemap=True,
-                map_async=not self.sync,
+                map_async=not self.sync, lock=False,
             )  # fmt: skip
             self.checkpoint = lmdb.open(
                 str(self.checkpoint_path), subdir=False, map_size=CHECKPOINT_MAP, max_dbs=0,
@@ -110,13 +119,14 @@ class Store:
     def append(self, seq: int, raw: bytes) -> None:
         """Store journal entry ``seq`` (committed when this returns: written through the
         map, in the page cache; synced too if ``sync``)."""
-        try:
-            with self.journal.begin(write=True) as txn:
-                txn.put(journal_key(seq), raw, append=True)
-        except lmdb.MapFullError:
-            self.journal.set_mapsize(self.journal.info()["map_size"] * 2)
-            with self.journal.begin(write=True) as txn:
-                txn.put(journal_key(seq), raw, append=True)
+        with self.writing:
+            try:
+                with self.journal.begin(write=True) as txn:
+                    txn.put(journal_key(seq), raw, append=True)
+            except lmdb.MapFullError:
+                self.journal.set_mapsize(self.journal.info()["map_size"] * 2)
+                with self.journal.begin(write=True) as txn:
+                    txn.put(journal_key(seq), raw, append=True)
 
     def write_checkpoint(self, parts: list[bytes], seq: int) -> None:
         """Replace the checkpoint with a framed stream given in parts (head, body parts,
@@ -135,7 +145,7 @@ class Store:
         last = journal_key(seq)
         more = True
         while more:
-            with self.journal.begin(write=True) as txn:
+            with self.writing, self.journal.begin(write=True) as txn:
                 cursor = txn.cursor()
                 more = cursor.set_range(b"j")
                 for _ in range(TRIM_CHUNK):
