@@ -12,7 +12,12 @@ The state lives in ``DIR`` (``xsd.server.durable_store``) as a checkpoint plus a
 * the changes of one pass (every request answered in it) go as one entry, one LMDB
   commit;
 * the checkpoint is rewritten in the background once the journal holds
-  ``--state-dir-checkpoint`` entries (:data:`COMPACT_ENTRIES`): the tree is dumped in
+  ``--state-dir-checkpoint`` entries (:data:`COMPACT_ENTRIES`), or half as many as the
+  tree had nodes at the last checkpoint if that is more (so a checkpoint, whose cost
+  grows with the tree, costs each journal entry about the same however big the tree:
+  at 100k nodes a fixed 20,000 took 15% of pipelined durable writes' throughput, and a
+  restore replays a long journal collapsed, in about 14 us an entry), or
+  :data:`COMPACT_BYTES` (or the last checkpoint's size, if more): the tree is dumped in
   steps between which the daemon serves (paths changed meanwhile go as a delta, as a
   live update does), the stream is written and the journal trimmed in a thread;
 * a state is restored whole or not at all, and only in the boot it was saved in unless
@@ -79,7 +84,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         default=COMPACT_ENTRIES,
         metavar="N",
         help=f"write a new checkpoint in the background once the journal holds N entries "
-        f"(one per pass that changed something; default: {COMPACT_ENTRIES})",
+        f"(one per pass that changed something), or half as many as the tree has nodes "
+        f"if that is more (default: {COMPACT_ENTRIES})",
     )
     group.add_argument(
         "--state-dir-restore",
@@ -118,6 +124,7 @@ def open_state(args: argparse.Namespace, fresh: State, engine: Engine | None) ->
         store.close()
         raise
     durable.compact_entries = max(1, int(getattr(args, "state_dir_checkpoint", COMPACT_ENTRIES)))
+    durable.due_entries = max(durable.compact_entries, len(durable.engine.state.tree.nodes) // 2)
     return durable
 
 
@@ -178,6 +185,9 @@ class Durable:
         self.seq = seq
         self.entries = 0  # since the last checkpoint
         self.compact_entries = COMPACT_ENTRIES
+        self.due_entries = COMPACT_ENTRIES
+        """Journal entries after which the next checkpoint is due (see the module doc)."""
+        self.due_bytes = COMPACT_BYTES
         self.bytes = 0
         self.boot_id = boot_id()
         self.restored_ms = 0.0
@@ -225,7 +235,7 @@ class Durable:
         if (
             self._wanted is not None
             and self.compacting is None
-            and (self.entries >= self.compact_entries or self.bytes >= COMPACT_BYTES)
+            and (self.entries >= self.due_entries or self.bytes >= self.due_bytes)
         ):
             self._wanted.set()
 
@@ -235,6 +245,13 @@ class Durable:
         parts = self._frame(None)
         self.store.write_checkpoint(parts, self.seq)
         self.entries = self.bytes = 0
+        self._next_due(parts)
+
+    def _next_due(self, parts: list[bytes]) -> None:
+        """When the checkpoint after the one just written (``parts``) is due."""
+        nodes = len(self.engine.state.tree.nodes)
+        self.due_entries = max(self.compact_entries, nodes // 2)
+        self.due_bytes = max(COMPACT_BYTES, sum(len(part) for part in parts))
 
     def _frame(self, ahead: Any) -> list[bytes]:
         info = {"seq": self.seq, "boot_id": self.boot_id, "mono_ns": time.monotonic_ns()}
@@ -247,7 +264,7 @@ class Durable:
 
         while True:
             self._wanted = trio.Event()
-            if self.entries >= self.compact_entries or self.bytes >= COMPACT_BYTES:
+            if self.entries >= self.due_entries or self.bytes >= self.due_bytes:
                 self._wanted.set()
             await self._wanted.wait()
             try:
@@ -291,6 +308,7 @@ class Durable:
                 tree.journal = None
         seq = self.seq
         self.entries = self.bytes = 0
+        self._next_due(parts)
         worst = max(worst, clock() - began)
         await trio.to_thread.run_sync(self.store.write_checkpoint, parts, seq)
         self.stall_ms = worst * 1000
