@@ -1,8 +1,9 @@
 """Benchmark: durable mode's restart time, and how long a background checkpoint holds
 the daemon up.
 
-For each node count N: start ``xsd --state-dir`` (checkpoint every ``--checkpoint``
-journal entries), write N nodes (pipelined, 16-byte values, 100 children per directory,
+For each node count N: start ``xsd --state-dir`` (``--state-dir-checkpoint``: a
+checkpoint every ``--checkpoint`` journal entries, or half as many as the tree has
+nodes if that is more), write N nodes (pipelined, 16-byte values, 100 children per directory,
 as ``tools.bench`` loads them), then
 
 * ``kill -9`` it and start it again: the time from the start until the first reply,
@@ -115,7 +116,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("nodes", type=int, nargs="+", help="node counts")
     parser.add_argument(
-        "--checkpoint", type=int, default=2000, help="journal entries per checkpoint [2000]"
+        "--checkpoint",
+        type=int,
+        default=2000,
+        help="journal entries per checkpoint, at least (the daemon waits for half as many as "
+        "the tree has nodes, if more) [2000]",
     )
     opts = parser.parse_args()
     for n in opts.nodes:
