@@ -1,6 +1,6 @@
-"""When durable mode's next checkpoint is due (``Durable.due_entries``): after the
+"""When durable mode's next checkpoint is due (``Durable.checkpoint_due``): once the
 journal holds ``--state-dir-checkpoint`` entries, or half as many as the tree has nodes
-if that is more, so a big tree is not dumped again every few seconds under writes.
+now if that is more, so a big tree is not dumped again every few seconds under writes.
 A real engine answers real writes; the state directory is a real LMDB one."""
 
 from __future__ import annotations
@@ -36,8 +36,14 @@ def test_a_checkpoint_is_due_after_more_entries_the_bigger_the_tree(
         count = len(engine.state.tree.nodes)  # and /, /t, /tool, /tool/xenstored
         assert count >= nodes
         durable.checkpoint_sync()
-        assert durable.entries == 0
-        assert durable.due_entries == max(every, count // 2)
-        assert durable.due_entries >= due
+        assert durable.entries == 0 and not durable.checkpoint_due()
+        threshold = max(every, count // 2)
+        assert threshold >= due
+        for i in range(threshold):  # one journal entry a write
+            assert not durable.checkpoint_due(), i
+            engine.receive(conn, encode(Op.WRITE, 1, 0, b"/t/n0\0v%d" % i))
+            engine.take_effects()
+            durable.commit()
+        assert durable.entries == threshold and durable.checkpoint_due()
     finally:
         durable.close()

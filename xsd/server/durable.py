@@ -13,7 +13,7 @@ The state lives in ``DIR`` (``xsd.server.durable_store``) as a checkpoint plus a
   commit;
 * the checkpoint is rewritten in the background once the journal holds
   ``--state-dir-checkpoint`` entries (:data:`COMPACT_ENTRIES`), or half as many as the
-  tree had nodes at the last checkpoint if that is more (so a checkpoint, whose cost
+  tree has nodes if that is more (so a checkpoint, whose cost
   grows with the tree, costs each journal entry about the same however big the tree:
   at 100k nodes a fixed 20,000 took 15% of pipelined durable writes' throughput, and a
   restore replays a long journal collapsed, in about 14 us an entry), or
@@ -124,7 +124,6 @@ def open_state(args: argparse.Namespace, fresh: State, engine: Engine | None) ->
         store.close()
         raise
     durable.compact_entries = max(1, int(getattr(args, "state_dir_checkpoint", COMPACT_ENTRIES)))
-    durable.due_entries = max(durable.compact_entries, len(durable.engine.state.tree.nodes) // 2)
     return durable
 
 
@@ -185,9 +184,8 @@ class Durable:
         self.seq = seq
         self.entries = 0  # since the last checkpoint
         self.compact_entries = COMPACT_ENTRIES
-        self.due_entries = COMPACT_ENTRIES
-        """Journal entries after which the next checkpoint is due (see the module doc)."""
         self.due_bytes = COMPACT_BYTES
+        """Journal bytes after which the next checkpoint is due (see the module doc)."""
         self.bytes = 0
         self.boot_id = boot_id()
         self.restored_ms = 0.0
@@ -235,7 +233,8 @@ class Durable:
         if (
             self._wanted is not None
             and self.compacting is None
-            and (self.entries >= self.due_entries or self.bytes >= self.due_bytes)
+            and (self.entries >= self.compact_entries or self.bytes >= self.due_bytes)
+            and self.checkpoint_due()
         ):
             self._wanted.set()
 
@@ -247,10 +246,16 @@ class Durable:
         self.entries = self.bytes = 0
         self._next_due(parts)
 
+    def checkpoint_due(self) -> bool:
+        """True if the journal is long enough for a new checkpoint: ``compact_entries``
+        entries and half as many as the tree has nodes now, or ``due_bytes`` bytes."""
+        if self.bytes >= self.due_bytes:
+            return True
+        entries = self.entries
+        return entries >= self.compact_entries and entries >= len(self.engine.state.tree.nodes) // 2
+
     def _next_due(self, parts: list[bytes]) -> None:
-        """When the checkpoint after the one just written (``parts``) is due."""
-        nodes = len(self.engine.state.tree.nodes)
-        self.due_entries = max(self.compact_entries, nodes // 2)
+        """The bytes after which the checkpoint after ``parts`` (just written) is due."""
         self.due_bytes = max(COMPACT_BYTES, sum(len(part) for part in parts))
 
     def _frame(self, ahead: Any) -> list[bytes]:
@@ -264,7 +269,7 @@ class Durable:
 
         while True:
             self._wanted = trio.Event()
-            if self.entries >= self.due_entries or self.bytes >= self.due_bytes:
+            if self.checkpoint_due():
                 self._wanted.set()
             await self._wanted.wait()
             try:
