@@ -202,17 +202,12 @@ def restore(
     if not unpacked:
         return state, info, last
     span = f"journal entries {unpacked[0][1]}-{last}"
-    try:
-        delta, table = _collapse(unpacked)
-        apply_delta(state.tree, ["delta", delta], table)
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-        if isinstance(exc, DeltaError):
-            raise StateError(f"{span}: {exc}") from None
-        raise StateError(f"{span} are malformed: {exc!r}") from exc
     # Each side part replaces the one before: only the last one is loaded.
     side = next((e[8] for e in reversed(unpacked) if e[8] is not None), None)
     final = unpacked[-1]
     try:
+        delta, table = _collapse(unpacked)
+        apply_delta(state.tree, ["delta", delta], table)
         if side is not None:
             other, _ = records.load(side)
             state.special_perms = other.special_perms
@@ -224,6 +219,8 @@ def restore(
         state.next_conn_id = int(final[4])
         state.watches.next_seq = int(final[5])
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        if isinstance(exc, DeltaError):
+            raise StateError(f"{span}: {exc}") from None
         raise StateError(f"{span} are malformed: {exc!r}") from exc
     info["mono_ns"] = final[2]
     return state, info, last

@@ -141,22 +141,23 @@ class Tree:
 
     def charge(self, path: str, node: Node, sign: int) -> None:
         """Add (``sign`` 1) or remove (-1) a node's cost from its owner's usage."""
-        owner = node.perms[0][1]
-        usage = self.usage.get(owner)
-        if usage is None:
-            usage = self.usage[owner] = [0, 0]
+        usage = self._usage_of(node)
         usage[0] += sign
         usage[1] += sign * node_cost(path, node)
 
     def set_value(self, node: Node, value: bytes) -> None:
         """Give ``node`` (in the tree) a new value; its owner's usage changes by what
         :func:`node_cost` counts of it, the value's length (path and owner stay)."""
+        self._usage_of(node)[1] += len(value) - len(node.value)
+        node.value = value
+
+    def _usage_of(self, node: Node) -> list[int]:
+        """The usage row of ``node``'s owner (made if it has none yet)."""
         owner = node.perms[0][1]
         usage = self.usage.get(owner)
         if usage is None:
             usage = self.usage[owner] = [0, 0]
-        usage[1] += len(value) - len(node.value)
-        node.value = value
+        return usage
 
     def count_usage(self) -> dict[int, list[int]]:
         """The usage recounted from the nodes: what :attr:`usage` holds, but for owners

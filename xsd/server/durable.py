@@ -13,11 +13,11 @@ The state lives in ``DIR`` (``xsd.server.durable_store``) as a checkpoint plus a
   commit;
 * the checkpoint is rewritten in the background once the journal holds
   ``--state-dir-checkpoint`` entries (:data:`COMPACT_ENTRIES`), or half as many as the
-  tree has nodes if that is more (so a checkpoint, whose cost
-  grows with the tree, costs each journal entry about the same however big the tree:
-  at 100k nodes a fixed 20,000 took 15% of pipelined durable writes' throughput, and a
-  restore replays a long journal collapsed, in about 14 us an entry), or
-  :data:`COMPACT_BYTES` (or the last checkpoint's size, if more): the tree is dumped in
+  tree has nodes if that is more (a checkpoint's cost grows with the tree, so each
+  journal entry pays about the same share of it however big the tree: at 100k nodes a
+  fixed 20,000 took 15% of pipelined durable writes' throughput, and a restore replays
+  a long journal collapsed, in about 14 us an entry), or :data:`COMPACT_BYTES` (or the
+  last checkpoint's size, if more): the tree is dumped in
   steps between which the daemon serves (paths changed meanwhile go as a delta, as a
   live update does), the stream is written and the journal trimmed in a thread;
 * a state is restored whole or not at all, and only in the boot it was saved in unless
@@ -233,6 +233,7 @@ class Durable:
         if (
             self._wanted is not None
             and self.compacting is None
+            # The cheap half of checkpoint_due first: this runs at every commit.
             and (self.entries >= self.compact_entries or self.bytes >= self.due_bytes)
             and self.checkpoint_due()
         ):

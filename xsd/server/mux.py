@@ -175,9 +175,7 @@ class Multiplexer:
                 # flushed yet, else the next): answered here, inside the flush, their
                 # replies would wait for a pass nothing may start.
                 client.held = False
-                if conn_id not in self._queued:
-                    self._queued.add(conn_id)
-                    self.turns.append(conn_id)
+                self._queue_turn(conn_id)
 
     def resume(self, conn_id: int) -> None:
         """Answer a connection's held-back requests if it can take output again."""
@@ -212,10 +210,15 @@ class Multiplexer:
             return
         if self.engine.blocked(conn_id):
             client.held = True
-        elif conn_id not in self._queued:
+        else:
+            self._queue_turn(conn_id)
+        self._set_mask(client, client.mask & ~_IN)
+
+    def _queue_turn(self, conn_id: int) -> None:
+        """Give a connection with requests buffered a turn (once, however often asked)."""
+        if conn_id not in self._queued:
             self._queued.add(conn_id)
             self.turns.append(conn_id)
-        self._set_mask(client, client.mask & ~_IN)
 
     def _take_turns(self) -> None:
         """One batch for each connection that still has requests buffered, round robin,
