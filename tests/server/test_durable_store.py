@@ -1,5 +1,6 @@
-"""A checkpoint drops exactly the journal entries it includes, in short transactions
-(``Store.write_checkpoint``): a real LMDB state directory, entries around the chunk size."""
+"""A checkpoint drops exactly the journal entries it includes (``Store.write_checkpoint``):
+the entries after it keep their bytes and the journal goes on from them. A real LMDB
+state directory; small entries and entries big enough for LMDB's overflow pages."""
 
 from __future__ import annotations
 
@@ -7,28 +8,33 @@ from pathlib import Path
 
 import pytest
 
-from xsd.server.durable_store import TRIM_CHUNK, Store
+from xsd.server.durable_store import Store
+
+
+def _value(seq: int, size: int) -> bytes:
+    return (b"entry %d " % seq).ljust(size, b"x")
 
 
 @pytest.mark.parametrize(
-    ("entries", "included"),
-    [(10, 5), (3, 0), (TRIM_CHUNK * 3, TRIM_CHUNK * 3), (TRIM_CHUNK * 3, TRIM_CHUNK),
-     (TRIM_CHUNK * 3, TRIM_CHUNK + 1)],
+    ("entries", "included", "size"),
+    [(10, 5, 16), (3, 0, 16), (768, 768, 16), (768, 256, 16), (768, 257, 3000),
+     (300, 1, 3000)],
 )  # fmt: skip
 def test_checkpoint_drops_the_entries_it_includes(
-    tmp_path: Path, entries: int, included: int
+    tmp_path: Path, entries: int, included: int, size: int
 ) -> None:
     store = Store(tmp_path, sync=False)
     store.open()
     try:
         for seq in range(1, entries + 1):
-            store.append(seq, b"entry %d" % seq)
+            store.append(seq, _value(seq, size))
         store.write_checkpoint([b"head", b"record", b"digest"], included)
+        store.append(entries + 1, _value(entries + 1, size))  # the journal goes on
         with store.journal.begin() as txn:
-            keys = [bytes(key) for key, _ in txn.cursor()]
-        left = [int.from_bytes(key[1:], "big") for key in keys if key.startswith(b"j")]
-        assert left == list(range(included + 1, entries + 1))
-        assert b"format" in keys
-        assert store.last_seq() == (entries if entries > included else 0)
+            items = [(bytes(key), bytes(value)) for key, value in txn.cursor()]
+        left = [(int.from_bytes(k[1:], "big"), v) for k, v in items if k.startswith(b"j")]
+        assert left == [(seq, _value(seq, size)) for seq in range(included + 1, entries + 2)]
+        assert (b"format", b"xsd-journal 1") in items
+        assert store.last_seq() == entries + 1
     finally:
         store.close()
