@@ -184,6 +184,9 @@ class Durable:
         self.seq = seq
         self.entries = 0  # since the last checkpoint
         self.compact_entries = COMPACT_ENTRIES
+        self.due_entries = 0
+        """Entries before which no checkpoint is due (the last :meth:`checkpoint_due`
+        that said no: the tree's size then), so that a commit asks again only there."""
         self.due_bytes = COMPACT_BYTES
         """Journal bytes after which the next checkpoint is due (see the module doc)."""
         self.bytes = 0
@@ -234,7 +237,7 @@ class Durable:
             self._wanted is not None
             and self.compacting is None
             # The cheap half of checkpoint_due first: this runs at every commit.
-            and (self.entries >= self.compact_entries or self.bytes >= self.due_bytes)
+            and (self.entries >= self.due_entries or self.bytes >= self.due_bytes)
             and self.checkpoint_due()
         ):
             self._wanted.set()
@@ -252,8 +255,8 @@ class Durable:
         entries and half as many as the tree has nodes now, or ``due_bytes`` bytes."""
         if self.bytes >= self.due_bytes:
             return True
-        entries = self.entries
-        return entries >= self.compact_entries and entries >= len(self.engine.state.tree.nodes) // 2
+        self.due_entries = max(self.compact_entries, len(self.engine.state.tree.nodes) // 2)
+        return self.entries >= self.due_entries
 
     def _next_due(self, parts: list[bytes]) -> None:
         """The bytes after which the checkpoint after ``parts`` (just written) is due."""
