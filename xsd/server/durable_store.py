@@ -6,7 +6,7 @@ is replaced whole in one LMDB transaction. ``DIR/journal.lmdb`` holds the journa
 entries (``handover.checkpoint``) under ``j`` + their sequence number, big-endian, and
 a ``format`` key. A commit reaches the kernel before it returns (LMDB without
 ``MDB_NOSYNC`` when ``sync`` is asked for: then it is on the disk too); a checkpoint
-and a clean close sync both files. ``DIR/lock`` is held (flock) by the daemon using the
+syncs its file, a clean close both. ``DIR/lock`` is held (flock) by the daemon using the
 directory, so the journal is opened without LMDB's own lock (``lock=False``): its write
 transactions, the daemon's appends and a checkpoint thread's trims, take
 :attr:`Store.writing` instead, a Python lock that costs nothing when free, where LMDB's
@@ -143,8 +143,8 @@ class Store:
 
     def _trim(self, seq: int) -> None:
         """Drop the journal entries up to ``seq``: the main database emptied at once
-        and the entries after ``seq`` (appended while the checkpoint was written, a
-        few hundred at most) put back, in one transaction. Deleting the old entries
+        and the entries after ``seq`` (those appended while the checkpoint was
+        written) put back, in one transaction. Deleting the old entries
         one by one was a Python loop of some 20 ms of CPU at 20,000 entries, in
         contention with the daemon's thread for the interpreter; the drop frees their
         pages in LMDB's own code in about 1 ms. The journal is not synced here unless
