@@ -1,11 +1,16 @@
 """Run the whole benchmark: every selected daemon through every cell, then memory per node.
 
-Per daemon, in order:
-
-1. a fresh daemon: the setup nodes, then every workload x shape on the small store; then
-   ``preload`` bulk nodes under ``/bench/pre`` and every cell again on that store;
-2. another fresh daemon: its resident memory empty, then after loading each of the
-   ``memory`` node counts (deeply pipelined writes), each within a time budget.
+1. The cells: a fresh daemon of every kind, all running side by side (each idle while
+   the others are measured); the setup nodes in each; then every workload x shape on
+   the small store, the daemons taking turns cell by cell (the first of a cell's turn
+   rotating), then ``preload`` bulk nodes under ``/bench/pre`` in each and every cell
+   again on that store. Turns per cell, not a whole run per daemon, because this VM's
+   speed drifts over minutes: a daemon measured a few minutes after another once came
+   out 0.7x on cells where the two run the same code (reads in durable mode); a cell's
+   daemons are now measured within seconds of each other.
+2. Memory: per kind, another fresh daemon, its resident memory empty, then after
+   loading each of the ``memory`` node counts (deeply pipelined writes), each within a
+   time budget.
 
 A daemon that fails to start is skipped with a message; one that dies mid-run has its
 remaining cells marked failed. Nothing here prints the table: see :mod:`tools.bench.report`.
@@ -136,52 +141,67 @@ def setup_store(daemon: Daemon, clients: int) -> None:
             conn.write(path, value)
 
 
-def run_cells(daemon: Daemon, store: str, opts: Options, out: Results) -> bool:
-    """Run every cell against ``daemon``; return False if the daemon died."""
+def run_cells(daemons: list[Daemon], store: str, opts: Options, out: Results) -> None:
+    """Run every cell on each of ``daemons`` in turn, cell by cell."""
+    turn = 0
     for workload in opts.workloads:
         for clients, depth in opts.shapes:
             if workload == "boot" and depth != 1:
                 continue  # the boot storm's workers send one request at a time
-            row = CellRow(daemon.name, store, workload, clients, depth, UNITS.get(workload, "req"))
-            out.cells.append(row)
-            if not daemon.alive():
-                row.error = "daemon not running"
-                continue
-            spec = make_spec(
-                daemon.socket,
-                workload,
-                clients,
-                depth,
-                duration=opts.duration,
-                grace=opts.grace,
-                watchers=opts.watchers,
-                watcher_procs=opts.watcher_procs,
-            )
-            before: list[ProcSample] = []
-            res = run_cell(spec, functools.partial(_sample_into, daemon, before))
-            if not before or not daemon.alive():
-                row.error = res.first_error or "daemon died"
-                row.errors = res.errors
-                log(f"  {daemon.name} {store} {workload} {clients}x{depth}: FAILED {row.error}")
-                continue
-            after = daemon.sample()
-            row.units, row.seconds, row.errors = res.units, res.seconds, res.errors
-            row.lost = res.lost
-            row.error = res.first_error + (" (timed out)" if res.timed_out else "")
-            if res.units and res.seconds > 0:
-                row.ops_per_s = res.units / res.seconds
-                row.p50_us, row.p99_us = percentiles(res.latencies_ns)
-                row.cpu_us_per_op = (after.cpu_s - before[0].cpu_s) * 1e6 / res.units
-                row.cpu_us_per_op_fine = (after.cpu_ns - before[0].cpu_ns) / 1e3 / res.units
-                row.client_us_per_op = res.client_cpu_s * 1e6 / res.units
-            row.rss_bytes, row.pss_bytes = after.rss, after.pss
-            log(
-                f"  {daemon.name} {store} {workload} {clients}x{depth}: "
-                f"{row.ops_per_s or 0:,.0f} {row.unit}/s"
-                + (f" errors={row.errors} {row.error}" if row.errors or row.error else "")
-                + (f" lost={row.lost}" if row.lost else "")
-            )
-    return daemon.alive()
+            for i in range(len(daemons)):
+                daemon = daemons[(turn + i) % len(daemons)]
+                if daemon.name not in out.skipped:  # not aborted by an earlier cell
+                    cell = functools.partial(
+                        run_cell_row, store=store, workload=workload, clients=clients,
+                        depth=depth, opts=opts, out=out,
+                    )  # fmt: skip
+                    _use(daemon, out, cell)
+            turn += 1
+
+
+def run_cell_row(
+    daemon: Daemon, store: str, workload: str, clients: int, depth: int, opts: Options, out: Results
+) -> None:
+    """Run one cell against ``daemon`` and add its row to ``out``."""
+    row = CellRow(daemon.name, store, workload, clients, depth, UNITS.get(workload, "req"))
+    out.cells.append(row)
+    if not daemon.alive():
+        row.error = "daemon not running"
+        return
+    spec = make_spec(
+        daemon.socket,
+        workload,
+        clients,
+        depth,
+        duration=opts.duration,
+        grace=opts.grace,
+        watchers=opts.watchers,
+        watcher_procs=opts.watcher_procs,
+    )
+    before: list[ProcSample] = []
+    res = run_cell(spec, functools.partial(_sample_into, daemon, before))
+    if not before or not daemon.alive():
+        row.error = res.first_error or "daemon died"
+        row.errors = res.errors
+        log(f"  {daemon.name} {store} {workload} {clients}x{depth}: FAILED {row.error}")
+        return
+    after = daemon.sample()
+    row.units, row.seconds, row.errors = res.units, res.seconds, res.errors
+    row.lost = res.lost
+    row.error = res.first_error + (" (timed out)" if res.timed_out else "")
+    if res.units and res.seconds > 0:
+        row.ops_per_s = res.units / res.seconds
+        row.p50_us, row.p99_us = percentiles(res.latencies_ns)
+        row.cpu_us_per_op = (after.cpu_s - before[0].cpu_s) * 1e6 / res.units
+        row.cpu_us_per_op_fine = (after.cpu_ns - before[0].cpu_ns) / 1e3 / res.units
+        row.client_us_per_op = res.client_cpu_s * 1e6 / res.units
+    row.rss_bytes, row.pss_bytes = after.rss, after.pss
+    log(
+        f"  {daemon.name} {store} {workload} {clients}x{depth}: "
+        f"{row.ops_per_s or 0:,.0f} {row.unit}/s"
+        + (f" errors={row.errors} {row.error}" if row.errors or row.error else "")
+        + (f" lost={row.lost}" if row.lost else "")
+    )
 
 
 def _sample_into(daemon: Daemon, into: list[ProcSample]) -> None:
@@ -237,49 +257,68 @@ def run(opts: Options) -> Results:
     out = Results(options=options)
     base_ctx = tempfile.TemporaryDirectory(prefix="xsd-bench-", dir=opts.rundir)
     base = Path(base_ctx.name)
-    max_clients = max((c for c, _ in opts.shapes), default=1)
     try:
-        for kind in opts.daemons:
-            name = KINDS.get(kind, kind)
-            want_cells = bool(opts.workloads and opts.shapes)
-            if want_cells:
-                cells = functools.partial(_cells, opts=opts, out=out, max_clients=max_clients)
-                _with_daemon(kind, base / f"{kind}-cells", out, cells)
-            if opts.memory and name not in out.skipped:
-                memory = functools.partial(run_memory, opts=opts, out=out)
-                _with_daemon(kind, base / f"{kind}-mem", out, memory)
+        if opts.workloads and opts.shapes:
+            _cells(opts, out, base)
+        if opts.memory:
+            for kind in opts.daemons:
+                if KINDS.get(kind, kind) not in out.skipped:
+                    daemon = _start(kind, base / f"{kind}-mem", out)
+                    if daemon is not None:
+                        _use(daemon, out, functools.partial(run_memory, opts=opts, out=out))
+                        daemon.stop()
     finally:
         base_ctx.cleanup()
     return out
 
 
-def _cells(daemon: Daemon, opts: Options, out: Results, max_clients: int) -> None:
-    setup_store(daemon, max_clients)
-    if not run_cells(daemon, "empty", opts, out):
-        return
-    if opts.preload:
+def _cells(opts: Options, out: Results, base: Path) -> None:
+    """Every cell, the daemons side by side taking turns (see the module doc)."""
+    max_clients = max((c for c, _ in opts.shapes), default=1)
+    daemons = [d for kind in opts.daemons if (d := _start(kind, base / f"{kind}-cells", out))]
+    try:
+        daemons = [d for d in daemons if _use(d, out, lambda d: setup_store(d, max_clients))]
+        run_cells(daemons, "empty", opts, out)
+        if opts.preload:
+            daemons = [d for d in daemons if d.alive() and _use(d, out, _preload(opts.preload))]
+            run_cells(daemons, _store_name(opts.preload), opts, out)
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+
+
+def _preload(nodes: int) -> Callable[[Daemon], None]:
+    def preload(daemon: Daemon) -> None:
         t0 = time.monotonic()
-        done, errors = load_nodes(daemon.socket, "/bench/pre", 0, opts.preload)
+        done, errors = load_nodes(daemon.socket, "/bench/pre", 0, nodes)
         log(
             f"  {daemon.name}: preloaded {done:,} nodes in {time.monotonic() - t0:.1f} s"
             + (f" ({errors} failed)" if errors else "")
         )
-        run_cells(daemon, _store_name(opts.preload), opts, out)
+
+    return preload
 
 
-def _with_daemon(kind: str, rundir: Path, out: Results, body: Callable[[Daemon], None]) -> None:
+def _start(kind: str, rundir: Path, out: Results) -> Daemon | None:
+    """A fresh daemon of ``kind``, or None (the reason in ``out.skipped``)."""
     name = KINDS.get(kind, kind)
     log(f"{name}: starting in {rundir}")
     try:
-        daemon = start_daemon(kind, rundir)
+        return start_daemon(kind, rundir)
     except DaemonStartError as exc:
         out.skipped[name] = str(exc)
         log(f"{name}: SKIPPED, it did not start: {exc}")
-        return
+        return None
+
+
+def _use(daemon: Daemon, out: Results, body: Callable[[Daemon], None]) -> bool:
+    """Run ``body`` on ``daemon``; False (the daemon stopped, why in ``out.skipped``) if
+    it raised."""
     try:
         body(daemon)
     except Exception as exc:
-        out.skipped.setdefault(name, f"run aborted: {type(exc).__name__}: {exc}")
-        log(f"{name}: run aborted: {type(exc).__name__}: {exc}")
-    finally:
+        out.skipped.setdefault(daemon.name, f"run aborted: {type(exc).__name__}: {exc}")
+        log(f"{daemon.name}: run aborted: {type(exc).__name__}: {exc}")
         daemon.stop()
+        return False
+    return True
