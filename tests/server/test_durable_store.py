@@ -1,6 +1,7 @@
 """A checkpoint drops exactly the journal entries it includes (``Store.write_checkpoint``):
-the entries after it keep their bytes and the journal goes on from them. A real LMDB
-state directory; small entries and entries big enough for LMDB's overflow pages."""
+the entries after it keep their bytes and the journal goes on from them, in a new file
+(no free pages for later commits to draw from). A real LMDB state directory; small
+entries and entries big enough for LMDB's overflow pages."""
 
 from __future__ import annotations
 
@@ -36,5 +37,36 @@ def test_checkpoint_drops_the_entries_it_includes(
         assert left == [(seq, _value(seq, size)) for seq in range(included + 1, entries + 2)]
         assert (b"format", b"xsd-journal 1") in items
         assert store.last_seq() == entries + 1
+    finally:
+        store.close()
+
+
+def test_the_journal_starts_a_new_file_at_a_checkpoint(tmp_path: Path) -> None:
+    store = Store(tmp_path, sync=False)
+    store.open()
+    try:
+        for seq in range(1, 501):
+            store.append(seq, _value(seq, 3000))  # an overflow page each
+        assert store.journal.info()["last_pgno"] > 500
+        store.write_checkpoint([b"head", b"record", b"digest"], 500)
+        assert store.journal.info()["last_pgno"] < 10
+        assert not store.fresh_journal_path.exists()
+    finally:
+        store.close()
+
+
+def test_a_new_journal_file_a_crash_left_is_ignored(tmp_path: Path) -> None:
+    """A crash between writing the journal's new file and renaming it leaves the old one
+    whole: the next start uses it and removes the other."""
+    store = Store(tmp_path, sync=False)
+    store.open()
+    store.append(1, b"one")
+    store.close()
+    (tmp_path / "journal.new.lmdb").write_bytes(b"half written")
+    store = Store(tmp_path, sync=False)
+    store.open()
+    try:
+        assert store.last_seq() == 1
+        assert not store.fresh_journal_path.exists()
     finally:
         store.close()

@@ -4,7 +4,8 @@
 kept as ``transports.write_lmdb`` keeps one (``head``, ``r`` + index, ``digest``), and
 is replaced whole in one LMDB transaction. ``DIR/journal.lmdb`` holds the journal
 entries (``handover.checkpoint``) under ``j`` + their sequence number, big-endian, and
-a ``format`` key. A commit reaches the kernel before it returns (LMDB without
+a ``format`` key; once a checkpoint includes its entries, a new file holding those after
+it (``DIR/journal.new.lmdb`` while written) is renamed over it. A commit reaches the kernel before it returns (LMDB without
 ``MDB_NOSYNC`` when ``sync`` is asked for: then it is on the disk too); a checkpoint
 syncs its file, a clean close both. ``DIR/lock`` is held (flock) by the daemon using the
 directory, so the journal is opened without LMDB's own lock (``lock=False``): its write
@@ -81,6 +82,11 @@ class Store:
         return self.directory / "journal.lmdb"
 
     @property
+    def fresh_journal_path(self) -> Path:
+        """Where a checkpoint writes the journal's next file (:meth:`_trim`)."""
+        return self.directory / "journal.new.lmdb"
+
+    @property
     def checkpoint_path(self) -> Path:
         """The checkpoint's LMDB file."""
         return self.directory / "checkpoint.lmdb"
@@ -92,19 +98,30 @@ class Store:
     def open(self) -> None:
         """Open both environments for writing (creating them if missing)."""
         try:
-            self.journal = lmdb.open(
-                str(self.journal_path), subdir=False, map_size=JOURNAL_MAP, max_dbs=0,
-                mode=0o600, sync=self.sync, metasync=self.sync, writemap=True,
-                map_async=not self.sync, lock=False,
-            )  # fmt: skip
+            with contextlib.suppress(FileNotFoundError):  # a rewrite a crash cut short
+                self.fresh_journal_path.unlink()
+            self.journal = self._open_journal(self.journal_path)
             self.checkpoint = lmdb.open(
                 str(self.checkpoint_path), subdir=False, map_size=CHECKPOINT_MAP, max_dbs=0,
                 mode=0o600, sync=self.sync, metasync=self.sync,
             )  # fmt: skip
-            with self.journal.begin(write=True) as txn:
-                txn.put(b"format", JOURNAL_FORMAT)
         except lmdb.Error as exc:
             raise StoreError(f"cannot open the state in {self.directory}: {exc}") from exc
+
+    def _open_journal(self, path: Path) -> Any:
+        """The journal's environment at ``path``, created if missing, with its format key."""
+        env = lmdb.open(
+            str(path), subdir=False, map_size=JOURNAL_MAP, max_dbs=0, mode=0o600,
+            sync=self.sync, metasync=self.sync, writemap=True, map_async=not self.sync,
+            lock=False,
+        )  # fmt: skip
+        try:
+            with env.begin(write=True) as txn:
+                txn.put(b"format", JOURNAL_FORMAT)
+        except BaseException:
+            env.close()
+            raise
+        return env
 
     def last_seq(self) -> int:
         """The sequence number of the last journal entry (0: none)."""
@@ -142,25 +159,44 @@ class Store:
         self._trim(seq)
 
     def _trim(self, seq: int) -> None:
-        """Drop the journal entries up to ``seq``: the main database emptied at once
-        and the entries after ``seq`` (those appended while the checkpoint was
-        written) put back, in one transaction. Deleting the old entries
-        one by one was a Python loop of some 20 ms of CPU at 20,000 entries, in
-        contention with the daemon's thread for the interpreter; the drop frees their
-        pages in LMDB's own code in about 1 ms. The journal is not synced here unless
-        every commit is (``sync``): a sync write-protects every page of the map again,
-        and the commits after it paid a page fault for each page they touched."""
-        with self.writing, self.journal.begin(write=True) as txn:
-            cursor = txn.cursor()
-            kept: list[tuple[bytes, bytes]] = []
-            if cursor.set_range(journal_key(seq + 1)):
-                kept = [(bytes(k), bytes(v)) for k, v in cursor.iternext() if k[:1] == b"j"]
-            txn.drop(self.journal.open_db(), delete=False)
-            txn.put(b"format", JOURNAL_FORMAT)
-            for key, value in kept:
-                txn.put(key, value, append=True)
+        """Drop the journal entries up to ``seq``: a new journal file holding only the
+        entries after ``seq`` (those appended while the checkpoint was written) takes
+        the old one's name (``rename``: a crash leaves one or the other), with the
+        daemon's commits held meanwhile (a millisecond or two).
+
+        Not a deletion in place: LMDB hands the freed pages to later commits from its
+        free list, and every commit then saved what was left of that list again; after
+        a checkpoint of a 100k-node tree, writes ran at 0.6-0.8x the speed of a journal
+        that had only grown. Nor one by one: a Python loop of some 20 ms of CPU at
+        20,000 entries, against the daemon's thread for the interpreter. The new file
+        is synced only if every commit is (``sync``)."""
+        fresh_path = self.fresh_journal_path
+        with self.writing:
+            with self.journal.begin() as txn:
+                cursor = txn.cursor()
+                kept: list[tuple[bytes, bytes]] = []
+                if cursor.set_range(journal_key(seq + 1)):
+                    kept = [(bytes(k), bytes(v)) for k, v in cursor.iternext() if k[:1] == b"j"]
+            try:
+                fresh = self._open_journal(fresh_path)
+                try:
+                    with fresh.begin(write=True) as txn:
+                        for key, value in kept:
+                            txn.put(key, value, append=True)
+                    if self.sync:
+                        fresh.sync(True)
+                    os.replace(fresh_path, self.journal_path)
+                except BaseException:
+                    fresh.close()
+                    raise
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    fresh_path.unlink()
+                raise
+            old, self.journal = self.journal, fresh
+        old.close()
         if self.sync:
-            self.journal.sync(True)
+            _sync_directory(self.directory)
 
     def close(self) -> None:
         """Close the environments and let go of the directory."""
@@ -171,6 +207,14 @@ class Store:
         self.journal = self.checkpoint = None
         with contextlib.suppress(OSError):
             os.close(self.lock_fd)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_state(directory: Path) -> tuple[bytes, list[tuple[int, bytes]]]:
