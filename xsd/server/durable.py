@@ -17,9 +17,10 @@ The state lives in ``DIR`` (``xsd.server.durable_store``) as a checkpoint plus a
   journal entry pays about the same share of it however big the tree: at 100k nodes a
   fixed 20,000 took 15% of pipelined durable writes' throughput, and a restore replays
   a long journal collapsed, in about 14 us an entry), or :data:`COMPACT_BYTES` (or the
-  last checkpoint's size, if more): the tree is dumped in
-  steps between which the daemon serves (paths changed meanwhile go as a delta, as a
-  live update does), the stream is written and the journal trimmed in a thread;
+  last checkpoint's size, if more): the tree is dumped in steps between which the
+  daemon serves (paths changed meanwhile go as a delta, as a live update does), then,
+  in a thread, the stream is written and the journal started afresh (a new file with
+  only the entries after the checkpoint: ``Store.write_checkpoint``);
 * a state is restored whole or not at all, and only in the boot it was saved in unless
   ``--state-dir-restore=any`` says otherwise (watchdog deadlines then keep the time
   they had left); a deadline that passed while the daemon was down fires at once.
