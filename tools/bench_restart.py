@@ -3,8 +3,9 @@ the daemon up.
 
 For each node count N: start ``xsd --state-dir`` (``--state-dir-checkpoint``: a
 checkpoint every ``--checkpoint`` journal entries, or half as many as the tree has
-nodes if that is more), write N nodes (pipelined, 16-byte values, 100 children per directory,
-as ``tools.bench`` loads them), then
+nodes if that is more, or once the tree has grown by as many nodes as it had at the last
+checkpoint, ``--checkpoint`` at least), write N nodes (pipelined, 16-byte values, 100
+children per directory, as ``tools.bench`` loads them), then
 
 * ``kill -9`` it and start it again: the time from the start until the first reply,
   with the daemon's own "restored ... in X ms" (the state: a checkpoint and a journal);
@@ -120,7 +121,8 @@ def main() -> None:
         type=int,
         default=2000,
         help="journal entries per checkpoint, at least (the daemon waits for half as many as "
-        "the tree has nodes, if more) [2000]",
+        "the tree has nodes, if more), and the least growth of the tree that makes one due "
+        "[2000]",
     )
     opts = parser.parse_args()
     for n in opts.nodes:

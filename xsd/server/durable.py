@@ -86,7 +86,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"write a new checkpoint in the background once the journal holds N entries "
         f"(one per pass that changed something), or half as many as the tree has nodes "
-        f"if that is more (default: {COMPACT_ENTRIES})",
+        f"if that is more, or once the tree has grown by as many nodes as it had at the "
+        f"last checkpoint, N at least (default: {COMPACT_ENTRIES})",
     )
     group.add_argument(
         "--state-dir-restore",
@@ -120,24 +121,23 @@ def open_state(args: argparse.Namespace, fresh: State, engine: Engine | None) ->
     except StoreError as exc:
         raise DurableError(str(exc)) from None
     try:
-        durable = _open(store, args, fresh, engine)
+        return _open(store, args, fresh, engine)
     except BaseException:
         store.close()
         raise
-    durable.compact_entries = max(1, int(getattr(args, "state_dir_checkpoint", COMPACT_ENTRIES)))
-    return durable
 
 
 def _open(store: Store, args: argparse.Namespace, fresh: State, engine: Engine | None) -> Durable:
     directory = store.directory
+    every = max(1, int(getattr(args, "state_dir_checkpoint", COMPACT_ENTRIES)))
     if engine is not None:  # a live update: the state came with it, the journal goes on
         store.open()
-        durable = Durable(store, engine, store.last_seq())
+        durable = Durable(store, engine, store.last_seq(), every)
         durable.checkpoint_sync()
         return durable
     if not store.exists():
         store.open()
-        durable = Durable(store, Engine(fresh), 0)
+        durable = Durable(store, Engine(fresh), 0, every)
         durable.checkpoint_sync()
         log.info("durable: new state in %s", directory)
         return durable
@@ -160,7 +160,7 @@ def _open(store: Store, args: argparse.Namespace, fresh: State, engine: Engine |
             )
         checkpoint.shift_deadlines(state, time.monotonic_ns() - int(info.get("mono_ns", 0)))
     store.open()
-    durable = Durable(store, Engine(state), last)
+    durable = Durable(store, Engine(state), last, every)
     durable.entries = last - int(info["seq"])  # the journal after the checkpoint
     if info.get("boot_id") != this_boot:
         durable.checkpoint_sync()  # from now on, a state of this boot
@@ -179,17 +179,24 @@ def _open(store: Store, args: argparse.Namespace, fresh: State, engine: Engine |
 class Durable:
     """The state directory of a running daemon, fed at every pass."""
 
-    def __init__(self, store: Store, engine: Engine, seq: int) -> None:
+    def __init__(
+        self, store: Store, engine: Engine, seq: int, compact_entries: int = COMPACT_ENTRIES
+    ) -> None:
         self.store = store
         self.engine = engine
         self.seq = seq
         self.entries = 0  # since the last checkpoint
-        self.compact_entries = COMPACT_ENTRIES
+        self.compact_entries = compact_entries
+        """``--state-dir-checkpoint``: entries (and new nodes) after which a checkpoint
+        may be due."""
         self.due_entries = 0
         """Entries before which no checkpoint is due (the last :meth:`checkpoint_due`
         that said no: the tree's size then), so that a commit asks again only there."""
         self.due_bytes = COMPACT_BYTES
         """Journal bytes after which the next checkpoint is due (see the module doc)."""
+        self.due_nodes = 0
+        """Nodes in the tree from which the next checkpoint is due."""
+        self._grown_from(len(engine.state.tree.nodes))
         self.bytes = 0
         self.boot_id = boot_id()
         self.restored_ms = 0.0
@@ -238,7 +245,11 @@ class Durable:
             self._wanted is not None
             and self.compacting is None
             # The cheap half of checkpoint_due first: this runs at every commit.
-            and (self.entries >= self.due_entries or self.bytes >= self.due_bytes)
+            and (
+                self.entries >= self.due_entries
+                or self.bytes >= self.due_bytes
+                or len(tree.nodes) >= self.due_nodes
+            )
             and self.checkpoint_due()
         ):
             self._wanted.set()
@@ -253,15 +264,28 @@ class Durable:
 
     def checkpoint_due(self) -> bool:
         """True if the journal is long enough for a new checkpoint: ``compact_entries``
-        entries and half as many as the tree has nodes now, or ``due_bytes`` bytes."""
-        if self.bytes >= self.due_bytes:
+        entries and half as many as the tree has nodes now, or ``due_bytes`` bytes, or
+        the tree grew to ``due_nodes`` nodes."""
+        nodes = len(self.engine.state.tree.nodes)
+        if self.bytes >= self.due_bytes or nodes >= self.due_nodes:
             return True
-        self.due_entries = max(self.compact_entries, len(self.engine.state.tree.nodes) // 2)
+        self.due_entries = max(self.compact_entries, nodes // 2)
         return self.entries >= self.due_entries
 
     def _next_due(self, parts: list[bytes]) -> None:
-        """The bytes after which the checkpoint after ``parts`` (just written) is due."""
+        """The bytes and the tree's size at which the checkpoint after ``parts`` (just
+        written) is due. Size: once the tree has grown by as many nodes as it has now,
+        and by ``compact_entries`` at least. A restart replays each node created since
+        the last checkpoint (about 11 us a node, where a checkpoint loads 100k nodes in
+        0.14 s), and a bulk load makes many nodes in few entries: 100k nodes in 5,861
+        passes were replayed in 1.16 s after a kill -9, the entries' count never having
+        reached half the tree's."""
         self.due_bytes = max(COMPACT_BYTES, sum(len(part) for part in parts))
+        self._grown_from(len(self.engine.state.tree.nodes))
+
+    def _grown_from(self, nodes: int) -> None:
+        """Make the next checkpoint due once a tree of ``nodes`` nodes has grown enough."""
+        self.due_nodes = nodes + max(nodes, self.compact_entries)
 
     def _frame(self, ahead: Any) -> list[bytes]:
         info = {"seq": self.seq, "boot_id": self.boot_id, "mono_ns": time.monotonic_ns()}
