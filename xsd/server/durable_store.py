@@ -5,15 +5,16 @@ kept as ``transports.write_lmdb`` keeps one (``head``, ``r`` + index, ``digest``
 is replaced whole in one LMDB transaction. ``DIR/journal.lmdb`` holds the journal
 entries (``handover.checkpoint``) under ``j`` + their sequence number, big-endian, and
 a ``format`` key; once a checkpoint includes its entries, a new file holding those after
-it (``DIR/journal.new.lmdb`` while written) is renamed over it. A commit reaches the kernel before it returns (LMDB without
-``MDB_NOSYNC`` when ``sync`` is asked for: then it is on the disk too); a checkpoint
-syncs its file, a clean close both. ``DIR/lock`` is held (flock) by the daemon using the
-directory, so the journal is opened without LMDB's own lock (``lock=False``): its write
-transactions, the daemon's appends and a checkpoint thread's trims, take
-:attr:`Store.writing` instead, a Python lock that costs nothing when free, where LMDB's
-is a robust mutex in a shared file that every commit had to fetch from memory (write
-8x1 in durable mode: 22-24 us of daemon CPU a request instead of 24-28); no read
-transaction is open while one writes (the state is read before the store opens).
+it (``DIR/journal.new.lmdb`` while written) is renamed over it. A commit reaches the
+kernel before it returns (LMDB without ``MDB_NOSYNC`` when ``sync`` is asked for: then
+it is on the disk too); a checkpoint syncs its file, a clean close both. ``DIR/lock``
+is held (flock) by the daemon using the directory, so the journal is opened without
+LMDB's own lock (``lock=False``): its writers, the daemon's appends and a checkpoint
+thread's move to the next file, take :attr:`Store.writing` instead, a Python lock that
+costs nothing when free, where LMDB's is a robust mutex in a shared file that every
+commit had to fetch from memory (write 8x1 in durable mode: 22-24 us of daemon CPU a
+request instead of 24-28); no read transaction is open while one writes (the state is
+read before the store opens).
 
 Reading happens in a forked child that sends the bytes through a pipe: a truncated or
 damaged LMDB file can make a reader fault on a page that is not there (SIGBUS), and
