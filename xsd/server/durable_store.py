@@ -73,7 +73,7 @@ class Store:
         self.sync = sync
         self.writing = threading.Lock()
         """Held by each write transaction of the journal (opened without LMDB's own
-        lock: the daemon's thread appends, a checkpoint's thread trims)."""
+        lock: the daemon's thread appends, a checkpoint's thread moves it to its next file)."""
         self.journal: Any = None
         self.checkpoint: Any = None
 
@@ -84,7 +84,7 @@ class Store:
 
     @property
     def fresh_journal_path(self) -> Path:
-        """Where a checkpoint writes the journal's next file (:meth:`_trim`)."""
+        """Where a checkpoint writes the journal's next file (:meth:`_next_file`)."""
         return self.directory / "journal.new.lmdb"
 
     @property
@@ -157,9 +157,9 @@ class Store:
             for i, item in enumerate(body):
                 txn.put(b"r" + _KEY.pack(i), item, append=True)
         self.checkpoint.sync(True)
-        self._trim(seq)
+        self._next_file(seq)
 
-    def _trim(self, seq: int) -> None:
+    def _next_file(self, seq: int) -> None:
         """Drop the journal entries up to ``seq``: a new journal file holding only the
         entries after ``seq`` (those appended while the checkpoint was written) takes
         the old one's name (``rename``: a crash leaves one or the other), with the
