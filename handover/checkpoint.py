@@ -174,7 +174,8 @@ def restore(
     checkpoint: bytes | memoryview, entries: Iterable[tuple[int, bytes | memoryview]]
 ) -> tuple[State, dict[str, Any], int]:
     """The state a checkpoint (a framed stream) and the journal after it describe:
-    ``(state, its durable info as of the last entry, the last seq applied)``.
+    ``(state, its durable info as of the last entry, the last seq applied)``; the info's
+    ``"nodes"`` is how many nodes the checkpoint itself held.
 
     ``entries`` are ``(seq, stored bytes)`` in increasing order; those the checkpoint
     already includes are skipped, the rest must follow it without a gap.
@@ -187,6 +188,7 @@ def restore(
     if not isinstance(info, dict) or type(info.get("seq")) is not int:
         raise StateError("the checkpoint is not a durable-mode checkpoint")
     info = dict(info)
+    info["nodes"] = len(state.tree.nodes)
     last = included = info["seq"]
     unpacked = []
     for seq, raw in entries:

@@ -81,3 +81,23 @@ def test_a_checkpoint_is_due_once_the_tree_has_doubled_in_few_entries(tmp_path: 
         assert durable.entries == 1
     finally:
         durable.close()
+
+
+def test_a_restore_counts_the_growth_its_journal_replayed(tmp_path: Path) -> None:
+    """The nodes a journal made count from the checkpoint before them, after a crash too:
+    a bulk load is not replayed again at every restart until the tree doubles anew."""
+    durable = open_state(_options(tmp_path, 40), State(), None)
+    engine = durable.engine
+    conn = engine.connect(0)
+    for i in range(100):  # two journal entries, 100 new nodes
+        engine.receive(conn, encode(Op.WRITE, 1, 0, b"/bulk/n%d\0v" % i))
+        if i % 50 == 49:
+            engine.take_effects()
+            durable.commit()
+    durable.store.close()  # a crash: no checkpoint at the end
+    durable = open_state(_options(tmp_path, 40), State(), None)
+    try:
+        assert durable.entries == 2 and len(durable.engine.state.tree.nodes) > 100
+        assert durable.checkpoint_due()
+    finally:
+        durable.close()

@@ -17,7 +17,9 @@ The state lives in ``DIR`` (``xsd.server.durable_store``) as a checkpoint plus a
   journal entry pays about the same share of it however big the tree: at 100k nodes a
   fixed 20,000 took 15% of pipelined durable writes' throughput, and a restore replays
   a long journal collapsed, in about 14 us an entry), or :data:`COMPACT_BYTES` (or the
-  last checkpoint's size, if more): the tree is dumped in steps between which the
+  last checkpoint's size, if more), or once the tree has grown by as many nodes as the
+  last checkpoint held (``--state-dir-checkpoint`` at least: a restart replays each new
+  node, and a bulk load makes many in few entries): the tree is dumped in steps between which the
   daemon serves (paths changed meanwhile go as a delta, as a live update does), then,
   in a thread, the stream is written and the journal started afresh (a new file with
   only the entries after the checkpoint: ``Store.write_checkpoint``);
@@ -162,6 +164,7 @@ def _open(store: Store, args: argparse.Namespace, fresh: State, engine: Engine |
     store.open()
     durable = Durable(store, Engine(state), last, every)
     durable.entries = last - int(info["seq"])  # the journal after the checkpoint
+    durable.grown_from(int(info["nodes"]))  # what the journal grew counts: not replayed twice
     if info.get("boot_id") != this_boot:
         durable.checkpoint_sync()  # from now on, a state of this boot
     durable.restored_ms = (time.monotonic() - started) * 1000
@@ -196,7 +199,7 @@ class Durable:
         """Journal bytes after which the next checkpoint is due (see the module doc)."""
         self.due_nodes = 0
         """Nodes in the tree from which the next checkpoint is due."""
-        self._grown_from(len(engine.state.tree.nodes))
+        self.grown_from(len(engine.state.tree.nodes))
         self.bytes = 0
         self.boot_id = boot_id()
         self.restored_ms = 0.0
@@ -281,10 +284,11 @@ class Durable:
         passes were replayed in 1.16 s after a kill -9, the entries' count never having
         reached half the tree's."""
         self.due_bytes = max(COMPACT_BYTES, sum(len(part) for part in parts))
-        self._grown_from(len(self.engine.state.tree.nodes))
+        self.grown_from(len(self.engine.state.tree.nodes))
 
-    def _grown_from(self, nodes: int) -> None:
-        """Make the next checkpoint due once a tree of ``nodes`` nodes has grown enough."""
+    def grown_from(self, nodes: int) -> None:
+        """Make the next checkpoint due once the tree has grown enough from ``nodes``
+        nodes (those of the last checkpoint)."""
         self.due_nodes = nodes + max(nodes, self.compact_entries)
 
     def _frame(self, ahead: Any) -> list[bytes]:
