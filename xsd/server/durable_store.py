@@ -147,8 +147,8 @@ class Store:
     def write_checkpoint(self, parts: list[bytes], seq: int) -> None:
         """Replace the checkpoint with a framed stream given in parts (head, body parts,
         digest), then drop the journal entries up to ``seq``, which it includes. Runs in
-        a thread: the daemon's commits wait only while the entries are dropped (about
-        a millisecond)."""
+        a thread: the daemon's commits wait only while the journal moves to its next
+        file (:meth:`_next_file`)."""
         head, body, digest = parts[0], parts[1:-1], parts[-1]
         with self.checkpoint.begin(write=True) as txn:
             txn.drop(self.checkpoint.open_db(), delete=False)  # the main database: emptied
@@ -161,16 +161,18 @@ class Store:
 
     def _next_file(self, seq: int) -> None:
         """Drop the journal entries up to ``seq``: a new journal file holding only the
-        entries after ``seq`` (those appended while the checkpoint was written) takes
-        the old one's name (``rename``: a crash leaves one or the other), with the
-        daemon's commits held meanwhile (a millisecond or two).
+        entries after ``seq`` (those appended while the checkpoint was written), synced,
+        takes the old one's name (``rename``: a crash leaves one or the other, and the
+        directory is synced too), with the daemon's commits held meanwhile (a few
+        milliseconds: the new file is a few pages; with ``sync``, the directory's sync
+        too, so that no commit in the new file is acknowledged before its name is on
+        the disk).
 
         Not a deletion in place: LMDB hands the freed pages to later commits from its
         free list, and every commit then saved what was left of that list again; after
         a checkpoint of a 100k-node tree, writes ran at 0.6-0.8x the speed of a journal
         that had only grown. Nor one by one: a Python loop of some 20 ms of CPU at
-        20,000 entries, against the daemon's thread for the interpreter. The new file
-        is synced only if every commit is (``sync``)."""
+        20,000 entries, against the daemon's thread for the interpreter."""
         fresh_path = self.fresh_journal_path
         with self.writing:
             with self.journal.begin() as txn:
@@ -184,9 +186,10 @@ class Store:
                     with fresh.begin(write=True) as txn:
                         for key, value in kept:
                             txn.put(key, value, append=True)
-                    if self.sync:
-                        fresh.sync(True)
+                    fresh.sync(True)
                     os.replace(fresh_path, self.journal_path)
+                    if self.sync:
+                        _sync_directory(self.directory)
                 except BaseException:
                     fresh.close()
                     raise
@@ -196,16 +199,18 @@ class Store:
                 raise
             old, self.journal = self.journal, fresh
         old.close()
-        if self.sync:
+        if not self.sync:
             _sync_directory(self.directory)
 
     def close(self) -> None:
-        """Close the environments and let go of the directory."""
-        for env in (self.journal, self.checkpoint):
-            if env is not None:
-                env.sync(True)
-                env.close()
-        self.journal = self.checkpoint = None
+        """Close the environments and let go of the directory (once a checkpoint's
+        thread, if one is moving the journal to its next file, is done)."""
+        with self.writing:
+            for env in (self.journal, self.checkpoint):
+                if env is not None:
+                    env.sync(True)
+                    env.close()
+            self.journal = self.checkpoint = None
         with contextlib.suppress(OSError):
             os.close(self.lock_fd)
 
