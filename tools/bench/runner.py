@@ -265,25 +265,36 @@ def run(opts: Options) -> Results:
                 if KINDS.get(kind, kind) not in out.skipped:
                     daemon = _start(kind, base / f"{kind}-mem", out)
                     if daemon is not None:
-                        _use(daemon, out, functools.partial(run_memory, opts=opts, out=out))
-                        daemon.stop()
+                        try:
+                            _use(daemon, out, functools.partial(run_memory, opts=opts, out=out))
+                        finally:
+                            daemon.stop()
     finally:
         base_ctx.cleanup()
     return out
 
 
 def _cells(opts: Options, out: Results, base: Path) -> None:
-    """Every cell, the daemons side by side taking turns (see the module doc)."""
+    """Every cell, the daemons side by side taking turns (see the module doc); a daemon
+    that died has the rest of its cells marked failed, one whose set-up or preload
+    raised is skipped (why in ``out.skipped``)."""
     max_clients = max((c for c, _ in opts.shapes), default=1)
-    daemons = [d for kind in opts.daemons if (d := _start(kind, base / f"{kind}-cells", out))]
+    started: list[Daemon] = []
     try:
-        daemons = [d for d in daemons if _use(d, out, lambda d: setup_store(d, max_clients))]
-        run_cells(daemons, "empty", opts, out)
+        for kind in opts.daemons:
+            daemon = _start(kind, base / f"{kind}-cells", out)
+            if daemon is not None:
+                started.append(daemon)
+        for daemon in started:
+            _use(daemon, out, lambda d: setup_store(d, max_clients))
+        run_cells(started, "empty", opts, out)
         if opts.preload:
-            daemons = [d for d in daemons if d.alive() and _use(d, out, _preload(opts.preload))]
-            run_cells(daemons, _store_name(opts.preload), opts, out)
+            for daemon in started:
+                if daemon.alive() and daemon.name not in out.skipped:
+                    _use(daemon, out, _preload(opts.preload))
+            run_cells(started, _store_name(opts.preload), opts, out)
     finally:
-        for daemon in daemons:
+        for daemon in started:
             daemon.stop()
 
 
@@ -311,14 +322,11 @@ def _start(kind: str, rundir: Path, out: Results) -> Daemon | None:
         return None
 
 
-def _use(daemon: Daemon, out: Results, body: Callable[[Daemon], None]) -> bool:
-    """Run ``body`` on ``daemon``; False (the daemon stopped, why in ``out.skipped``) if
-    it raised."""
+def _use(daemon: Daemon, out: Results, body: Callable[[Daemon], None]) -> None:
+    """Run ``body`` on ``daemon``; if it raises, the daemon's run is aborted: why in
+    ``out.skipped``, and no more cells for it."""
     try:
         body(daemon)
     except Exception as exc:
         out.skipped.setdefault(daemon.name, f"run aborted: {type(exc).__name__}: {exc}")
         log(f"{daemon.name}: run aborted: {type(exc).__name__}: {exc}")
-        daemon.stop()
-        return False
-    return True
