@@ -71,9 +71,12 @@ class Store:
             os.close(self.lock_fd)
             raise StoreError(f"another daemon uses the state directory {directory}") from None
         self.sync = sync
-        self.writing = threading.Lock()
+        self.writing = threading.RLock()
         """Held by each write transaction of the journal (opened without LMDB's own
-        lock: the daemon's thread appends, a checkpoint's thread moves it to its next file)."""
+        lock: the daemon's thread appends, a checkpoint's thread moves it to its next
+        file), and by the daemon's thread across a live update's fork of its guardian
+        (``Server.forking``: the guardian must not inherit it held by a thread it does
+        not have); reentrant, so that the daemon's thread never waits for itself."""
         self.journal: Any = None
         self.checkpoint: Any = None
 

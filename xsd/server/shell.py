@@ -12,6 +12,7 @@ Every method runs on the host's thread (the trio guest's tasks run there too:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -74,3 +75,7 @@ class HandingShell(Shell, Protocol):
 
     def exec_failed(self) -> None:
         """The exec did not happen (or this is the guardian taking over): carry on."""
+
+    def forking(self) -> AbstractContextManager[None]:
+        """Held across the guardian's fork: no thread of a service holds then a lock
+        that the guardian, which has none of them, would inherit held."""

@@ -115,7 +115,8 @@ class Handoff:
         env = dict(os.environ) if plan is None else plan.environment(os.environ)
         guard = guardian.Guardian()
         try:
-            is_guardian = guard.fork()
+            with shell.forking():
+                is_guardian = guard.fork()
         except OSError as exc:  # no memory for a copy: no update without a way back
             guard.close()
             is_guardian, detail = False, f"cannot fork a guardian: {exc}"
