@@ -3,11 +3,11 @@
 1. The cells: a fresh daemon of every kind, all running side by side (each idle while
    the others are measured); the setup nodes in each; then every workload x shape on
    the small store, the daemons taking turns cell by cell (the first of a cell's turn
-   rotating), then ``preload`` bulk nodes under ``/bench/pre`` in each and every cell
-   again on that store. Turns per cell, not a whole run per daemon, because this VM's
-   speed drifts over minutes: a daemon measured a few minutes after another once came
-   out 0.7x on cells where the two run the same code (reads in durable mode); a cell's
-   daemons are now measured within seconds of each other.
+   rotating: :func:`first_of_turn`), then ``preload`` bulk nodes under ``/bench/pre``
+   in each and every cell again on that store. Turns per cell, not a whole run per
+   daemon, because this VM's speed drifts over minutes: a daemon measured a few minutes
+   after another once came out 0.7x on cells where the two run the same code (reads in
+   durable mode); a cell's daemons are now measured within seconds of each other.
 2. Memory: per kind, another fresh daemon, its resident memory empty, then after
    loading each of the ``memory`` node counts (deeply pipelined writes), each within a
    time budget.
@@ -142,14 +142,16 @@ def setup_store(daemon: Daemon, clients: int) -> None:
 
 
 def run_cells(daemons: list[Daemon], store: str, opts: Options, out: Results) -> None:
-    """Run every cell on each of ``daemons`` in turn, cell by cell."""
+    """Run every cell on each of ``daemons`` in turn, cell by cell, the first of a turn
+    rotating so that no shape always has the same order (:func:`first_of_turn`)."""
     turn = 0
     for workload in opts.workloads:
         for clients, depth in opts.shapes:
             if workload == "boot" and depth != 1:
                 continue  # the boot storm's workers send one request at a time
+            first = first_of_turn(turn, len(daemons))
             for i in range(len(daemons)):
-                daemon = daemons[(turn + i) % len(daemons)]
+                daemon = daemons[(first + i) % len(daemons)]
                 if daemon.name not in out.skipped:  # not aborted by an earlier cell
                     cell = functools.partial(
                         run_cell_row, store=store, workload=workload, clients=clients,
@@ -157,6 +159,15 @@ def run_cells(daemons: list[Daemon], store: str, opts: Options, out: Results) ->
                     )  # fmt: skip
                     _use(daemon, out, cell)
             turn += 1
+
+
+def first_of_turn(turn: int, daemons: int) -> int:
+    """The daemon that goes first in cell number ``turn``: one step further each cell
+    and one more each round of ``daemons`` cells. A plain step per cell put three
+    daemons in the same order in every cell of a shape when a workload has three
+    shapes (durable mode last at 1x64 every time: 0.66-0.83 on reads, which it serves
+    with the in-memory code)."""
+    return (turn + turn // daemons) % daemons if daemons else 0
 
 
 def run_cell_row(
