@@ -165,8 +165,8 @@ def first_of_turn(turn: int, daemons: int) -> int:
     """The daemon that goes first in cell number ``turn``: one step further each cell
     and one more each round of ``daemons`` cells. A plain step per cell put three
     daemons in the same order in every cell of a shape when a workload has three
-    shapes (durable mode last at 1x64 every time: 0.66-0.83 on reads, which it serves
-    with the in-memory code)."""
+    shapes (durable mode last at 1x64 every time, and reads, which it serves with the
+    in-memory code, at 0.83-0.84 there in two runs)."""
     return (turn + turn // daemons) % daemons if daemons else 0
 
 
