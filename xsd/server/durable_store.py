@@ -183,20 +183,19 @@ class Store:
                 kept: list[tuple[bytes, bytes]] = []
                 if cursor.set_range(journal_key(seq + 1)):
                     kept = [(bytes(k), bytes(v)) for k, v in cursor.iternext() if k[:1] == b"j"]
+            fresh: Any = None
             try:
                 fresh = self._open_journal(fresh_path)
-                try:
-                    with fresh.begin(write=True) as txn:
-                        for key, value in kept:
-                            txn.put(key, value, append=True)
-                    fresh.sync(True)
-                    os.replace(fresh_path, self.journal_path)
-                    if self.sync:
-                        _sync_directory(self.directory)
-                except BaseException:
-                    fresh.close()
-                    raise
+                with fresh.begin(write=True) as txn:
+                    for key, value in kept:
+                        txn.put(key, value, append=True)
+                fresh.sync(True)
+                os.replace(fresh_path, self.journal_path)
+                if self.sync:
+                    _sync_directory(self.directory)
             except BaseException:
+                if fresh is not None:
+                    fresh.close()
                 with contextlib.suppress(OSError):
                     fresh_path.unlink()
                 raise
