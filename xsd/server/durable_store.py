@@ -191,8 +191,6 @@ class Store:
                         txn.put(key, value, append=True)
                 fresh.sync(True)
                 os.replace(fresh_path, self.journal_path)
-                if self.sync:
-                    _sync_directory(self.directory)
             except BaseException:
                 if fresh is not None:
                     fresh.close()
@@ -200,6 +198,8 @@ class Store:
                     fresh_path.unlink()
                 raise
             old, self.journal = self.journal, fresh
+            if self.sync:  # before any commit in the new file can be acknowledged
+                _sync_directory(self.directory)
         old.close()
         if not self.sync:
             _sync_directory(self.directory)
