@@ -29,7 +29,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, assert_never
 
@@ -159,15 +160,10 @@ class Server:
         """The live-update exec failed: this process carries on."""
         self.logfile.exec_failed()
 
-    @contextlib.contextmanager
-    def forking(self) -> Iterator[None]:
+    def forking(self) -> AbstractContextManager[object]:
         """Held across a live update's fork of its guardian: durable mode's journal
         lock, which a checkpoint's thread takes to move the journal to its next file."""
-        if self.durable is None:
-            yield
-            return
-        with self.durable.store.writing:
-            yield
+        return contextlib.nullcontext() if self.durable is None else self.durable.store.writing
 
     def wake(self, conn_id: int) -> None:
         """A connection's held-back requests may go on (its deferred reply was given)."""

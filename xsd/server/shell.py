@@ -76,6 +76,6 @@ class HandingShell(Shell, Protocol):
     def exec_failed(self) -> None:
         """The exec did not happen (or this is the guardian taking over): carry on."""
 
-    def forking(self) -> AbstractContextManager[None]:
+    def forking(self) -> AbstractContextManager[object]:
         """Held across the guardian's fork: no thread of a service holds then a lock
         that the guardian, which has none of them, would inherit held."""
