@@ -19,10 +19,10 @@ The state lives in ``DIR`` (``xsd.server.durable_store``) as a checkpoint plus a
   a long journal collapsed, in about 14 us an entry), or :data:`COMPACT_BYTES` (or the
   last checkpoint's size, if more), or once the tree has grown by as many nodes as the
   last checkpoint held (``--state-dir-checkpoint`` at least: a restart replays each new
-  node, and a bulk load makes many in few entries): the tree is dumped in steps between which the
-  daemon serves (paths changed meanwhile go as a delta, as a live update does), then,
-  in a thread, the stream is written and the journal started afresh (a new file with
-  only the entries after the checkpoint: ``Store.write_checkpoint``);
+  node, and a bulk load makes many in few entries): the tree is dumped in steps between
+  which the daemon serves (paths changed meanwhile go as a delta, as a live update
+  does), then, in a thread, the stream is written and the journal started afresh (a
+  new file with only the entries after the checkpoint: ``Store.write_checkpoint``);
 * a state is restored whole or not at all, and only in the boot it was saved in unless
   ``--state-dir-restore=any`` says otherwise (watchdog deadlines then keep the time
   they had left); a deadline that passed while the daemon was down fires at once.
