@@ -141,6 +141,16 @@ def setup_store(daemon: Daemon, clients: int) -> None:
             conn.write(path, value)
 
 
+def preload_store(daemon: Daemon, nodes: int) -> None:
+    """Load ``nodes`` bulk nodes under ``/bench/pre``."""
+    t0 = time.monotonic()
+    done, errors = load_nodes(daemon.socket, "/bench/pre", 0, nodes)
+    log(
+        f"  {daemon.name}: preloaded {done:,} nodes in {time.monotonic() - t0:.1f} s"
+        + (f" ({errors} failed)" if errors else "")
+    )
+
+
 def run_cells(daemons: list[Daemon], store: str, opts: Options, out: Results) -> None:
     """Run every cell on each of ``daemons`` in turn, cell by cell, the first of a turn
     rotating so that no shape always has the same order (:func:`first_of_turn`)."""
@@ -297,28 +307,16 @@ def _cells(opts: Options, out: Results, base: Path) -> None:
             if daemon is not None:
                 started.append(daemon)
         for daemon in started:
-            _use(daemon, out, lambda d: setup_store(d, max_clients))
+            _use(daemon, out, functools.partial(setup_store, clients=max_clients))
         run_cells(started, "empty", opts, out)
         if opts.preload:
             for daemon in started:
                 if daemon.alive() and daemon.name not in out.skipped:
-                    _use(daemon, out, _preload(opts.preload))
+                    _use(daemon, out, functools.partial(preload_store, nodes=opts.preload))
             run_cells(started, _store_name(opts.preload), opts, out)
     finally:
         for daemon in started:
             daemon.stop()
-
-
-def _preload(nodes: int) -> Callable[[Daemon], None]:
-    def preload(daemon: Daemon) -> None:
-        t0 = time.monotonic()
-        done, errors = load_nodes(daemon.socket, "/bench/pre", 0, nodes)
-        log(
-            f"  {daemon.name}: preloaded {done:,} nodes in {time.monotonic() - t0:.1f} s"
-            + (f" ({errors} failed)" if errors else "")
-        )
-
-    return preload
 
 
 def _start(kind: str, rundir: Path, out: Results) -> Daemon | None:
