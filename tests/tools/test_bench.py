@@ -39,20 +39,27 @@ def need_reference() -> None:
         pytest.skip("reference peers not installed (tools/peers/reference-xenstored install)")
 
 
+def run_module(
+    module: str, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m module args`` from the repository root (``env`` added to ours)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def run_tool(tmp_path: Path, daemon: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     """Run the tool against one daemon; return the process and its JSON."""
     out = tmp_path / "bench.json"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-m", "tools.bench", "-d", daemon, *TINY, "--json", str(out),
-         "--rundir", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )  # fmt: skip
+    proc = run_module(
+        "tools.bench", "-d", daemon, *TINY, "--json", str(out), "--rundir", str(tmp_path)
+    )
     data = json.loads(out.read_text()) if out.exists() else {}
     return proc, data
 
@@ -101,15 +108,9 @@ def test_daemons_take_turns_cell_by_cell(tmp_path: Path) -> None:
     cell's turn rotating, so that neither the VM's drift over minutes nor the order
     within a turn lands on one."""
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "tools.bench", "-d", "xsd,xsd-durable", "-w", "read,write",
-         "-s", "1x1,1x4", "-t", "0.1", "--preload", "200", "--memory", "", "--json", str(out)],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    proc = run_module(
+        "tools.bench", "-d", "xsd,xsd-durable", "-w", "read,write", "-s", "1x1,1x4",
+        "-t", "0.1", "--preload", "200", "--memory", "", "--json", str(out),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cells = json.loads(out.read_text())["cells"]
@@ -130,16 +131,9 @@ def test_daemons_take_turns_cell_by_cell(tmp_path: Path) -> None:
 
 def test_bench_tool_skips_a_daemon_that_does_not_start(tmp_path: Path) -> None:
     """A daemon that cannot start is reported and skipped, and the run still ends."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), XSD_REFERENCE_SCRIPT=str(tmp_path / "nowhere"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "tools.bench", "-d", "c", "-w", "read", "-s", "1x1",
-         "-t", "0.1", "--preload", "0", "--memory", ""],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    proc = run_module(
+        "tools.bench", "-d", "c", "-w", "read", "-s", "1x1", "-t", "0.1", "--preload", "0",
+        "--memory", "", timeout=60, XSD_REFERENCE_SCRIPT=str(tmp_path / "nowhere"),
     )  # fmt: skip
     assert proc.returncode == 1
     assert "cxenstored: skipped:" in proc.stdout
@@ -149,15 +143,7 @@ def test_bench_tool_skips_a_daemon_that_does_not_start(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tool", ["tools.bench", "tools.bench_lu"])
 def test_a_missing_rundir_is_one_line_not_a_traceback(tool: str, tmp_path: Path) -> None:
     """``--rundir`` that does not exist: argparse's one line, before any daemon starts."""
-    proc = subprocess.run(
-        [sys.executable, "-m", tool, "--rundir", str(tmp_path / "missing")],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_module(tool, "--rundir", str(tmp_path / "missing"), timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].endswith("is not a directory: create it first")
