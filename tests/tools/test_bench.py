@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tools.bench.runner import CellRow, median_row
+
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_SCRIPT = ROOT / "tools" / "peers" / "reference-xenstored"
 WORKLOADS = ["read", "write", "dir", "mix", "txn", "watch", "boot"]
@@ -147,3 +149,37 @@ def test_a_missing_rundir_is_one_line_not_a_traceback(tool: str, tmp_path: Path)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].endswith("is not a directory: create it first")
+
+
+def test_rounds_give_each_figure_as_the_median_of_its_rounds(tmp_path: Path) -> None:
+    """``--rounds 3``: every cell's turn comes round three times, and its row holds each
+    round's throughput and their median."""
+    out = tmp_path / "bench.json"
+    proc = run_module(
+        "tools.bench", "-d", "xsd,xsd-durable", "-w", "write", "-s", "1x1", "-r", "3",
+        "-t", "0.1", "--preload", "0", "--memory", "", "--json", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cells = json.loads(out.read_text())["cells"]
+    assert sorted(c["daemon"] for c in cells) == ["xsd", "xsd --state-dir"]
+    for cell in cells:
+        rounds = cell["rounds_ops_per_s"]
+        assert len(rounds) == 3 and cell["errors"] == 0, cell
+        assert cell["ops_per_s"] == sorted(rounds)[1]
+        assert cell["units"] >= 3  # the three rounds' units together
+    assert proc.stderr.count("xsd empty write 1x1:") == 3
+
+
+def test_a_median_row_takes_each_figure_alone_and_keeps_the_first_error() -> None:
+    rows = [
+        CellRow("xsd", "empty", "read", 1, 1, ops_per_s=10.0, cpu_us_per_op=5.0, units=20),
+        CellRow("xsd", "empty", "read", 1, 1, ops_per_s=30.0, cpu_us_per_op=1.0, units=60),
+        CellRow("xsd", "empty", "read", 1, 1, error="daemon died"),
+        CellRow("xsd", "empty", "read", 1, 1, ops_per_s=20.0, cpu_us_per_op=9.0, units=40),
+    ]
+    row = median_row(rows)
+    assert (row.ops_per_s, row.cpu_us_per_op, row.p50_us) == (20.0, 5.0, None)
+    assert row.rounds_ops_per_s == [10.0, 30.0, 20.0]
+    assert (row.units, row.error) == (120, "daemon died")
+    failed = median_row([CellRow("xsd", "empty", "read", 1, 1, error="daemon not running")])
+    assert failed.ops_per_s is None and failed.error == "daemon not running"

@@ -53,6 +53,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None]:
         "-t", "--duration", type=float, default=2.0, help="seconds per cell [%(default)s]"
     )
     p.add_argument(
+        "-r",
+        "--rounds",
+        type=int,
+        default=1,
+        help="turns of every cell, each figure the median of its rounds [%(default)s]",
+    )
+    p.add_argument(
         "--grace",
         type=float,
         default=5.0,
@@ -102,13 +109,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None]:
         memory = [count(m) for m in comma_list(a.memory)]
     except (ValueError, argparse.ArgumentTypeError) as exc:
         p.error(str(exc))
-    if a.duration <= 0 or a.watchers < 1 or a.watcher_procs < 1:
-        p.error("duration, watchers and watcher-procs must be positive")
+    if a.duration <= 0 or a.rounds < 1 or a.watchers < 1 or a.watcher_procs < 1:
+        p.error("duration, rounds, watchers and watcher-procs must be positive")
     opts = Options(
         daemons=daemons,
         workloads=workloads,
         shapes=shapes,
         duration=a.duration,
+        rounds=a.rounds,
         grace=a.grace,
         preload=a.preload,
         memory=memory,

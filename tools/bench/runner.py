@@ -7,7 +7,11 @@
    in each and every cell again on that store. Turns per cell, not a whole run per
    daemon, because this VM's speed drifts over minutes: a daemon measured a few minutes
    after another once came out 0.7x on cells where the two run the same code (reads in
-   durable mode); a cell's daemons are now measured within seconds of each other.
+   durable mode); a cell's daemons are now measured within seconds of each other. With
+   ``rounds`` above 1, every cell's turn comes round that many times, the first of each
+   rotating on, and each figure of a row is the median of its rounds
+   (:func:`median_row`): a single 2-second turn on this VM is off by up to a tenth
+   either way, in either direction.
 2. Memory: per kind, another fresh daemon, its resident memory empty, then after
    loading each of the ``memory`` node counts (deeply pipelined writes), each within a
    time budget.
@@ -19,6 +23,7 @@ remaining cells marked failed. Nothing here prints the table: see :mod:`tools.be
 from __future__ import annotations
 
 import functools
+import statistics
 import sys
 import tempfile
 import time
@@ -48,6 +53,7 @@ class Options:
     )
     shapes: list[Shape] = field(default_factory=lambda: [(1, 1), (1, 64), (8, 1)])
     duration: float = 2.0
+    rounds: int = 1
     grace: float = 5.0
     preload: int = 100_000
     memory: list[int] = field(default_factory=lambda: [100_000, 1_000_000])
@@ -80,6 +86,8 @@ class CellRow:
     errors: int = 0
     lost: int = 0
     error: str = ""
+    rounds_ops_per_s: list[float] = field(default_factory=list)
+    """Each round's units/s (``ops_per_s`` is their median)."""
 
 
 @dataclass(slots=True)
@@ -152,23 +160,27 @@ def preload_store(daemon: Daemon, nodes: int) -> None:
 
 
 def run_cells(daemons: list[Daemon], store: str, opts: Options, out: Results) -> None:
-    """Run every cell on each of ``daemons`` in turn, cell by cell, the first of a turn
-    rotating so that no shape always has the same order (:func:`first_of_turn`)."""
+    """Run every cell on each of ``daemons`` in turn, cell by cell, ``opts.rounds``
+    turns a cell, the first of a turn rotating so that no shape always has the same
+    order (:func:`first_of_turn`); one row per daemon and cell (:func:`median_row`)."""
     turn = 0
     for workload in opts.workloads:
         for clients, depth in opts.shapes:
             if workload == "boot" and depth != 1:
                 continue  # the boot storm's workers send one request at a time
-            first = first_of_turn(turn, len(daemons))
-            for i in range(len(daemons)):
-                daemon = daemons[(first + i) % len(daemons)]
-                if daemon.name not in out.skipped:  # not aborted by an earlier cell
-                    cell = functools.partial(
-                        run_cell_row, store=store, workload=workload, clients=clients,
-                        depth=depth, opts=opts, out=out,
-                    )  # fmt: skip
-                    _use(daemon, out, cell)
-            turn += 1
+            rounds: dict[str, list[CellRow]] = {}  # by daemon, in the first round's order
+            for _ in range(opts.rounds):
+                first = first_of_turn(turn, len(daemons))
+                for i in range(len(daemons)):
+                    daemon = daemons[(first + i) % len(daemons)]
+                    if daemon.name not in out.skipped:  # not aborted by an earlier cell
+                        cell = functools.partial(
+                            run_cell_row, store=store, workload=workload, clients=clients,
+                            depth=depth, opts=opts, into=rounds.setdefault(daemon.name, []),
+                        )  # fmt: skip
+                        _use(daemon, out, cell)
+                turn += 1
+            out.cells += [median_row(rows) for rows in rounds.values() if rows]
 
 
 def first_of_turn(turn: int, daemons: int) -> int:
@@ -181,11 +193,17 @@ def first_of_turn(turn: int, daemons: int) -> int:
 
 
 def run_cell_row(
-    daemon: Daemon, store: str, workload: str, clients: int, depth: int, opts: Options, out: Results
+    daemon: Daemon,
+    store: str,
+    workload: str,
+    clients: int,
+    depth: int,
+    opts: Options,
+    into: list[CellRow],
 ) -> None:
-    """Run one cell against ``daemon`` and add its row to ``out``."""
+    """Run one cell against ``daemon`` and add its row to ``into``."""
     row = CellRow(daemon.name, store, workload, clients, depth, UNITS.get(workload, "req"))
-    out.cells.append(row)
+    into.append(row)
     if not daemon.alive():
         row.error = "daemon not running"
         return
@@ -223,6 +241,30 @@ def run_cell_row(
         + (f" errors={row.errors} {row.error}" if row.errors or row.error else "")
         + (f" lost={row.lost}" if row.lost else "")
     )
+
+
+_MEDIAN_FIGURES = (
+    "ops_per_s", "p50_us", "p99_us", "cpu_us_per_op", "cpu_us_per_op_fine", "client_us_per_op",
+)  # fmt: skip
+
+
+def median_row(rows: list[CellRow]) -> CellRow:
+    """One row for a daemon's rounds of a cell: each figure the median of the rounds
+    that measured it (each figure on its own), counts summed, the last round's memory,
+    the first error; a cell none of whose rounds measured anything keeps its error."""
+    first, last = rows[0], rows[-1]
+    row = CellRow(first.daemon, first.store, first.workload, first.clients, first.depth, first.unit)
+    for name in _MEDIAN_FIGURES:
+        values = [v for r in rows if (v := getattr(r, name)) is not None]
+        setattr(row, name, statistics.median(values) if values else None)
+    row.rounds_ops_per_s = [r.ops_per_s for r in rows if r.ops_per_s is not None]
+    row.units = sum(r.units for r in rows)
+    row.seconds = sum(r.seconds for r in rows)
+    row.errors = sum(r.errors for r in rows)
+    row.lost = sum(r.lost for r in rows)
+    row.error = next((r.error for r in rows if r.error), "")
+    row.rss_bytes, row.pss_bytes = last.rss_bytes, last.pss_bytes
+    return row
 
 
 def _sample_into(daemon: Daemon, into: list[ProcSample]) -> None:
