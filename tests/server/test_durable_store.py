@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from xsd.server.durable_store import Store
+from xsd.server import durable_store
+from xsd.server.durable_store import Store, journal_key
 
 
 def _value(seq: int, size: int) -> bytes:
@@ -68,5 +69,24 @@ def test_a_new_journal_file_a_crash_left_is_ignored(tmp_path: Path) -> None:
     try:
         assert store.last_seq() == 1
         assert not store.fresh_journal_path.exists()
+    finally:
+        store.close()
+
+
+def test_a_full_journal_map_doubles_and_keeps_every_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append that finds the journal's map full doubles the map and is stored; no
+    entry before or after it is lost."""
+    monkeypatch.setattr(durable_store, "JOURNAL_MAP", 64 << 10)
+    store = Store(tmp_path, sync=False)
+    store.open()
+    try:
+        for seq in range(1, 101):
+            store.append(seq, _value(seq, 3000))  # 300 KiB in a 64 KiB map
+        assert store.journal.info()["map_size"] >= 256 << 10
+        with store.journal.begin() as txn:
+            left = [(bytes(k), bytes(v)) for k, v in txn.cursor() if k.startswith(b"j")]
+        assert left == [(journal_key(seq), _value(seq, 3000)) for seq in range(1, 101)]
     finally:
         store.close()

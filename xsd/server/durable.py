@@ -219,7 +219,8 @@ class Durable:
         tree = state.tree
         dirty = tree.dirty
         token = state.watchdogs.next_token
-        side = engine.side_changed or token != self._token
+        flagged = engine.side_changed
+        side = flagged or token != self._token
         if not dirty and not side:
             return
         if dirty is None:
@@ -229,7 +230,8 @@ class Durable:
             # joined (each starts with "/": a match cannot span two of them).
             side = "/watchdog" in "".join(dirty)
         tree.dirty = set()
-        engine.side_changed = False
+        if flagged:
+            engine.side_changed = False
         self._token = token
         if self.compacting is not None:
             self.compacting |= dirty
