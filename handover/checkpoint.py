@@ -134,25 +134,8 @@ permission table costs more than strict packing saves on one or two paths."""
 
 
 def pack_journal(state: State, seq: int, mono_ns: int, changed: Iterable[str], side: bool) -> bytes:
-    """:func:`pack_entry` of :func:`journal_entry`, the entry built here rather than by
-    a call to it: what durable mode appends at every pass that changed something. At one
-    request in flight the daemon runs this with its caches cold (the client ran
-    meanwhile), and each call on the way costs several times what it costs in a loop."""
-    tree = state.tree
-    ids: dict[P.Perms, int] = {}
-    delta = dump_delta(tree, changed, ids, ordered=False)[1]
-    entry = [
-        "journal",
-        seq,
-        mono_ns,
-        tree.generation,
-        state.next_conn_id,
-        state.watches.next_seq,
-        list(ids),
-        delta,
-        side_records(state) if side else None,
-    ]
-    return pack_entry(entry)
+    """:func:`pack_entry` of :func:`journal_entry`: what durable mode appends."""
+    return pack_entry(journal_entry(state, seq, mono_ns, changed, side))
 
 
 def pack_entry(entry: list[Any]) -> bytes:

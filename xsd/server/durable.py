@@ -219,8 +219,7 @@ class Durable:
         tree = state.tree
         dirty = tree.dirty
         token = state.watchdogs.next_token
-        flagged = engine.side_changed
-        side = flagged or token != self._token
+        side = engine.side_changed or token != self._token
         if not dirty and not side:
             return
         if dirty is None:
@@ -230,8 +229,7 @@ class Durable:
             # joined (each starts with "/": a match cannot span two of them).
             side = "/watchdog" in "".join(dirty)
         tree.dirty = set()
-        if flagged:
-            engine.side_changed = False
+        engine.side_changed = False
         self._token = token
         if self.compacting is not None:
             self.compacting |= dirty

@@ -138,20 +138,14 @@ class Store:
     def append(self, seq: int, raw: bytes) -> None:
         """Store journal entry ``seq`` (committed when this returns: written through the
         map, in the page cache; synced too if ``sync``)."""
-        key = b"j" + _KEY.pack(seq)  # journal_key(seq), without the call
         with self.writing:
-            txn = self.journal.begin(write=True)
             try:
-                txn.put(key, raw, append=True)
-                txn.commit()
+                with self.journal.begin(write=True) as txn:
+                    txn.put(journal_key(seq), raw, append=True)
             except lmdb.MapFullError:
-                txn.abort()
                 self.journal.set_mapsize(self.journal.info()["map_size"] * 2)
                 with self.journal.begin(write=True) as txn:
-                    txn.put(key, raw, append=True)
-            except BaseException:
-                txn.abort()
-                raise
+                    txn.put(journal_key(seq), raw, append=True)
 
     def write_checkpoint(self, parts: list[bytes], seq: int) -> None:
         """Replace the checkpoint with a framed stream given in parts (head, body parts,
