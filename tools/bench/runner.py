@@ -168,7 +168,7 @@ def run_cells(daemons: list[Daemon], store: str, opts: Options, out: Results) ->
         for clients, depth in opts.shapes:
             if workload == "boot" and depth != 1:
                 continue  # the boot storm's workers send one request at a time
-            rounds: dict[str, list[CellRow]] = {}  # by daemon, in the first round's order
+            rows_by_daemon: dict[str, list[CellRow]] = {}  # in the first round's order
             for _ in range(opts.rounds):
                 first = first_of_turn(turn, len(daemons))
                 for i in range(len(daemons)):
@@ -176,11 +176,11 @@ def run_cells(daemons: list[Daemon], store: str, opts: Options, out: Results) ->
                     if daemon.name not in out.skipped:  # not aborted by an earlier cell
                         cell = functools.partial(
                             run_cell_row, store=store, workload=workload, clients=clients,
-                            depth=depth, opts=opts, into=rounds.setdefault(daemon.name, []),
+                            depth=depth, opts=opts, into=rows_by_daemon.setdefault(daemon.name, []),
                         )  # fmt: skip
                         _use(daemon, out, cell)
                 turn += 1
-            out.cells += [median_row(rows) for rows in rounds.values() if rows]
+            out.cells += [median_row(rows) for rows in rows_by_daemon.values() if rows]
 
 
 def first_of_turn(turn: int, daemons: int) -> int:

@@ -30,7 +30,6 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, assert_never
 
@@ -160,7 +159,7 @@ class Server:
         """The live-update exec failed: this process carries on."""
         self.logfile.exec_failed()
 
-    def forking(self) -> AbstractContextManager[object]:
+    def forking(self) -> contextlib.AbstractContextManager[object]:
         """Held across a live update's fork of its guardian: durable mode's journal
         lock, which a checkpoint's thread takes to move the journal to its next file."""
         return contextlib.nullcontext() if self.durable is None else self.durable.store.writing

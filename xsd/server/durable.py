@@ -193,8 +193,9 @@ class Durable:
         """``--state-dir-checkpoint``: entries (and new nodes) after which a checkpoint
         may be due."""
         self.due_entries = 0
-        """Entries before which no checkpoint is due (the last :meth:`checkpoint_due`
-        that said no: the tree's size then), so that a commit asks again only there."""
+        """Entries before which no checkpoint is due by their count (set by the last
+        :meth:`checkpoint_due` that said no, from the tree's size then), so that a commit
+        asks again only once the journal reaches it."""
         self.due_bytes = COMPACT_BYTES
         """Journal bytes after which the next checkpoint is due (see the module doc)."""
         self.due_nodes = 0
