@@ -24,6 +24,7 @@ from tests.support.wire import RawConn
 from xsd.core.state import State
 from xsd.server import durable
 from xsd.server.durable_store import Store, read_state
+from xsd.server.journal_file import HEADER, JournalFile, read_journal, used_bytes
 from xsd_client.protocol import Op
 
 
@@ -182,13 +183,19 @@ def _flip(path: Path, marker: bytes) -> None:
             at = data.find(marker, at + 1)
 
 
+def _poke(path: Path, at: int, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(at)
+        f.write(data)
+
+
 def _truncate(path: Path, size: int) -> None:
     with open(path, "r+b") as f:
         f.truncate(max(0, size))
 
 
 def _used(path: Path) -> int:
-    """The bytes of an LMDB file that hold data (the journal's file is sparse beyond)."""
+    """The bytes of an LMDB file that hold data."""
     env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, max_dbs=0)
     try:
         return int((env.info()["last_pgno"] + 1) * env.stat()["psize"])
@@ -197,28 +204,35 @@ def _used(path: Path) -> int:
 
 
 def _drop_entry(path: Path) -> None:
-    env = lmdb.open(str(path), subdir=False, max_dbs=0)
-    with env.begin(write=True) as txn:
-        keys = [k for k, _ in txn.cursor() if k.startswith(b"j")]
-        assert len(keys) > 3
-        assert txn.delete(keys[len(keys) // 2])
-    env.close()
+    """The journal rewritten without one of its middle entries."""
+    entries = read_journal(path)
+    assert len(entries) > 3
+    del entries[len(entries) // 2]
+    path.unlink()
+    journal = JournalFile(path, sync=False)
+    for seq, raw in entries:
+        journal.append(seq, raw)
+    journal.close()
 
 
 DAMAGE = {
     "checkpoint value flipped": lambda d: _flip(d / "checkpoint.lmdb", b"checkpointed-value-17"),
-    "journal value flipped": lambda d: _flip(d / "journal.lmdb", b"journaled-value-17"),
+    "journal value flipped": lambda d: _flip(d / "journal", b"journaled-value-17"),
     "checkpoint emptied": lambda d: _truncate(d / "checkpoint.lmdb", 0),
     "checkpoint cut to a page": lambda d: _truncate(d / "checkpoint.lmdb", 4096),
     "checkpoint cut short": lambda d: _truncate(
         d / "checkpoint.lmdb", _used(d / "checkpoint.lmdb") - 4096
     ),
-    "journal emptied": lambda d: _truncate(d / "journal.lmdb", 0),
-    "journal cut in half": lambda d: _truncate(d / "journal.lmdb", _used(d / "journal.lmdb") // 2),
-    "journal cut short": lambda d: _truncate(d / "journal.lmdb", _used(d / "journal.lmdb") - 4096),
-    "journal missing": lambda d: (d / "journal.lmdb").unlink(),
+    "journal emptied": lambda d: _truncate(d / "journal", 0),
+    "journal cut in half": lambda d: _truncate(d / "journal", used_bytes(d / "journal") // 2),
+    "journal cut short": lambda d: _truncate(d / "journal", used_bytes(d / "journal") - 100),
+    "journal header cut": lambda d: _truncate(d / "journal", 40),
+    "journal end offset damaged": lambda d: _poke(d / "journal", 20, b"\x01"),
+    "journal entry length damaged": lambda d: _poke(d / "journal", HEADER + 9, b"\x7f"),
+    "journal not a journal": lambda d: (d / "journal").write_bytes(b"x" * 8192),
+    "journal missing": lambda d: (d / "journal").unlink(),
     "checkpoint missing": lambda d: (d / "checkpoint.lmdb").unlink(),
-    "journal entry missing": lambda d: _drop_entry(d / "journal.lmdb"),
+    "journal entry missing": lambda d: _drop_entry(d / "journal"),
     "checkpoint not lmdb": lambda d: (d / "checkpoint.lmdb").write_bytes(b"x" * 8192),
 }
 
@@ -229,20 +243,43 @@ def test_undamaged_state_loads_whole(damaged_base: Path) -> None:
     assert state.tree.nodes["/jr/n49"].value == b"journaled-value-49"
 
 
+def test_a_journal_in_lmdb_from_an_older_xsd_is_restored_then_replaced(
+    damaged_base: Path,
+) -> None:
+    """A state directory as xsd wrote it before its journal left LMDB (``journal.lmdb``,
+    entries under ``j`` + their big-endian sequence number): restored whole, and the
+    checkpoint written at once includes its entries and deletes it."""
+    entries = read_journal(damaged_base / "journal")
+    (damaged_base / "journal").unlink()
+    env = lmdb.open(str(damaged_base / "journal.lmdb"), subdir=False, max_dbs=0)
+    with env.begin(write=True) as txn:
+        txn.put(b"format", b"xsd-journal 1")
+        for seq, raw in entries:
+            txn.put(b"j" + seq.to_bytes(8, "big"), raw)
+    env.close()
+    state = _load(damaged_base)
+    assert state.tree.nodes["/jr/n49"].value == b"journaled-value-49"
+    assert not (damaged_base / "journal.lmdb").exists()
+    assert (damaged_base / "journal").exists()
+    state = _load(damaged_base)  # from the new checkpoint alone now
+    assert state.tree.nodes["/jr/n49"].value == b"journaled-value-49"
+    assert state.tree.nodes["/cp/n17"].value == b"checkpointed-value-17"
+
+
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_damaged_state_is_refused_whole(damaged_base: Path, damage: str) -> None:
     DAMAGE[damage](damaged_base)
-    before = {p.name: _head(p) for p in damaged_base.iterdir() if p.suffix == ".lmdb"}
+    before = {p.name: _head(p) for p in damaged_base.iterdir() if p.name != "lock"}
     with pytest.raises(durable.DurableError) as refused:
         _load(damaged_base)
     message = str(refused.value)
     assert "\n" not in message and str(damaged_base) in message, message
-    after = {p.name: _head(p) for p in damaged_base.iterdir() if p.suffix == ".lmdb"}
+    after = {p.name: _head(p) for p in damaged_base.iterdir() if p.name != "lock"}
     assert after == before  # a refused state is left as it was
 
 
 def test_daemon_refuses_a_damaged_state_in_one_line(damaged_base: Path, tmp_path: Path) -> None:
-    _flip(damaged_base / "journal.lmdb", b"journaled-value-17")
+    _flip(damaged_base / "journal", b"journaled-value-17")
     result = subprocess.run(
         [sys.executable, "-m", "xsd", "--rundir", str(tmp_path / "run3"),
          "--state-dir", str(damaged_base)],
@@ -262,7 +299,7 @@ def test_state_dir_from_the_config_file(tmp_path: Path) -> None:
     with RawConn(str(daemon.socket)) as dom0:
         assert dom0.write("/from/config", "yes") == ("OK", b"OK\0")
     kill(daemon)
-    assert (tmp_path / "cfgstate" / "journal.lmdb").exists()
+    assert (tmp_path / "cfgstate" / "journal").exists()
     daemon = XsdDaemon(tmp_path / "run", "-c", str(config))
     try:
         with RawConn(str(daemon.socket)) as dom0:

@@ -37,7 +37,7 @@ def test_same_socket_is_refused_before_the_state_is_read(tmp_path: Path) -> None
         damaged = tmp_path / "damaged"
         damaged.mkdir()
         (damaged / "checkpoint.lmdb").write_bytes(b"not a state" * 100)
-        (damaged / "journal.lmdb").write_bytes(b"not a journal" * 100)
+        (damaged / "journal").write_bytes(b"not a journal" * 100)
         before = sorted(p.name for p in damaged.iterdir())
         refused = second("--rundir", str(tmp_path / "run"), "--state-dir", str(damaged))
         assert refused.returncode == 1

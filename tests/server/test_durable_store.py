@@ -1,16 +1,22 @@
-"""A checkpoint drops exactly the journal entries it includes (``Store.write_checkpoint``):
-the entries after it keep their bytes and the journal goes on from them, in a new file
-(no free pages for later commits to draw from). A real LMDB state directory; small
-entries and entries big enough for LMDB's overflow pages."""
+"""The state directory's journal (``xsd.server.journal_file``, kept by
+``xsd.server.durable_store.Store``): a checkpoint drops exactly the entries it includes
+and the journal goes on from the rest, in a new file; an entry is in the journal once its
+append returns, and only then; the map doubles when an entry does not fit; a file system
+that refuses the space fails the append, the journal as it was. Real files, real maps,
+a real file-size limit."""
 
 from __future__ import annotations
 
+import os
+import resource
+import signal
 from pathlib import Path
 
 import pytest
 
-from xsd.server import durable_store
-from xsd.server.durable_store import Store, journal_key
+from xsd.server import journal_file
+from xsd.server.durable_store import Store
+from xsd.server.journal_file import JournalFile, read_journal, used_bytes
 
 
 def _value(seq: int, size: int) -> bytes:
@@ -32,11 +38,8 @@ def test_checkpoint_drops_the_entries_it_includes(
             store.append(seq, _value(seq, size))
         store.write_checkpoint([b"head", b"record", b"digest"], included)
         store.append(entries + 1, _value(entries + 1, size))  # the journal goes on
-        with store.journal.begin() as txn:
-            items = [(bytes(key), bytes(value)) for key, value in txn.cursor()]
-        left = [(int.from_bytes(k[1:], "big"), v) for k, v in items if k.startswith(b"j")]
+        left = read_journal(store.journal_path)
         assert left == [(seq, _value(seq, size)) for seq in range(included + 1, entries + 2)]
-        assert (b"format", b"xsd-journal 1") in items
         assert store.last_seq() == entries + 1
     finally:
         store.close()
@@ -47,10 +50,11 @@ def test_the_journal_starts_a_new_file_at_a_checkpoint(tmp_path: Path) -> None:
     store.open()
     try:
         for seq in range(1, 501):
-            store.append(seq, _value(seq, 3000))  # an overflow page each
-        assert store.journal.info()["last_pgno"] > 500
+            store.append(seq, _value(seq, 3000))
+        assert used_bytes(store.journal_path) > 500 * 3000
         store.write_checkpoint([b"head", b"record", b"digest"], 500)
-        assert store.journal.info()["last_pgno"] < 10
+        assert used_bytes(store.journal_path) == journal_file.HEADER
+        assert read_journal(store.journal_path) == []
         assert not store.fresh_journal_path.exists()
     finally:
         store.close()
@@ -63,7 +67,7 @@ def test_a_new_journal_file_a_crash_left_is_ignored(tmp_path: Path) -> None:
     store.open()
     store.append(1, b"one")
     store.close()
-    (tmp_path / "journal.new.lmdb").write_bytes(b"half written")
+    (tmp_path / "journal.new").write_bytes(b"half written")
     store = Store(tmp_path, sync=False)
     store.open()
     try:
@@ -76,17 +80,71 @@ def test_a_new_journal_file_a_crash_left_is_ignored(tmp_path: Path) -> None:
 def test_a_full_journal_map_doubles_and_keeps_every_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An append that finds the journal's map full doubles the map and is stored; no
-    entry before or after it is lost."""
-    monkeypatch.setattr(durable_store, "JOURNAL_MAP", 64 << 10)
-    store = Store(tmp_path, sync=False)
-    store.open()
+    """An append that does not fit the map doubles it (as often as needed) and is
+    stored; no entry before or after it is lost, and the file reopens whole."""
+    monkeypatch.setattr(journal_file, "RESERVE", 8 << 10)  # reserved 8 KiB at a time
+    journal = JournalFile(tmp_path / "journal", sync=False, map_size=64 << 10)
     try:
         for seq in range(1, 101):
-            store.append(seq, _value(seq, 3000))  # 300 KiB in a 64 KiB map
-        assert store.journal.info()["map_size"] >= 256 << 10
-        with store.journal.begin() as txn:
-            left = [(bytes(k), bytes(v)) for k, v in txn.cursor() if k.startswith(b"j")]
-        assert left == [(journal_key(seq), _value(seq, 3000)) for seq in range(1, 101)]
+            journal.append(seq, _value(seq, 3000))  # 300 KiB in a 64 KiB map
+        journal.append(101, _value(101, 600_000))  # more than the map doubled once
+        assert journal.map_size >= 1 << 20
+        assert journal.entries(after=99) == [(100, _value(100, 3000)), (101, _value(101, 600_000))]
     finally:
-        store.close()
+        journal.close()
+    expected = [(seq, _value(seq, 3000)) for seq in range(1, 101)] + [(101, _value(101, 600_000))]
+    assert read_journal(tmp_path / "journal") == expected
+    reopened = JournalFile(tmp_path / "journal", sync=True, map_size=64 << 10)
+    try:
+        assert reopened.last_seq() == 101
+        reopened.append(102, b"after the reopening")  # synced: msync of page-aligned ranges
+        assert reopened.entries(after=101) == [(102, b"after the reopening")]
+    finally:
+        reopened.close()
+
+
+def test_bytes_past_the_end_offset_are_not_in_the_journal(tmp_path: Path) -> None:
+    """What a crash leaves after the end offset (an entry written, the offset not moved
+    yet: an append that never returned, so never acknowledged) is not read, and the next
+    append writes over it."""
+    path = tmp_path / "journal"
+    journal = JournalFile(path, sync=False)
+    journal.append(1, b"one")
+    end = used_bytes(path)
+    journal.close()
+    with open(path, "r+b") as f:
+        f.seek(end)
+        f.write(b"\x02" + b"\0" * 7 + b"\xff\xff\0\0" + b"a torn entry")
+    assert read_journal(path) == [(1, b"one")]
+    journal = JournalFile(path, sync=False)
+    try:
+        journal.append(2, b"two")
+    finally:
+        journal.close()
+    assert read_journal(path) == [(1, b"one"), (2, b"two")]
+
+
+def test_an_append_the_file_system_refuses_leaves_the_journal_as_it_was(tmp_path: Path) -> None:
+    """No space for an entry (here the process's file-size limit, which makes the space
+    reservation fail as a full disk does): the append raises OSError, no SIGBUS, and the
+    journal holds what it held. In a child process: the limit is for it alone."""
+    path = tmp_path / "journal"
+    journal = JournalFile(path, sync=False, map_size=256 << 10)
+    journal.append(1, b"one")
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead
+            size = os.fstat(journal.fd).st_size
+            resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+            try:
+                journal.append(2, b"x" * (8 << 20))  # past the reserved space and the map
+            except OSError:
+                code = 0 if journal.entries() == [(1, b"one")] else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    journal.close()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    assert read_journal(path) == [(1, b"one")]

@@ -9,8 +9,8 @@ The state lives in ``DIR`` (``xsd.server.durable_store``) as a checkpoint plus a
   :meth:`Durable.commit` once per pass before it applies effects and writes replies,
   and the multiplexer calls it before every socket write (``Multiplexer.before_write``);
   a commit with nothing changed costs two tests;
-* the changes of one pass (every request answered in it) go as one entry, one LMDB
-  commit;
+* the changes of one pass (every request answered in it) go as one entry, one append
+  to the journal's file;
 * the checkpoint is rewritten in the background once the journal holds
   ``--state-dir-checkpoint`` entries (:data:`COMPACT_ENTRIES`), or half as many as the
   tree has nodes if that is more (a checkpoint's cost grows with the tree, so each
@@ -36,8 +36,6 @@ import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import lmdb
 
 from handover import checkpoint, stream
 from handover.records import StateError
@@ -68,7 +66,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         type=Path,
         metavar="DIR",
-        help="keep the store in DIR (LMDB: a checkpoint and a journal, each change synced "
+        help="keep the store in DIR (a checkpoint in LMDB and a journal, each change written "
         "before it is acknowledged) and restore it from there on start, so that a crash "
         "of the daemon loses no acknowledged change; created if missing (default: in "
         "memory only, as C xenstored)",
@@ -165,8 +163,10 @@ def _open(store: Store, args: argparse.Namespace, fresh: State, engine: Engine |
     durable = Durable(store, Engine(state), last, every)
     durable.entries = last - int(info["seq"])  # the journal after the checkpoint
     durable.grown_from(int(info["nodes"]))  # what the journal grew counts: not replayed twice
-    if info.get("boot_id") != this_boot:
-        durable.checkpoint_sync()  # from now on, a state of this boot
+    if info.get("boot_id") != this_boot or store.legacy_journal_path.exists():
+        # From now on, a state of this boot; or the legacy journal's entries included,
+        # and that file gone.
+        durable.checkpoint_sync()
     durable.restored_ms = (time.monotonic() - started) * 1000
     log.info(
         "durable: restored %d nodes, %d domains from %s in %.0f ms (%d journal entries)",
@@ -238,7 +238,7 @@ class Durable:
         raw = checkpoint.pack_journal(state, seq, time.monotonic_ns(), dirty, side)
         try:
             self.store.append(seq, raw)
-        except lmdb.Error as exc:
+        except OSError as exc:
             # Nothing of this pass may be acknowledged: stop here, restart from the disk.
             log.critical("durable: cannot write the journal in %s: %s", self.store.directory, exc)
             logging.shutdown()

@@ -1,20 +1,18 @@
-"""The state directory of durable mode: two LMDB files, and reading them safely.
+"""The state directory of durable mode: a checkpoint, a journal, and reading them safely.
 
 ``DIR/checkpoint.lmdb`` holds one checkpoint, a framed stream (``handover.stream``)
 kept as ``transports.write_lmdb`` keeps one (``head``, ``r`` + index, ``digest``), and
-is replaced whole in one LMDB transaction. ``DIR/journal.lmdb`` holds the journal
-entries (``handover.checkpoint``) under ``j`` + their sequence number, big-endian, and
-a ``format`` key; once a checkpoint includes its entries, a new file holding those after
-it (``DIR/journal.new.lmdb`` while written) is renamed over it. A commit reaches the
-kernel before it returns (LMDB without ``MDB_NOSYNC`` when ``sync`` is asked for: then
-it is on the disk too); a checkpoint syncs its file, a clean close both. ``DIR/lock``
-is held (flock) by the daemon using the directory, so the journal is opened without
-LMDB's own lock (``lock=False``): its writers, the daemon's appends and a checkpoint
-thread's move to the next file, take :attr:`Store.writing` instead, a Python lock that
-costs nothing when free, where LMDB's is a robust mutex in a shared file that every
-commit had to fetch from memory (write 8x1 in durable mode: 22-24 us of daemon CPU a
-request instead of 24-28); no read transaction is open while one writes (the state is
-read before the store opens).
+is replaced whole in one LMDB transaction. ``DIR/journal`` holds the journal entries
+(``handover.checkpoint``), appended through a shared map (``xsd.server.journal_file``,
+which says why it is not LMDB); once a checkpoint includes its entries, a new file
+holding those after it (``DIR/journal.new`` while written) is renamed over it. An entry
+is in the kernel's page cache when its append returns (on the disk too with ``sync``);
+a checkpoint syncs its files, a clean close both. ``DIR/lock`` is held (flock) by the
+daemon using the directory. The journal's writers, the daemon's appends and a
+checkpoint thread's move to the next file, take :attr:`Store.writing`, a Python lock
+that costs nothing when free. A journal written by xsd before 2026-12-07, an LMDB file
+(``DIR/journal.lmdb``, entries under ``j`` + their sequence number, big-endian), is
+still read; the first checkpoint after the restore replaces it.
 
 Reading happens in a forked child that sends the bytes through a pipe: a truncated or
 damaged LMDB file can make a reader fault on a page that is not there (SIGBUS), and
@@ -37,22 +35,16 @@ import lmdb
 import msgpack
 
 from handover.stream import check_header
+from xsd.server.journal_file import JournalFile, JournalFormatError, read_journal
 
 _KEY = struct.Struct(">Q")
-JOURNAL_FORMAT = b"xsd-journal 1"
-JOURNAL_MAP = 1 << 30
-"""The journal's first map size (the file is as large, sparse: it is written through
-the map, ``writemap``); it doubles when full."""
+LEGACY_JOURNAL_FORMAT = b"xsd-journal 1"
+"""The ``format`` key of an LMDB journal (written by xsd before 2026-12-07)."""
 CHECKPOINT_MAP = 1 << 36
 
 
 class StoreError(Exception):
     """The state directory cannot be used; ``str()`` is one line that says why."""
-
-
-def journal_key(seq: int) -> bytes:
-    """The key of journal entry ``seq``."""
-    return b"j" + _KEY.pack(seq)
 
 
 class Store:
@@ -72,23 +64,28 @@ class Store:
             raise StoreError(f"another daemon uses the state directory {directory}") from None
         self.sync = sync
         self.writing = threading.RLock()
-        """Held by each write transaction of the journal (opened without LMDB's own
-        lock: the daemon's thread appends, a checkpoint's thread moves it to its next
-        file), and by the daemon's thread across a live update's fork of its guardian
-        (``Server.forking``: the guardian must not inherit it held by a thread it does
-        not have); reentrant, so that the daemon's thread never waits for itself."""
-        self.journal: Any = None
+        """Held by each write to the journal (the daemon's thread appends, a
+        checkpoint's thread moves it to its next file), and by the daemon's thread
+        across a live update's fork of its guardian (``Server.forking``: the guardian
+        must not inherit it held by a thread it does not have); reentrant, so that the
+        daemon's thread never waits for itself."""
+        self.journal: JournalFile | None = None
         self.checkpoint: Any = None
 
     @property
     def journal_path(self) -> Path:
-        """The journal's LMDB file."""
-        return self.directory / "journal.lmdb"
+        """The journal's file."""
+        return self.directory / "journal"
 
     @property
     def fresh_journal_path(self) -> Path:
         """Where a checkpoint writes the journal's next file (:meth:`_next_file`)."""
-        return self.directory / "journal.new.lmdb"
+        return self.directory / "journal.new"
+
+    @property
+    def legacy_journal_path(self) -> Path:
+        """An LMDB journal, as xsd wrote one before 2026-12-07 (read, then replaced)."""
+        return self.directory / "journal.lmdb"
 
     @property
     def checkpoint_path(self) -> Path:
@@ -97,55 +94,38 @@ class Store:
 
     def exists(self) -> bool:
         """True if the directory holds a state (or a part of one)."""
-        return self.journal_path.exists() or self.checkpoint_path.exists()
+        return any(
+            path.exists()
+            for path in (self.journal_path, self.legacy_journal_path, self.checkpoint_path)
+        )
 
     def open(self) -> None:
         """Open both environments for writing (creating them if missing)."""
         try:
             with contextlib.suppress(FileNotFoundError):  # a rewrite a crash cut short
                 self.fresh_journal_path.unlink()
-            self.journal = self._open_journal(self.journal_path)
+            self.journal = JournalFile(self.journal_path, sync=self.sync)
             self.checkpoint = lmdb.open(
                 str(self.checkpoint_path), subdir=False, map_size=CHECKPOINT_MAP, max_dbs=0,
                 mode=0o600, sync=self.sync, metasync=self.sync,
             )  # fmt: skip
-        except lmdb.Error as exc:
+        except (OSError, JournalFormatError, lmdb.Error) as exc:
             raise StoreError(f"cannot open the state in {self.directory}: {exc}") from exc
-
-    def _open_journal(self, path: Path) -> Any:
-        """The journal's environment at ``path``, created if missing, with its format key."""
-        env = lmdb.open(
-            str(path), subdir=False, map_size=JOURNAL_MAP, max_dbs=0, mode=0o600,
-            sync=self.sync, metasync=self.sync, writemap=True, map_async=not self.sync,
-            lock=False,
-        )  # fmt: skip
-        try:
-            with env.begin(write=True) as txn:
-                txn.put(b"format", JOURNAL_FORMAT)
-        except BaseException:
-            env.close()
-            raise
-        return env
 
     def last_seq(self) -> int:
         """The sequence number of the last journal entry (0: none)."""
-        with self.journal.begin() as txn:
-            cursor = txn.cursor()
-            if cursor.set_range(b"j") and cursor.last() and cursor.key().startswith(b"j"):
-                return int(_KEY.unpack(cursor.key()[1:])[0])
-        return 0
+        assert self.journal is not None
+        return self.journal.last_seq()
 
     def append(self, seq: int, raw: bytes) -> None:
-        """Store journal entry ``seq`` (committed when this returns: written through the
-        map, in the page cache; synced too if ``sync``)."""
+        """Store journal entry ``seq`` (in the page cache when this returns; on the
+        disk too if ``sync``).
+
+        Raises:
+            OSError: no space for it: it is not in the journal.
+        """
         with self.writing:
-            try:
-                with self.journal.begin(write=True) as txn:
-                    txn.put(journal_key(seq), raw, append=True)
-            except lmdb.MapFullError:
-                self.journal.set_mapsize(self.journal.info()["map_size"] * 2)
-                with self.journal.begin(write=True) as txn:
-                    txn.put(journal_key(seq), raw, append=True)
+            self.journal.append(seq, raw)  # type: ignore[union-attr]
 
     def write_checkpoint(self, parts: list[bytes], seq: int) -> None:
         """Replace the checkpoint with a framed stream given in parts (head, body parts,
@@ -178,18 +158,15 @@ class Store:
         20,000 entries, against the daemon's thread for the interpreter."""
         fresh_path = self.fresh_journal_path
         with self.writing:
-            with self.journal.begin() as txn:
-                cursor = txn.cursor()
-                kept: list[tuple[bytes, bytes]] = []
-                if cursor.set_range(journal_key(seq + 1)):
-                    kept = [(bytes(k), bytes(v)) for k, v in cursor.iternext() if k[:1] == b"j"]
-            fresh: Any = None
+            assert self.journal is not None
+            kept = self.journal.entries(after=seq)
+            fresh: JournalFile | None = None
             try:
-                fresh = self._open_journal(fresh_path)
-                with fresh.begin(write=True) as txn:
-                    for key, value in kept:
-                        txn.put(key, value, append=True)
-                fresh.sync(True)
+                fresh = JournalFile(fresh_path, sync=False, map_size=self.journal.map_size)
+                for key, value in kept:
+                    fresh.append(key, value)
+                fresh.flush()
+                fresh.sync = self.sync
                 os.replace(fresh_path, self.journal_path)
             except BaseException:
                 if fresh is not None:
@@ -201,6 +178,8 @@ class Store:
             if self.sync:  # before any commit in the new file can be acknowledged
                 _sync_directory(self.directory)
         old.close()
+        with contextlib.suppress(FileNotFoundError):  # its entries are in the checkpoint
+            self.legacy_journal_path.unlink()
         if not self.sync:
             _sync_directory(self.directory)
 
@@ -208,10 +187,12 @@ class Store:
         """Close the environments and let go of the directory (once a checkpoint's
         thread, if one is moving the journal to its next file, is done)."""
         with self.writing:
-            for env in (self.journal, self.checkpoint):
-                if env is not None:
-                    env.sync(True)
-                    env.close()
+            if self.journal is not None:
+                self.journal.flush()
+                self.journal.close()
+            if self.checkpoint is not None:
+                self.checkpoint.sync(True)
+                self.checkpoint.close()
             self.journal = self.checkpoint = None
         with contextlib.suppress(OSError):
             os.close(self.lock_fd)
@@ -271,9 +252,10 @@ def read_state(directory: Path) -> tuple[bytes, list[tuple[int, bytes]]]:
 
 
 def _read(directory: Path) -> tuple[bytes, list[tuple[int, bytes]]]:
-    journal = directory / "journal.lmdb"
+    journal = directory / "journal"
+    legacy = directory / "journal.lmdb"
     checkpoint = directory / "checkpoint.lmdb"
-    for path in (journal, checkpoint):
+    for path in (journal if journal.exists() or not legacy.exists() else legacy, checkpoint):
         if not path.exists():
             raise StoreError(f"the state in {directory} is incomplete: {path.name} is missing")
     with _open_checked(checkpoint) as env, env.begin() as txn:
@@ -287,15 +269,27 @@ def _read(directory: Path) -> tuple[bytes, list[tuple[int, bytes]]]:
             raise StoreError(f"{checkpoint}: {exc}") from None
         parts = [bytes(v) for k, v in txn.cursor() if k.startswith(b"r")]
         blob = bytes(head) + b"".join(parts) + bytes(digest)
-    with _open_checked(journal) as env, env.begin() as txn:
-        if txn.get(b"format") != JOURNAL_FORMAT:
-            raise StoreError(f"{journal} is not an xsd journal")
-        entries = [
+    # A legacy journal's entries come first: the journal file was started after them
+    # (and the checkpoint that includes them deletes it).
+    entries = _read_legacy(legacy) if legacy.exists() else []
+    if journal.exists():
+        try:
+            entries += read_journal(journal)
+        except (OSError, JournalFormatError) as exc:
+            raise StoreError(str(exc)) from None
+    return blob, entries
+
+
+def _read_legacy(legacy: Path) -> list[tuple[int, bytes]]:
+    """The entries of an LMDB journal (written by xsd before 2026-12-07)."""
+    with _open_checked(legacy) as env, env.begin() as txn:
+        if txn.get(b"format") != LEGACY_JOURNAL_FORMAT:
+            raise StoreError(f"{legacy} is not an xsd journal")
+        return [
             (int(_KEY.unpack(k[1:])[0]), bytes(v))
             for k, v in txn.cursor()
             if k.startswith(b"j") and len(k) == 1 + _KEY.size
         ]
-    return blob, entries
 
 
 @contextlib.contextmanager
