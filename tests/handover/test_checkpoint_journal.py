@@ -27,6 +27,8 @@ PASSES = [
     [(Op.WRITE, b"/\0root value")],
     [(Op.WRITE, b"/a/b/c\0again")],  # removed, then made again: the last entry counts
     [(Op.SET_PERMS, b"/a/b/c\0b0\0"), (Op.WRITE, b"/a/q\0four")],  # one table for all
+    [(Op.WRITE, b"/a/q\0five")],  # one leaf written: built in one go
+    [(Op.SET_PERMS, b"/a/q\0b0\0r7\0")],  # the same, its permissions
     [(Op.INTRODUCE, b"5\0001\0001\0")],  # more than the tree: a side part
     [(Op.WRITE, b"/local/domain/5/data\0four"), (Op.RM, b"/x\0")],
 ]
@@ -48,6 +50,7 @@ def test_packed_entries_restore_the_engines_state() -> None:
     start = b"".join(parts)
     state.tree.dirty = set()
     entries = []
+    one_go = 0
     for seq, requests in enumerate(PASSES, 1):
         for i, (op, payload) in enumerate(requests):
             engine.receive(conn, encode(op, i + 1, 0, payload))
@@ -67,11 +70,15 @@ def test_packed_entries_restore_the_engines_state() -> None:
         general = checkpoint.unpack_entry(
             checkpoint.pack_entry(checkpoint.journal_entry(state, seq, seq * 1000, dirty, side))
         )
+        if len(dirty) == 1 and not side:  # the same entry (and a leaf's built in one go)
+            one_go += not state.tree.nodes[next(iter(dirty))].children
+            assert checkpoint.unpack_entry(raw) == general
         fast = checkpoint.unpack_entry(raw)
         assert fast[:6] == general[:6]  # seq, time, generation, counters
         assert sorted(e[0] for e in fast[7]) == sorted(e[0] for e in general[7])
         assert fast[8] == general[8]  # the side part
         entries.append((seq, raw))
+    assert one_go == 2
     restored, info_after, last = checkpoint.restore(start, entries)
     assert last == len(PASSES)
     assert info_after["mono_ns"] == len(PASSES) * 1000
