@@ -97,7 +97,8 @@ def _rewrite_boot(state_dir: Path, boot: str, mono_ns: int) -> None:
         store.open()
         info = {"seq": last, "boot_id": boot, "mono_ns": mono_ns}
         recs = checkpoint.checkpoint_records(state, info)
-        store.write_checkpoint(stream.frame_parts(stream.pack_each(recs)), last)
+        parts = stream.frame_parts(stream.pack_each(recs))
+        store.write_checkpoint(parts, last, store.journal_end())
     finally:
         store.close()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from xsd.server import journal_file
-from xsd.server.durable_store import Store
+from xsd.server.durable_store import Store, StoreError
 from xsd.server.journal_file import JournalFile, read_journal, used_bytes
 
 
@@ -34,13 +34,33 @@ def test_checkpoint_drops_the_entries_it_includes(
     store = Store(tmp_path, sync=False)
     store.open()
     try:
+        end = store.journal_end()
         for seq in range(1, entries + 1):
             store.append(seq, _value(seq, size))
-        store.write_checkpoint([b"head", b"record", b"digest"], included)
+            if seq == included:
+                end = store.journal_end()
+        store.write_checkpoint([b"head", b"record", b"digest"], included, end)
         store.append(entries + 1, _value(entries + 1, size))  # the journal goes on
         left = read_journal(store.journal_path)
         assert left == [(seq, _value(seq, size)) for seq in range(included + 1, entries + 2)]
         assert store.last_seq() == entries + 1
+    finally:
+        store.close()
+
+
+def test_a_checkpoint_told_the_wrong_end_keeps_the_journal_whole(tmp_path: Path) -> None:
+    """The kept entries are read from the end offset the caller took with the last
+    included entry; one that does not lead to the entry after it is refused, and the
+    journal keeps every entry (the checkpoint written, which they follow)."""
+    store = Store(tmp_path, sync=False)
+    store.open()
+    try:
+        start = store.journal_end()
+        for seq in range(1, 11):
+            store.append(seq, _value(seq, 16))
+        with pytest.raises(StoreError, match="does not go on from entry 5"):
+            store.write_checkpoint([b"head", b"record", b"digest"], 5, start)
+        assert read_journal(store.journal_path) == [(seq, _value(seq, 16)) for seq in range(1, 11)]
     finally:
         store.close()
 
@@ -52,7 +72,7 @@ def test_the_journal_starts_a_new_file_at_a_checkpoint(tmp_path: Path) -> None:
         for seq in range(1, 501):
             store.append(seq, _value(seq, 3000))
         assert used_bytes(store.journal_path) > 500 * 3000
-        store.write_checkpoint([b"head", b"record", b"digest"], 500)
+        store.write_checkpoint([b"head", b"record", b"digest"], 500, store.journal_end())
         assert used_bytes(store.journal_path) == journal_file.HEADER
         assert read_journal(store.journal_path) == []
         assert not store.fresh_journal_path.exists()
@@ -89,7 +109,7 @@ def test_a_full_journal_map_doubles_and_keeps_every_entry(
             journal.append(seq, _value(seq, 3000))  # 300 KiB in a 64 KiB map
         journal.append(101, _value(101, 600_000))  # more than the map doubled once
         assert journal.map_size >= 1 << 20
-        assert journal.entries(after=99) == [(100, _value(100, 3000)), (101, _value(101, 600_000))]
+        assert journal.entries()[-2:] == [(100, _value(100, 3000)), (101, _value(101, 600_000))]
     finally:
         journal.close()
     expected = [(seq, _value(seq, 3000)) for seq in range(1, 101)] + [(101, _value(101, 600_000))]
@@ -98,7 +118,7 @@ def test_a_full_journal_map_doubles_and_keeps_every_entry(
     try:
         assert reopened.last_seq() == 101
         reopened.append(102, b"after the reopening")  # synced: msync of page-aligned ranges
-        assert reopened.entries(after=101) == [(102, b"after the reopening")]
+        assert reopened.entries()[-1] == (102, b"after the reopening")
     finally:
         reopened.close()
 

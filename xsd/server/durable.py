@@ -6,9 +6,9 @@ The state lives in ``DIR`` (``xsd.server.durable_store``) as a checkpoint plus a
 * every change is in a committed journal entry before any byte that could tell a client
   about it leaves the daemon (committed: in the kernel's page cache, which a crash of
   the daemon cannot lose; with ``--state-dir-sync``, on the disk too): the shell calls
-  :meth:`Durable.commit` once per pass before it applies effects and writes replies,
-  and the multiplexer calls it before every socket write (``Multiplexer.before_write``);
-  a commit with nothing changed costs two tests;
+  :meth:`Durable.commit` once per pass before it applies effects and again after them,
+  then writes replies, and the multiplexer calls it before any other socket write
+  (``Multiplexer.before_write``); a commit with nothing changed costs two tests;
 * the changes of one pass (every request answered in it) go as one entry, one append
   to the journal's file;
 * the checkpoint is rewritten in the background once the journal holds
@@ -261,8 +261,9 @@ class Durable:
     def checkpoint_sync(self) -> None:
         """Write a checkpoint of the state as it is, at once (at start)."""
         self.commit()
+        end = self.store.journal_end()
         parts = self._frame(None)
-        self.store.write_checkpoint(parts, self.seq)
+        self.store.write_checkpoint(parts, self.seq, end)
         self.entries = self.bytes = 0
         self._next_due(parts)
 
@@ -345,11 +346,11 @@ class Durable:
         finally:
             if ahead is not None:
                 tree.journal = None
-        seq = self.seq
+        seq, end = self.seq, self.store.journal_end()
         self.entries = self.bytes = 0
         self._next_due(parts)
         worst = max(worst, clock() - began)
-        await trio.to_thread.run_sync(self.store.write_checkpoint, parts, seq)
+        await trio.to_thread.run_sync(self.store.write_checkpoint, parts, seq, end)
         self.stall_ms = worst * 1000
         log.info(
             "durable: checkpoint of %d nodes at entry %d (longest pause %.1f ms)",
