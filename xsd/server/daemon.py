@@ -324,17 +324,20 @@ class Server:
         """Apply pending effects, then write what each connection with new output can
         take now (the rest waits for the socket to be writable)."""
         engine = self.engine
-        if self.durable is not None:
-            self.durable.commit()  # before any effect or reply tells of a change
+        durable = self.durable
+        if durable is not None:
+            durable.commit()  # before any effect or reply tells of a change
         if engine.trace:
             self._log_trace()  # logging
         effects = engine.take_effects()
         if effects:
             # Before any reply goes out: a client told "released" finds the socket gone.
             self._apply_effects(effects)
-        send = self.mux.send
+            if durable is not None:
+                durable.commit()  # what they changed (a watchdog's action writes a node)
+        write = self.mux.write  # committed: no commit per connection (Multiplexer.send)
         for conn_id in engine.take_dirty():
-            send(conn_id)
+            write(conn_id)
 
     def _drop(self, conn_id: int) -> None:
         self.live_update.connection_closed(conn_id)

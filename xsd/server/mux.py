@@ -104,7 +104,8 @@ class Multiplexer:
         """The other descriptors in the epoll (the host's listeners, its wake-up) and
         what to call when one is readable."""
         self.before_write: Callable[[], None] | None = None
-        """Called before any output is written (durable mode commits its journal)."""
+        """Called before :meth:`send` writes output (durable mode commits its journal);
+        the server's flush commits once and calls :meth:`write`."""
         self._queued: set[int] = set()  # the same, as a set
         self._batch = _BATCH_REQUESTS  # requests per turn in the current pass
 
@@ -149,13 +150,22 @@ class Multiplexer:
     # ------------------------------------------------------------------ output
 
     def send(self, conn_id: int) -> None:
-        """Write what the kernel takes of a connection's output; watch for the rest."""
+        """Write what the kernel takes of a connection's output, ``before_write`` called
+        first if there is any; watch for the rest."""
+        if self.before_write is not None:
+            conn = self.engine.state.connections.get(conn_id)
+            if conn is not None and conn.out_bytes:
+                self.before_write()
+        self.write(conn_id)
+
+    def write(self, conn_id: int) -> None:
+        """:meth:`send` for a caller that has done what ``before_write`` does since the
+        output was made (the server's flush: durable mode's one commit for the pass,
+        where a call per connection written cost 8x1 writes about 3% of their speed)."""
         client = self.clients.get(conn_id)
         conn = self.engine.state.connections.get(conn_id)
         if client is None or conn is None:
             return
-        if conn.out_bytes and self.before_write is not None:
-            self.before_write()
         send = client.sock.send
         while conn.out_bytes:
             try:
