@@ -48,7 +48,7 @@ class StoreError(Exception):
 
 
 class Store:
-    """The open state directory: its lock and its two LMDB environments."""
+    """The open state directory: its lock, its journal file and its checkpoint's LMDB file."""
 
     def __init__(self, directory: Path, *, sync: bool = True) -> None:
         self.directory = directory
@@ -100,7 +100,7 @@ class Store:
         )
 
     def open(self) -> None:
-        """Open both environments for writing (creating them if missing)."""
+        """Open the journal and the checkpoint for writing (creating them if missing)."""
         try:
             with contextlib.suppress(FileNotFoundError):  # a rewrite a crash cut short
                 self.fresh_journal_path.unlink()
