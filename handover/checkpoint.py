@@ -138,22 +138,21 @@ def pack_journal(
 ) -> bytes:
     """:func:`pack_entry` of :func:`journal_entry`: what durable mode appends.
 
-    A pass that wrote one node and nothing else (the commonest, one request in flight)
-    has its entry built here in one go, the same bytes as the general path's: the
-    daemon's commit runs with cold caches between two requests, where each call and
-    list it saves counts about three times what it does in a loop (15% of a commit's
-    time in the daemon)."""
+    A pass that wrote one leaf and nothing else (the commonest, one request in flight)
+    has its entry built here in one go, the same as :func:`journal_entry` builds it,
+    without the calls and lists of the general path: the daemon's commit runs with cold
+    caches between two requests, where each one saved counts about three times what it
+    does in a loop."""
     if len(changed) == 1 and not side:
         tree = state.tree
         for path in changed:
             node = tree.nodes.get(path)
             if node is not None and not node.children:
-                body: bytes = _PACKER.pack(
+                return pack_entry(
                     ["journal", seq, mono_ns, tree.generation, state.next_conn_id,
                      state.watches.next_seq, [node.perms], [[path, node.value, 0, node.gen, []]],
                      None]
                 )  # fmt: skip
-                return _CRC.pack(zlib.crc32(body)) + body
     return pack_entry(journal_entry(state, seq, mono_ns, changed, side))
 
 

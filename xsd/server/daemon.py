@@ -334,7 +334,7 @@ class Server:
             # Before any reply goes out: a client told "released" finds the socket gone.
             self._apply_effects(effects)
             if durable is not None:
-                durable.commit()  # what they changed (a watchdog's action writes a node)
+                durable.commit()  # whatever a handler changed (they run engine code)
         write = self.mux.write  # committed: no commit per connection (Multiplexer.send)
         for conn_id in engine.take_dirty():
             write(conn_id)

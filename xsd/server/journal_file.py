@@ -133,7 +133,7 @@ class JournalFile:
 
     def last_seq(self) -> int:
         """The last entry's sequence number (0: none)."""
-        entries = _parse(self.path, self.map, self.end())
+        entries = self.entries()
         return entries[-1][0] if entries else 0
 
     def flush(self) -> None:
