@@ -17,7 +17,8 @@ from handover.tree_columns import TreeError, load_tree
 from handover.tree_delta import DeltaError, apply_delta
 from handover.watchdog_columns import WatchdogRecordError, load_watchdogs
 from xsd.core import perms as P
-from xsd.core.connections import Connection, Credentials
+from xsd.core.connections import Connection
+from xsd.core.credentials import Credentials
 from xsd.core.domains import DOMID_MAX, Domain
 from xsd.core.quota import Quotas
 from xsd.core.state import Settings, State

@@ -10,9 +10,10 @@ import pytest
 
 from handover import plain
 from xsd.core import effects, fields
-from xsd.core.connections import Connection, Credentials
+from xsd.core.caller import Caller
+from xsd.core.connections import Connection
+from xsd.core.credentials import Credentials
 from xsd.core.domains import Domain
-from xsd.core.ops import Caller
 from xsd.core.quota import Quotas
 from xsd.core.state import Settings, State
 from xsd.core.watchdogs import Dog, DomainDogs, WatchdogState

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from xsd.core.fields import Fields
+from xsd.core.credentials import Credentials
 from xsd.core.views import Transaction
 from xsd.core.watches import Watch
 from xsd_client.protocol import Decoder
@@ -39,20 +39,6 @@ class Account:
         self.conns: set[Connection] = set()
         self.out_bytes = 0
         self.tx_conns: set[Connection] = set()  # those with open transactions
-
-
-class Credentials(Fields):
-    """The peer's pid, uid and gid from SO_PEERCRED, if known."""
-
-    __slots__ = ("gid", "pid", "uid")
-    pid: int
-    uid: int
-    gid: int
-
-    def __init__(self, pid: int, uid: int, gid: int) -> None:
-        self.pid = pid
-        self.uid = uid
-        self.gid = gid
 
 
 class Connection:

@@ -26,9 +26,11 @@ from collections.abc import Callable, Mapping
 
 from xsd.core import ops
 from xsd.core import perms as P
-from xsd.core.connections import EVENT, Account, Connection, Credentials
+from xsd.core.caller import Caller
+from xsd.core.connections import EVENT, Account, Connection
+from xsd.core.credentials import Credentials
 from xsd.core.effects import Effect, LogLine
-from xsd.core.ops import Caller
+from xsd.core.fields import Protocol
 from xsd.core.paths import canonicalize, parent_of
 from xsd.core.state import State
 from xsd.core.trace import TraceRecord
@@ -37,11 +39,9 @@ from xsd_client.protocol import HEADER, PAYLOAD_MAX, Op
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
-    from typing import Protocol, TypeVar
+    from typing import TypeVar
 
     F = TypeVar("F")
-else:
-    Protocol = object  # a protocol is for the type checker; at run time a plain base
 
 EVENT_QUEUE_LIMIT = 16 << 20
 """Drop watch events for a connection that has this many output bytes unread."""

@@ -24,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from xsd.core import ratelimit
-from xsd.core.connections import REPLY, Connection, Credentials
+from xsd.core.connections import REPLY, Connection
 from xsd.core.context import EVENT_QUEUE_LIMIT, OWN_MESSAGE, Context
+from xsd.core.credentials import Credentials
 from xsd.core.effects import (
     CloseConnection,
     DeferredRequest,

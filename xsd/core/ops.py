@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from xsd.core import perms as P
+from xsd.core.caller import Caller
 from xsd.core.errors import XsError
-from xsd.core.fields import Fields
 from xsd.core.paths import parent_of
 from xsd.core.tree import Node, add_child, node_cost, record_size, remove_child
 from xsd.core.views import View
@@ -25,35 +25,6 @@ from xsd_client.protocol import PAYLOAD_MAX
 
 Event = tuple[str, bool, "P.Perms | None"]
 """A watch event: path, whether it fires exact watches only, permissions before the change."""
-
-
-class Caller(Fields):
-    """Who is asking: a domain, whether it is privileged, its SET_TARGET target, and
-    the quotas that apply to it (None: exempt, as privileged callers are)."""
-
-    __slots__ = ("domid", "limits", "privileged", "target")
-    domid: int
-    privileged: bool
-    target: int | None
-    limits: Mapping[str, int] | None
-
-    def __init__(
-        self,
-        domid: int,
-        privileged: bool,
-        target: int | None = None,
-        limits: Mapping[str, int] | None = None,
-    ) -> None:
-        self.domid = domid
-        self.privileged = privileged
-        self.target = target
-        self.limits = limits
-
-    def access(self, node: Node) -> int:
-        """The access bits this caller has on ``node``."""
-        if self.privileged:
-            return P.FULL
-        return P.access_for(node.perms, self.domid, self.target)
 
 
 DOM0 = Caller(0, True)

@@ -12,7 +12,7 @@ import socket
 import stat
 from pathlib import Path
 
-from xsd.core.connections import Credentials
+from xsd.core.credentials import Credentials
 
 __all__ = [
     "BindError",

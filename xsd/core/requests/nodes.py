@@ -18,9 +18,9 @@ from xsd_client.protocol import split_args
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
+    from xsd.core.caller import Caller
     from xsd.core.connections import Connection
     from xsd.core.context import Context
-    from xsd.core.ops import Caller
     from xsd.core.views import Transaction
 
 
