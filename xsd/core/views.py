@@ -22,14 +22,9 @@ check may fail in between), since its old cost was already taken off.
 from __future__ import annotations
 
 from xsd.core.errors import XsError
+from xsd.core.fields import Protocol
 from xsd.core.perms import Perms
 from xsd.core.tree import Node, Tree, node_cost
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
-if TYPE_CHECKING:
-    from typing import Protocol
-else:
-    Protocol = object  # a protocol is for the type checker; at run time a plain base
 
 
 class View(Protocol):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from typing import Protocol, TypeVar
 
     from xsd.core.connections import Connection
+    from xsd.core.ops import Event
 
     F = TypeVar("F")
 
@@ -30,11 +31,17 @@ if TYPE_CHECKING:
 class Watchdogs(Machine):
     """The watchdog feature: the state machine plus its hooks into the store."""
 
-    # Every WRITE and RM runs these: the functions themselves, not a method calling them.
-    check = guest.check
-    """Refuse a write (``value``) or removal (None) that would break a watchdog's rules."""
-    on_change = guest.apply_changes
-    """Apply committed writes to watchdog nodes; put back removed nodes."""
+    # Every WRITE and RM runs these. Methods that call the functions, not the functions
+    # as class attributes: ``guest`` may be compiled (setup.py), and a compiled function
+    # does not bind to an instance as a Python one does.
+    def check(self, conn: Connection, path: str, value: bytes | None) -> None:
+        """Refuse a write (``value``) or removal (None) that would break a watchdog's
+        rules."""
+        guest.check(self, conn, path, value)
+
+    def on_change(self, conn: Connection | None, events: list[Event]) -> None:
+        """Apply committed writes to watchdog nodes; put back removed nodes."""
+        guest.apply_changes(self, conn, events)
 
     def on_disconnect(self, conn: Connection) -> None:
         """Magic close: the arming connection went; with a 'V' last written, disarm."""
