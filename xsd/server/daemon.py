@@ -38,6 +38,7 @@ import trio
 from handover import timeline
 from handover.shell_record import ShellRecord
 from xsd import __version__ as VERSION
+from xsd import compiled
 from xsd.core.effects import (
     CloseConnection,
     DeferredRequest,
@@ -248,6 +249,8 @@ class Server:
                     self._log_started()  # logging
                     where = self.config.socket_path
                     print(f"xsd: listening on {where}", file=sys.stderr, flush=True)
+                    if compiled.stale():
+                        print(f"xsd: {compiled.status()}", file=sys.stderr, flush=True)
                     served = f"Serving on {where}" + (" (live updated)" if self.restored else "")
                     sdnotify.notify("READY=1", served)
                     async for signum in signals:
@@ -466,7 +469,12 @@ class Server:
     def _log_started(self) -> None:
         how = "live update" if LIVE_UPDATE_OPTION in sys.argv else "fresh"
         log.info(
-            "start: xsd %s pid %d (%s) on %s", VERSION, os.getpid(), how, self.config.socket_path
+            "start: xsd %s pid %d (%s) on %s; %s",
+            VERSION,
+            os.getpid(),
+            how,
+            self.config.socket_path,
+            compiled.status(),
         )
 
     def _log_stop(self) -> None:

@@ -1,0 +1,136 @@
+"""The build: the daemon's request path compiled with mypyc, or left as Python.
+
+Everything else is declared in ``pyproject.toml``. ``pip install`` (editable or not)
+compiles :data:`HOT`, the modules every request runs through, with mypyc (a build
+requirement): C extension modules beside their sources, which Python imports first. Why
+and what it gains: ``xsd/server/host.py``. The build then writes ``xsd/compiled.manifest``
+(each compiled module with the size, time and CRC-32 of the source it was made from), which
+``xsd.compiled`` checks when the daemon starts, so that a source changed since (a
+``git pull`` without a reinstall) runs as Python instead of being shadowed by a stale
+extension.
+
+Compiling is an optimisation, never a requirement: with ``XSD_COMPILE=0`` in the
+environment, without a C compiler or Python's headers, or if mypyc fails for any reason,
+the build says so in one line and installs the pure-Python daemon, which behaves the
+same.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import zlib
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HOT = [
+    "xsd/core/engine.py",
+    "xsd/core/context.py",
+    "xsd/core/flow.py",
+    "xsd/core/views.py",
+    "xsd/core/tree.py",
+    "xsd/core/connections.py",
+    "xsd/core/ops.py",
+    "xsd/core/paths.py",
+    "xsd/core/perms.py",
+    "xsd/core/requests/nodes.py",
+    "xsd/core/requests/transactions.py",
+    "xsd/core/requests/watches.py",
+    "xsd/core/watchdogs/guest.py",
+    "xsd/core/watchdogs/layout.py",
+    "xsd/server/host.py",
+    "xsd/server/mux.py",
+]
+"""The compiled modules. None may define a ``xsd.core.fields.Fields`` class: a compiled
+class keeps neither its annotations nor its ``__init__``'s code, which ``fields`` reads
+(``tests/test_compiled.py`` checks)."""
+
+GROUP = "xsd.compiled"
+"""mypyc's name for the shared library that holds the compiled code of all of them."""
+
+MANIFEST = Path("xsd") / "compiled.manifest"
+
+
+def _say(text: str) -> None:
+    print(f"xsd build: {text}", file=sys.stderr)
+
+
+class CompileHot(build_ext):
+    """build_ext that makes :data:`HOT`'s extensions with mypyc, or none."""
+
+    def finalize_options(self) -> None:
+        # mypyc's extensions replace the placeholder before build_ext prepares them.
+        self.failed: str | None = None
+        exts: list[Extension] = []
+        if os.environ.get("XSD_COMPILE", "1") == "0":
+            self.failed = "XSD_COMPILE=0"
+        else:
+            try:
+                from mypyc.build import mypycify
+
+                # The build's environment has mypy, not the daemon's dependencies
+                # (trio): what the hot modules use of them is typed Any.
+                exts = mypycify(["--ignore-missing-imports", *HOT], opt_level="3", group_name=GROUP)
+            except (Exception, SystemExit) as exc:  # any failure: pure Python
+                self.failed = f"{type(exc).__name__}: {exc}"
+        self.distribution.ext_modules = exts
+        super().finalize_options()
+
+    def run(self) -> None:
+        if self.failed is None and self.extensions:
+            try:
+                super().run()
+            except (Exception, SystemExit) as exc:  # any failure: pure Python
+                self.failed = f"{type(exc).__name__}: {exc}"
+                self._remove_outputs()
+        if self.failed is not None:
+            _say(f"not compiled ({self.failed}); the daemon stays pure Python")
+            return
+        self._write_manifest()
+        _say(f"compiled {len(HOT)} modules with mypyc")
+
+    def _root(self) -> Path:
+        """Where the packages are laid out: the source tree (in place) or the build's."""
+        return Path(".") if self.inplace else Path(self.build_lib)
+
+    def _remove_outputs(self) -> None:
+        for ext in self.extensions:
+            path = Path(self.get_ext_fullpath(ext.name))
+            path.unlink(missing_ok=True)
+        (self._root() / MANIFEST).unlink(missing_ok=True)
+        self.extensions = []
+
+    def _write_manifest(self) -> None:
+        lines = []
+        for source in HOT:
+            data = Path(source).read_bytes()
+            mtime = Path(source).stat().st_mtime_ns
+            module = source.removesuffix(".py").replace("/", ".")
+            lines.append(f"{module} {len(data)} {mtime} {zlib.crc32(data)}\n")
+        target = self._root() / MANIFEST
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("".join(lines))
+
+    def get_outputs(self) -> list[str]:
+        outputs = super().get_outputs()
+        if self.extensions:
+            outputs.append(str(self._root() / MANIFEST))
+        return outputs
+
+    def copy_extensions_to_source(self) -> None:
+        super().copy_extensions_to_source()
+        if self.extensions and not self.inplace:
+            built = Path(self.build_lib) / MANIFEST
+            if built.exists():
+                shutil.copyfile(built, MANIFEST)
+
+
+# A placeholder, replaced in CompileHot.run: it makes the wheel a platform one and
+# build_ext run at all, without running mypyc in every setup.py command (sdist, metadata).
+setup(
+    ext_modules=[Extension(f"{GROUP}__mypyc", sources=[])],
+    cmdclass={"build_ext": CompileHot},
+)

@@ -1,0 +1,126 @@
+"""The request path compiled with mypyc (``setup.py``) and its guard (``xsd.compiled``).
+
+An install compiles the hot modules; one whose source changed since runs from its source
+instead, with every other compiled module (they call each other directly: all or none).
+CI installs with the README's command, so there the modules must have been compiled.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xsd import compiled
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = ROOT / "xsd" / compiled.MANIFEST
+
+
+def _hot() -> list[str]:
+    """setup.py's HOT, read without running setup.py."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "HOT" for t in node.targets
+        ):
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, list)
+            return [str(v) for v in value]
+    raise AssertionError("setup.py has no HOT list")
+
+
+def _need_compiled() -> None:
+    if MANIFEST.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail("CI installed xsd without compiling its request path (see setup.py's output)")
+    pytest.skip("this install is not compiled (XSD_COMPILE=0, or no compiler)")
+
+
+def test_no_compiled_module_defines_a_fields_class() -> None:
+    # A compiled class keeps neither its annotations nor its __init__'s code.
+    for source in _hot():
+        tree = ast.parse((ROOT / source).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                bases = {b.id for b in node.bases if isinstance(b, ast.Name)}
+                assert "Fields" not in bases, f"{source}: {node.name} is a Fields class"
+
+
+def test_the_manifest_lists_every_hot_module() -> None:
+    _need_compiled()
+    listed = [line.split()[0] for line in MANIFEST.read_text().splitlines() if line]
+    assert listed == [s.removesuffix(".py").replace("/", ".") for s in _hot()]
+
+
+_PROBE = """
+import sys
+import xsd.core.engine, xsd.server.mux, xsd.server.host
+from xsd import compiled
+from xsd.core.engine import Engine
+from xsd_client.protocol import Op, encode
+print(compiled.status())
+for name in compiled._compiled:
+    print(name, sys.modules[name].__file__)
+engine = Engine()
+conn = engine.connect(0)
+engine.receive(conn, encode(Op.WRITE, 1, 0, b"/probe\\0v") + encode(Op.READ, 2, 0, b"/probe\\0"))
+print("reply", bytes(engine.state.connections[conn].output())[-1:])
+"""
+
+
+def _probe(tree: Path) -> list[str]:
+    env = dict(os.environ, PYTHONPATH=f"{tree}{os.pathsep}{ROOT}")
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tree.parent,  # not the repository: -c puts the directory first on the path
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def _copy(tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT / "xsd", tree / "xsd", ignore=shutil.ignore_patterns("__pycache__"))
+    return tree
+
+
+def test_an_unchanged_install_runs_compiled(tmp_path: Path) -> None:
+    _need_compiled()
+    lines = _probe(_copy(tmp_path))
+    assert lines[0].startswith("the request path runs compiled"), lines[0]
+    files = dict(line.split() for line in lines[1:-1])
+    assert len(files) == len(_hot())
+    assert all(f.endswith(".so") for f in files.values()), files
+    assert lines[-1] == "reply b'v'"
+
+
+def test_a_changed_source_runs_every_hot_module_from_source(tmp_path: Path) -> None:
+    _need_compiled()
+    tree = _copy(tmp_path)
+    changed = tree / "xsd" / "core" / "paths.py"
+    changed.write_text(changed.read_text() + "\n# changed after the build\n")
+    lines = _probe(tree)
+    assert "xsd.core.paths changed since it was compiled" in lines[0], lines[0]
+    files = dict(line.split() for line in lines[1:-1])
+    assert files and all(f.endswith(".py") and f.startswith(str(tree)) for f in files.values())
+    assert lines[-1] == "reply b'v'"
+
+
+def test_a_source_of_another_size_runs_as_python_too(tmp_path: Path) -> None:
+    _need_compiled()
+    tree = _copy(tmp_path)
+    manifest = tree / "xsd" / compiled.MANIFEST
+    manifest.write_text(manifest.read_text().replace(" ", " 1", 1))  # another size
+    lines = _probe(tree)
+    assert "changed since it was compiled" in lines[0], lines[0]
