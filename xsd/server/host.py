@@ -35,26 +35,47 @@ checkpoint) takes the GIL from the request path for up to the switch interval (5
 as a guest, trio's work runs here in task-sized steps between passes, and the services
 call the engine directly, as they always did.
 
-Where an unpipelined request's CPU goes now (one client, READ then WRITE of one node,
+Where an unpipelined request's CPU goes (one client, READ then WRITE of one node,
 C xenstored in the same interleaved run; CPU from /proc utime/stime and schedstat):
 three system calls a request (``epoll_wait``, ``recv``, ``send``: ``strace -c``), which
 cost xsd 4-5 us of system time and C 6-7 us; then Python: 9-10 us of user time for a
-READ, 12-13 us for a WRITE, against C's 1.5-2 us. The engine's share of that (measured alone,
-in-process) is 3.8 us for a READ and 6 us for a WRITE; the rest is this loop, the
+READ, 12-13 us for a WRITE, against C's 1.5-2 us. The engine's share of that (measured
+alone, in-process) is 3.8 us for a READ and 6 us for a WRITE; the rest is this loop, the
 multiplexer and the flush, about 25 Python calls a request in all. (A wall-clock
 profile, py-spy's, puts most samples in ``send``: time the daemon was runnable but the
-client it had just woken held the CPU, not CPU spent.) So at one request in flight the
-daemon costs 1.6-2.1x C's CPU (12-20 us against 7.5-9), and no trimming of Python
-closes that: the plain epoll echo alone costs 4.7 us. Compiling the hot modules was tried:
-Cython on the modules as they are gained nothing measurable; mypyc on 13 of them (the
-engine, context, flow, views, tree, connections, ops, paths, perms, watches, the node
-requests, this loop, the multiplexer)
-took 25-32% off the daemon's CPU per request (READ 13.2 -> 9.9 us, WRITE 16.8 ->
-11.4 us, C 7.3-7.5 in the same run), still not C's, and at a price not paid: compiled
-classes lose the annotations that ``handover`` reads (``fields.hints`` returns
-nothing), the modules' ``TYPE_CHECKING = False`` import-time idiom reaches "unreachable"
-code under mypyc, ``xsd_client.protocol`` (its ``IntEnum`` stand-in) does not compile,
-and one compiled module changed behaviour (a watch's removal raised KeyError).
+client it had just woken held the CPU, not CPU spent.) No trimming of Python closes
+that: the plain epoll echo alone costs 4.7 us.
+
+So the modules every request runs through are compiled with mypyc when xsd is installed
+(``setup.py``'s ``HOT``: the engine, context, flow, views, tree, connections, node
+operations, paths, permissions, the node, transaction and watch request families, the
+watchdogs' write checks, this loop and the multiplexer; ``xsd.compiled`` runs them as
+Python if a source changed since). Paired runs, the same daemon compiled and as Python,
+C in the same run (``tools/bench`` cells, medians of five turns; CPU per request):
+
+=====================  ========================  ========================  ==========
+cell                   compiled / Python         CPU compiled / Python     C's CPU
+=====================  ========================  ========================  ==========
+write 1x1              1.04                      37 / 42 us                26 us
+write 8x1              1.21                      11.7 / 15.4 us            11.7 us
+write 1x64             1.47                      3.5 / 5.2 us              4.7 us
+txn 1x64               1.41                      15 / 22 us                20 us
+=====================  ========================  ========================  ==========
+
+Pipelined, xsd now leads C on every cell (1.22-1.43x; watch fan-out 2.8x), and with
+eight clients it spends C's CPU per request. With one request in flight it does not:
+``perf`` on the daemon (write 1x1, 36 us a request) puts 21 us in the kernel (C: 22 us,
+its whole request but 3 us) and 15 us in user space, of which 2 us in the compiled
+code and 11 us in the interpreter: the modules still interpreted (the codec,
+``xsd_client.protocol``; the server's flush), the calls on Python objects (sockets,
+epoll, the decoder) and allocation. Cython on the modules as they were gained nothing
+measurable. What compiling asks of the code (``tests/test_compiled.py`` checks the
+first): no :class:`~xsd.core.fields.Fields` class in a compiled module (a compiled class
+keeps neither the annotations nor the ``__init__`` code that ``fields`` and ``handover``
+read: hence ``xsd.core.caller`` and ``xsd.core.credentials``), no ``else`` under
+``TYPE_CHECKING`` (mypyc compiles it as unreachable and raises there), no compiled
+function used as a method (it does not bind), and no Python subclass of a compiled
+class.
 
 Invariants:
 
