@@ -124,3 +124,29 @@ def test_a_source_of_another_size_runs_as_python_too(tmp_path: Path) -> None:
     manifest.write_text(manifest.read_text().replace(" ", " 1", 1))  # another size
     lines = _probe(tree)
     assert "changed since it was compiled" in lines[0], lines[0]
+
+
+def test_xsd_compile_0_installs_the_same_daemon_as_python(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    for item in ROOT.iterdir():
+        if item.is_file():
+            shutil.copy2(item, source / item.name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", compiled.MANIFEST)
+    for name in ("xsd", "xsd_client", "handover"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    target = tmp_path / "site"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_"))}
+    env["XSD_COMPILE"] = "0"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-v", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(target), str(source)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "xsd build: not compiled (XSD_COMPILE=0)" in result.stdout + result.stderr
+    assert not list(target.rglob("*.so"))
+    assert not (target / "xsd" / compiled.MANIFEST).exists()
+    lines = _probe(target)
+    assert lines[0] == "the request path runs as Python (not compiled)", lines[0]
+    assert lines[-1] == "reply b'v'"
