@@ -128,7 +128,7 @@ class CompileHot(build_ext):
                 shutil.copyfile(built, MANIFEST)
 
 
-# A placeholder, replaced in CompileHot.run: it makes the wheel a platform one and
+# A placeholder, replaced in CompileHot.finalize_options: it makes the wheel a platform one and
 # build_ext run at all, without running mypyc in every setup.py command (sdist, metadata).
 setup(
     ext_modules=[Extension(f"{GROUP}__mypyc", sources=[])],

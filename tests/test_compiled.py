@@ -150,3 +150,18 @@ def test_xsd_compile_0_installs_the_same_daemon_as_python(tmp_path: Path) -> Non
     lines = _probe(target)
     assert lines[0] == "the request path runs as Python (not compiled)", lines[0]
     assert lines[-1] == "reply b'v'"
+
+
+def test_a_manifest_of_another_form_runs_every_module_as_python(tmp_path: Path) -> None:
+    _need_compiled()
+    tree = _copy(tmp_path)
+    manifest = tree / "xsd" / compiled.MANIFEST
+    manifest.write_text(manifest.read_text() + "xsd.core.engine 14800\n")  # not this form
+    lines = _probe(tree)
+    assert lines[0] == (
+        "the request path runs as Python: compiled.manifest is not one this version "
+        "wrote (pip install again to compile it)"
+    ), lines[0]
+    files = dict(line.split() for line in lines[1:-1])
+    assert files and all(f.endswith(".py") and f.startswith(str(tree)) for f in files.values())
+    assert lines[-1] == "reply b'v'"

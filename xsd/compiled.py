@@ -27,20 +27,28 @@ if TYPE_CHECKING:
 
 MANIFEST = "compiled.manifest"
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_stale: str | None = None  # the first compiled module whose source changed since
+_stale: str | None = None  # why none runs compiled: the first source that changed
 _compiled: list[str] = []  # the modules the manifest lists
 
 
 class _FromSource:
-    """A meta path finder that loads the listed modules from their sources."""
+    """A meta path finder that loads the listed modules (None: every module of this
+    package) from their sources."""
 
-    def __init__(self, sources: dict[str, str]) -> None:
+    def __init__(self, sources: dict[str, str] | None) -> None:
         self.sources = sources
 
     def find_spec(
         self, name: str, path: object = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
-        source = self.sources.get(name)
+        if self.sources is not None:
+            source = self.sources.get(name)
+        elif name.startswith("xsd."):
+            source = _source(name)
+            if not os.path.exists(source):
+                return None  # a package (its __init__) or nothing: the usual finders
+        else:
+            source = None
         if source is None:
             return None
         from importlib.util import spec_from_file_location
@@ -75,16 +83,22 @@ def guard() -> None:
     """Use the compiled modules only if every one's source is the one it was made from."""
     global _stale
     try:
-        with open(os.path.join(_HERE, MANIFEST)) as f:
-            listed = [line.split() for line in f.read().splitlines() if line]
+        with open(os.path.join(_HERE, MANIFEST), "rb") as f:
+            text = f.read()
     except OSError:
         return  # not compiled: nothing to guard
-    sources = {}
-    for module, size, mtime, crc in listed:
-        _compiled.append(module)
-        source = sources[module] = _source(module)
-        if _stale is None and not _unchanged(source, int(size), int(mtime), int(crc)):
-            _stale = module
+    try:
+        listed = [line.split() for line in text.decode().splitlines() if line]
+        _compiled.extend(fields[0] for fields in listed)
+        sources = {module: _source(module) for module in _compiled}
+        for module, size, mtime, crc in listed:
+            if not _unchanged(sources[module], int(size), int(mtime), int(crc)):
+                _stale = f"{module} changed since it was compiled"
+                break
+    except ValueError:  # not a manifest this version wrote: trust none of it
+        _stale = f"{MANIFEST} is not one this version wrote"
+        sys.meta_path.insert(0, _FromSource(None))
+        return
     if _stale is not None:
         sys.meta_path.insert(0, _FromSource(sources))
 
@@ -97,10 +111,7 @@ def stale() -> bool:
 def status() -> str:
     """One line for the log: compiled, or pure Python and why."""
     if _stale is not None:
-        return (
-            f"the request path runs as Python: {_stale} changed since it was compiled "
-            "(pip install again to compile it)"
-        )
+        return f"the request path runs as Python: {_stale} (pip install again to compile it)"
     engine = sys.modules.get("xsd.core.engine")
     if _compiled and engine is not None and not (engine.__file__ or "").endswith(".py"):
         return f"the request path runs compiled ({len(_compiled)} modules, mypyc)"
