@@ -30,11 +30,11 @@ from xsd.core.caller import Caller
 from xsd.core.connections import EVENT, Account, Connection
 from xsd.core.credentials import Credentials
 from xsd.core.effects import Effect, LogLine
-from xsd.core.fields import Protocol
 from xsd.core.paths import canonicalize, parent_of
 from xsd.core.state import State
 from xsd.core.trace import TraceRecord
 from xsd.core.views import DirectView, Transaction, TransactionView, View
+from xsd_client._typing import Protocol  # no else under TYPE_CHECKING here: setup.py
 from xsd_client.protocol import HEADER, PAYLOAD_MAX, Op
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)

@@ -25,12 +25,6 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see above)
 if TYPE_CHECKING:
     from typing import Any
-    from typing import Protocol as Protocol
-else:
-    # A protocol is for the type checker; at run time a plain base. Here, for the
-    # modules that setup.py compiles: mypyc takes this ``else`` for unreachable code
-    # (type checkers see TYPE_CHECKING true) and fails at run time if it is reached.
-    Protocol = object
 
 
 class Fields:

@@ -22,9 +22,9 @@ check may fail in between), since its old cost was already taken off.
 from __future__ import annotations
 
 from xsd.core.errors import XsError
-from xsd.core.fields import Protocol
 from xsd.core.perms import Perms
 from xsd.core.tree import Node, Tree, node_cost
+from xsd_client._typing import Protocol  # no else under TYPE_CHECKING here: setup.py
 
 
 class View(Protocol):
