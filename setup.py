@@ -18,7 +18,6 @@ same.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import zlib
 from pathlib import Path
@@ -113,19 +112,6 @@ class CompileHot(build_ext):
         target = self._root() / MANIFEST
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("".join(lines))
-
-    def get_outputs(self) -> list[str]:
-        outputs = super().get_outputs()
-        if self.extensions:
-            outputs.append(str(self._root() / MANIFEST))
-        return outputs
-
-    def copy_extensions_to_source(self) -> None:
-        super().copy_extensions_to_source()
-        if self.extensions and not self.inplace:
-            built = Path(self.build_lib) / MANIFEST
-            if built.exists():
-                shutil.copyfile(built, MANIFEST)
 
 
 # A placeholder, replaced in CompileHot.finalize_options: it makes the wheel a platform one and
