@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.source import copy_source
 from xsd import compiled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,14 +128,7 @@ def test_a_source_of_another_size_runs_as_python_too(tmp_path: Path) -> None:
 
 
 def test_xsd_compile_0_installs_the_same_daemon_as_python(tmp_path: Path) -> None:
-    source = tmp_path / "src"
-    source.mkdir()
-    for item in ROOT.iterdir():
-        if item.is_file():
-            shutil.copy2(item, source / item.name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.so", compiled.MANIFEST)
-    for name in ("xsd", "xsd_client", "handover"):
-        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    source = copy_source(tmp_path / "src", "*.so", compiled.MANIFEST)
     target = tmp_path / "site"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_"))}
     env["XSD_COMPILE"] = "0"

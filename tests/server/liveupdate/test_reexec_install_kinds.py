@@ -28,27 +28,15 @@ import pytest
 
 from tests.support.daemons import ROOT, XEN_BIN, need_reference
 from tests.support.liveupdate import Daemon, live_update
+from tests.support.source import PACKAGES, copy_source
 from tests.support.wire import RawConn
 from xsd_client.protocol import Op
-
-PACKAGES = ("xsd", "xsd_client", "handover")
 
 
 def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_"))}
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return env
-
-
-def _copy_source(dest: Path) -> Path:
-    """This tree's packages and top-level files (pyproject.toml, README...)."""
-    dest.mkdir()
-    for item in ROOT.iterdir():
-        if item.is_file():
-            shutil.copy2(item, dest / item.name)
-    for name in PACKAGES:
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return dest
 
 
 def _make_venv(where: Path) -> tuple[Path, Path]:
@@ -131,7 +119,7 @@ def installed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     if kind == "hooked":
         _hooked(root, python, site)
     else:
-        src = _copy_source(root / "src")
+        src = copy_source(root / "src")
         if kind == "editable":
             _pip_install(python, "-e", str(src))
             # setuptools' default editable mode for this layout: an import hook
