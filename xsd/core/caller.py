@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from xsd.core import perms as P
 from xsd.core.fields import Fields
-from xsd.core.tree import Node
 
 
 class Caller(Fields):
     """Who is asking: a domain, whether it is privileged, its SET_TARGET target, and
-    the quotas that apply to it (None: exempt, as privileged callers are)."""
+    the quotas that apply to it (None: exempt, as privileged callers are). What it may
+    do to a node: :func:`xsd.core.ops.access`."""
 
     __slots__ = ("domid", "limits", "privileged", "target")
     domid: int
@@ -35,9 +34,3 @@ class Caller(Fields):
         self.privileged = privileged
         self.target = target
         self.limits = limits
-
-    def access(self, node: Node) -> int:
-        """The access bits this caller has on ``node``."""
-        if self.privileged:
-            return P.FULL
-        return P.access_for(node.perms, self.domid, self.target)

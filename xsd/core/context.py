@@ -327,10 +327,10 @@ class Context:
             return True
         tree = self.state.tree
         node = tree.get(path)
-        if node is not None and caller.access(node) & P.READ:
+        if node is not None and ops.access(caller, node) & P.READ:
             return True
         parent = tree.get(parent_of(path))
-        return parent is not None and bool(caller.access(parent) & P.READ)
+        return parent is not None and bool(ops.access(caller, parent) & P.READ)
 
     def log(self, message: str) -> None:
         """Ask the shell to write a line to the daemon's log."""
