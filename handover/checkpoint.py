@@ -40,7 +40,7 @@ from handover.tree_delta import DeltaError, apply_delta, dump_delta
 from xsd.core import perms as P
 from xsd.core.state import State
 from xsd.core.tree import Tree
-from xsd.core.watches import WatchIndex
+from xsd.core.watch_index import WatchIndex
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:

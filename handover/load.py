@@ -24,7 +24,8 @@ from xsd.core.quota import Quotas
 from xsd.core.state import Settings, State
 from xsd.core.tree import NO_CHILDREN, Node, Tree
 from xsd.core.views import Transaction
-from xsd.core.watches import Watch, WatchIndex
+from xsd.core.watch_index import WatchIndex
+from xsd.core.watches import Watch
 from xsd_client.protocol import Decoder
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)

@@ -14,8 +14,8 @@ from xsd.core.domains import Domain
 from xsd.core.fields import Fields
 from xsd.core.quota import Quotas
 from xsd.core.tree import Tree
+from xsd.core.watch_index import WatchIndex
 from xsd.core.watchdog_state import WatchdogState
-from xsd.core.watches import WatchIndex
 
 SPECIAL_NODES = ("@introduceDomain", "@releaseDomain")
 
