@@ -48,9 +48,10 @@ that: the plain epoll echo alone costs 4.7 us.
 
 So the modules every request runs through are compiled with mypyc when xsd is installed
 (``setup.py``'s ``HOT``: the engine, context, flow, views, tree, connections, node
-operations, paths, permissions, the node, transaction and watch request families, the
-watchdogs' write checks, this loop and the multiplexer; ``xsd.compiled`` runs them as
-Python if a source changed since). Paired runs, the same daemon compiled and as Python,
+operations, paths, permissions, payloads, the watch index, the node, transaction and
+watch request families, the watchdogs (their feature, machine, write checks and
+layout), this loop and the multiplexer; ``xsd.compiled`` runs them as Python if a
+source changed since). Paired runs, the same daemon compiled and as Python,
 C in the same run (``tools/bench`` cells, medians of five turns; CPU per request):
 
 =====================  ========================  ========================  ==========

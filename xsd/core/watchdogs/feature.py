@@ -14,28 +14,30 @@ from xsd.core.context import Context
 from xsd.core.views import DirectView
 from xsd.core.watchdogs import guest, layout
 from xsd.core.watchdogs.machine import Machine
+from xsd_client._typing import Protocol  # no class under TYPE_CHECKING here: setup.py
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
-    from typing import Protocol, TypeVar
+    from typing import TypeVar
 
     from xsd.core.connections import Connection
     from xsd.core.ops import Event
 
     F = TypeVar("F")
 
-    class Host(Protocol):
-        """What has features installed: an engine, or its context."""
 
-        def feature(self, kind: type[F]) -> F: ...
+class Host(Protocol):
+    """What has features installed: an engine, or its context."""
+
+    def feature(self, kind: type[F]) -> F: ...
 
 
 class Watchdogs(Machine):
     """The watchdog feature: the state machine plus its hooks into the store."""
 
     # Every WRITE and RM runs this. A method calling the function, not the function as
-    # a class attribute: ``guest`` may be compiled (setup.py), and a compiled function
-    # does not bind to an instance as a Python one does.
+    # a class attribute: a compiled function (setup.py) does not bind to an instance as
+    # a Python one does.
     def on_change(self, conn: Connection | None, events: list[Event]) -> None:
         """Apply committed writes to watchdog nodes; put back removed nodes."""
         guest.apply_changes(self, conn, events)
