@@ -175,8 +175,9 @@ class Decoder:
         """Bytes received but not yet returned as a packet (a half-read request)."""
         return bytes(self._buf)
 
-    def receive_data(self, data: bytes) -> None:
-        """Buffer bytes read from the peer; ``b""`` means the peer closed."""
+    def receive_data(self, data: bytes | memoryview) -> None:
+        """Buffer bytes read from the peer (copied: ``data`` may be reused after);
+        ``b""`` means the peer closed."""
         if data:
             self._buf += data
         else:

@@ -130,7 +130,9 @@ class Engine:
         """Forget a connection: its watches and open transactions go with it."""
         self.ctx.disconnect(conn_id)
 
-    def receive(self, conn_id: int, data: bytes, now: int = 0, budget: int = 0) -> bool:
+    def receive(
+        self, conn_id: int, data: bytes | memoryview, now: int = 0, budget: int = 0
+    ) -> bool:
         """Buffer bytes from a connection and answer every whole request that fits.
 
         Returns True if whole requests remain buffered: because the output queue is full,

@@ -97,7 +97,7 @@ class Server:
         else:
             mux.attach(self._flush_dirty, self._drop)
         self.mux = mux
-        self.host = Host(self.engine, mux, self._flush_dirty)
+        self.host = Host(self.engine, mux, mux.flush)
         self.listeners: dict[int, socket.socket] = {}  # domid -> listening socket
         self.nursery: trio.Nursery | None = None  # the services' (None: not running)
         # Tasks asked for before the services' first step (the host serves from its
@@ -338,9 +338,7 @@ class Server:
             self._apply_effects(effects)
             if durable is not None:
                 durable.commit()  # whatever a handler changed (they run engine code)
-        write = self.mux.write  # committed: no commit per connection (Multiplexer.send)
-        for conn_id in engine.take_dirty():
-            write(conn_id)
+        self.mux.write_dirty()  # committed: no commit per connection (Multiplexer.send)
 
     def _drop(self, conn_id: int) -> None:
         self.live_update.connection_closed(conn_id)

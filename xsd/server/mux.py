@@ -108,10 +108,16 @@ class Multiplexer:
         the server's flush commits once and calls :meth:`write`."""
         self._queued: set[int] = set()  # the same, as a set
         self._batch = _BATCH_REQUESTS  # requests per turn in the current pass
+        # Every read lands here first: a fresh 64 KiB bytes object per read cost a
+        # large malloc (and a consolidation of the allocator's small free blocks) and a
+        # shrinking realloc, on every request. The engine copies what it is given.
+        self._inbuf = bytearray(_RECV_SIZE)
+        self._inview = memoryview(self._inbuf)
 
     def attach(self, flush: Callable[[], None], drop: Callable[[int], None]) -> None:
-        """Who writes dirty connections and applies effects after each pass (``flush``),
-        and who forgets a connection that ended (``drop``)."""
+        """Who applies effects and writes dirty connections after a pass that needs more
+        than the writes (``flush``: see :meth:`flush`), and who forgets a connection
+        that ended (``drop``)."""
         self._flush = flush
         self._drop = drop
 
@@ -187,6 +193,26 @@ class Multiplexer:
                 client.held = False
                 self._queue_turn(conn_id)
 
+    def write_dirty(self) -> None:
+        """:meth:`write` every connection that got output since the last call."""
+        write = self.write
+        for conn_id in self.engine.take_dirty():
+            write(conn_id)
+
+    def flush(self) -> None:
+        """After a pass (or a tick): the writes alone when that is all there is to do,
+        else the ``flush`` given to :meth:`attach` (it commits durable mode's changes,
+        logs the trace, applies the effects, then calls :meth:`write_dirty`).
+
+        The writes alone are most passes: one request answered, nothing else. Doing
+        them here, compiled, spares every such pass a call into the interpreted shell.
+        """
+        engine = self.engine
+        if self.before_write is not None or engine.trace or engine.effects:
+            self._flush()
+        else:
+            self.write_dirty()
+
     def resume(self, conn_id: int) -> None:
         """Answer a connection's held-back requests if it can take output again."""
         client = self.clients.get(conn_id)
@@ -196,7 +222,7 @@ class Multiplexer:
         client.held = False
         self._answer(client)
 
-    def _answer(self, client: Client, data: bytes | None = None) -> None:
+    def _answer(self, client: Client, data: memoryview | None = None) -> None:
         """Answer one batch of a connection's buffered requests (with ``data``, the
         bytes just read, first), then decide what it waits for: its turn again (more
         buffered: ``turns``, not read meanwhile, so a flood cannot grow its buffer),
@@ -297,7 +323,7 @@ class Multiplexer:
         if self.turns:
             self._take_turns()
         try:
-            self._flush()
+            self.flush()
         except Exception:
             # Not one connection's: log it, keep serving (the next pass flushes again).
             _log().exception("internal error flushing output; serving on")
@@ -310,17 +336,17 @@ class Multiplexer:
         if client.held or conn_id not in self.clients:
             return
         try:
-            data = client.sock.recv(_RECV_SIZE)
+            size = client.sock.recv_into(self._inbuf)
         except BlockingIOError:
             return
         except OSError as exc:
             _log().debug("connection %d: %s", conn_id, exc)
             self._drop(conn_id)
             return
-        if not data:
+        if not size:
             self._drop(conn_id)
             return
-        self._answer(client, data)
+        self._answer(client, self._inview[:size])
 
     # ------------------------------------------------------------------ errors
 
