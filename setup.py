@@ -36,6 +36,7 @@ HOT = [
     "xsd/core/paths.py",
     "xsd/core/perms.py",
     "xsd/core/payloads.py",
+    "xsd/core/domain_ids.py",
     "xsd/core/watch_index.py",
     "xsd/core/requests/nodes.py",
     "xsd/core/requests/transactions.py",

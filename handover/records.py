@@ -17,7 +17,7 @@ few large arrays. Invariants of a stream (format 3, as the stream's version says
   without it (from an earlier version) is recounted;
 * a ``domain`` record is ``["domain", domid, gfn, evtchn, target, quota, wrl_credit,
   wrl_stamp, introduced]``: ``introduced`` False for a domain domain 0 has named but not
-  introduced (``xsd.core.domains``). Earlier versions knew introduced domains only and
+  introduced (``xsd.core.domain_ids``). Earlier versions knew introduced domains only and
   sent no ``introduced``; such records load as introduced.
 
 Format 1 (written by earlier versions, still loaded) sent the tree as ``nodes`` records

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xsd.core import quota
-from xsd.core.domains import parse_domid
+from xsd.core.domain_ids import parse_domid
 from xsd.core.effects import MemReport, TraceChanged
 from xsd.core.errors import Deferred, XsError
 from xsd.core.quota import watch_cost

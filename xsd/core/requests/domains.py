@@ -3,7 +3,7 @@ IS_DOMAIN_INTRODUCED, GET_DOMAIN_PATH, GET_QUOTA, SET_QUOTA (C's ``xenstored_dom
 and what releasing a domain does.
 
 They check their arguments as C xenstored does. Which domains exist, and when, is the
-rule written down in :mod:`xsd.core.domains`.
+rule written down in :mod:`xsd.core.domain_ids`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from functools import partial
 
 from xsd.core import ops, quota
 from xsd.core import perms as P
-from xsd.core.domains import DOMID_FIRST_RESERVED, DOMID_SELF, Domain, c_atoi, parse_domid
+from xsd.core.domain_ids import c_atoi, parse_domid
+from xsd.core.domains import DOMID_FIRST_RESERVED, DOMID_SELF, Domain
 from xsd.core.effects import CloseConnection, DomainIntroduced, DomainReleased
 from xsd.core.errors import XsError
 from xsd.core.paths import home_of

@@ -9,9 +9,9 @@ watchdogs refuse bad values before anything changes).
 
 from __future__ import annotations
 
-from xsd.core import domains, ops
+from xsd.core import domain_ids, ops
 from xsd.core import perms as P
-from xsd.core.domains import c_atoi
+from xsd.core.domain_ids import c_atoi
 from xsd.core.errors import XsError
 from xsd.core.payloads import OK, one_arg
 from xsd_client.protocol import split_args
@@ -83,7 +83,7 @@ def set_perms(ctx: Context, conn: Connection, tx: Transaction | None, payload: b
             raise XsError("ENOSPC")
     # Domain 0 naming a domain makes it known; an unknown owner is ENOENT, other
     # unknown entries are kept but ignored (XSA-322): xsd.core.domains has the rule.
-    new = domains.check_perms(ctx.state.domains, conn.privileged, P.parse(args[1:]))
+    new = domain_ids.check_perms(ctx.state.domains, conn.privileged, P.parse(args[1:]))
     if args[0][:1] == b"@":
         return _set_special_perms(ctx, caller, args[0], new)
     path = ctx.path(conn, args[0])

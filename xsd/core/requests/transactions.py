@@ -8,7 +8,7 @@ fires one event per changed node, as C does.
 
 from __future__ import annotations
 
-from xsd.core import domains
+from xsd.core import domain_ids
 from xsd.core.errors import XsError
 from xsd.core.payloads import OK, one_arg
 from xsd.core.views import Transaction, TransactionView, apply, conflicts
@@ -64,7 +64,7 @@ def end(ctx: Context, conn: Connection, tx: Transaction | None, payload: bytes) 
         exact_of[path] = exact_of.get(path, True) and exact
     before = {p: tree.nodes[p].perms for p in exact_of if p in tree.nodes}
     apply(tree, tx)
-    domains.adopt_owners(ctx.state.domains, tx)
+    domain_ids.adopt_owners(ctx.state.domains, tx)
     events: list[Event] = []
     for path in tx.accessed:
         if path in exact_of and (path in before or path in tree.nodes):
