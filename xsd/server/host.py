@@ -48,11 +48,11 @@ that: the plain epoll echo alone costs 4.7 us.
 
 So the modules every request runs through are compiled with mypyc when xsd is installed
 (``setup.py``'s ``HOT``: the engine, context, flow, views, tree, connections, node
-operations, paths, permissions, payloads, the watch index, the node, transaction and
-watch request families, the watchdogs (their feature, machine, write checks and
-layout), this loop and the multiplexer; ``xsd.compiled`` runs them as Python if a
-source changed since). Paired runs, the same daemon compiled and as Python,
-C in the same run (``tools/bench`` cells, medians of five turns; CPU per request):
+operations, paths, permissions, payloads, the watch index, the rule of which domains
+exist, the node, transaction and watch request families, the watchdogs (their feature,
+machine, write checks and layout), this loop and the multiplexer; ``xsd.compiled`` runs
+them as Python if a source changed since). Paired runs, the same daemon compiled and as
+Python, C in the same run (``tools/bench`` cells, medians of five turns; CPU per request):
 
 =====================  ========================  ========================  ==========
 cell                   compiled / Python         CPU compiled / Python     C's CPU
@@ -63,20 +63,32 @@ write 1x64             1.47                      3.5 / 5.2 us              4.7 u
 txn 1x64               1.41                      15 / 22 us                20 us
 =====================  ========================  ========================  ==========
 
-Pipelined, xsd now leads C on every cell (1.22-1.43x; watch fan-out 2.8x), and with
-eight clients it spends C's CPU per request. With one request in flight it does not:
-``perf`` on the daemon (write 1x1, 36 us a request) puts 21 us in the kernel (C: 22 us,
-its whole request but 3 us) and 15 us in user space, of which 2 us in the compiled
-code and 11 us in the interpreter: the modules still interpreted (the codec,
-``xsd_client.protocol``; the server's flush), the calls on Python objects (sockets,
-epoll, the decoder) and allocation. Cython on the modules as they were gained nothing
-measurable. What compiling asks of the code (``tests/test_compiled.py`` checks the
-first): no :class:`~xsd.core.fields.Fields` class in a compiled module (a compiled class
-keeps neither the annotations nor the ``__init__`` code that ``fields`` and ``handover``
-read: hence ``xsd.core.caller`` and ``xsd.core.credentials``), no ``else`` under
-``TYPE_CHECKING`` (mypyc compiles it as unreachable and raises there), no compiled
-function used as a method (it does not bind), and no Python subclass of a compiled
-class.
+Pipelined, xsd leads C on every cell (1.25-1.42x; watch fan-out 3.5-4.1x), and with
+eight clients it spends less CPU per request than C (0.77-0.90x). With one request in
+flight it spends more. A request there runs no interpreted frame but the codec's three
+(``sys.setprofile`` in the daemon): a plain pass's replies are written by
+:meth:`Multiplexer.flush <xsd.server.mux.Multiplexer.flush>`, and what the core ran
+interpreted was functions beside a :class:`~xsd.core.fields.Fields` class (a caller's
+access, watch matching, the rule of which domains exist), now in compiled modules of
+their own. That gave write 1x1 33.6 against 35.9 us a request (paired, C 25.0 us).
+``perf`` on the daemon (write 1x1, 33 us a request) then puts 20 us in the kernel (C:
+22 us, its whole request but 3 us) and 13.5 us in user space: 2 us in the compiled code,
+10 us in libpython on its behalf (method and attribute lookups on objects that are not
+compiled: sockets, the decoder, deques; allocation; slices), and the codec. Each item is a
+fraction of a microsecond. The codec (``xsd_client.protocol``) stays interpreted: it is
+the client package's too, whose start-up would load the daemon's compiled library, and
+whose guard against a stale build would have to live below ``xsd``; compiled alone, its
+decoder's three calls cost 0.67 against 0.75-1.10 us in a loop. Cython on the modules
+as they were gained nothing measurable.
+
+What compiling asks of the code (``tests/test_compiled.py`` checks the first): no
+:class:`~xsd.core.fields.Fields` class in a compiled module (a compiled class keeps
+neither the annotations nor the ``__init__`` code that ``fields`` and ``handover`` read:
+hence the records in modules of their own, ``xsd.core.caller``, ``credentials``,
+``watches`` and ``domains``, beside the compiled ``watch_index`` and ``domain_ids``), no
+``else`` under ``TYPE_CHECKING`` (mypyc compiles it as unreachable and raises there), no
+compiled function used as a method (it does not bind), and no Python subclass of a
+compiled class.
 
 Invariants:
 
