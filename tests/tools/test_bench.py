@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.bench.daemons import start_daemon
 from tools.bench.runner import CellRow, median_row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,6 +130,21 @@ def test_daemons_take_turns_cell_by_cell(tmp_path: Path) -> None:
         for shape in ((1, 1), (1, 4)):
             firsts = {a[4] for a, _ in pairs if a[0] == store and a[2:4] == shape}
             assert firsts == {"xsd", "xsd --state-dir"}, (store, shape)
+
+
+@pytest.mark.parametrize("kind", ["xsd", pytest.param("c", marks=pytest.mark.reference)])
+def test_every_daemon_runs_in_a_session_of_its_own(kind: str, tmp_path: Path) -> None:
+    """As an init system starts a daemon, and not in the load generator's session: with
+    autogroup scheduling the session decides a daemon's share of the CPU, and one in
+    the clients' session shares theirs (``tools/bench/daemons.py``)."""
+    if kind == "c":
+        need_reference()
+    daemon = start_daemon(kind, tmp_path / kind)
+    try:
+        assert os.getsid(daemon.pid) == daemon.pid  # it leads a session
+        assert os.getsid(daemon.pid) != os.getsid(0)
+    finally:
+        daemon.stop()
 
 
 def test_bench_tool_skips_a_daemon_that_does_not_start(tmp_path: Path) -> None:
