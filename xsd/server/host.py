@@ -63,23 +63,24 @@ write 1x64             1.47                      3.5 / 5.2 us              4.7 u
 txn 1x64               1.41                      15 / 22 us                20 us
 =====================  ========================  ========================  ==========
 
-Pipelined, xsd leads C on every cell (1.25-1.42x; watch fan-out 3.5-4.1x), and with
-eight clients it spends less CPU per request than C (0.77-0.90x). With one request in
-flight it spends more. A request there runs no interpreted frame but the codec's three
-(``sys.setprofile`` in the daemon): a plain pass's replies are written by
-:meth:`Multiplexer.flush <xsd.server.mux.Multiplexer.flush>`, and what the core ran
+Pipelined, xsd leads C on every cell (1.24-1.49x; watch fan-out 3.2-3.5x), and with
+eight clients it leads too (1.03-1.08x but boot, 0.96) and spends less CPU per request
+than C (0.91-0.98x; each daemon in a session of its own: ``tools/bench/daemons.py``).
+With one request in flight it spends more. A request there runs no interpreted frame but
+the codec's three (``sys.setprofile`` in the daemon): a plain pass's replies are written
+by :meth:`Multiplexer.flush <xsd.server.mux.Multiplexer.flush>`, and what the core ran
 interpreted was functions beside a :class:`~xsd.core.fields.Fields` class (a caller's
 access, watch matching, the rule of which domains exist), now in compiled modules of
 their own. That gave write 1x1 33.6 against 35.9 us a request (paired, C 25.0 us).
-``perf`` on the daemon (write 1x1, 33 us a request) then puts 20 us in the kernel (C:
-22 us, its whole request but 3 us) and 13.5 us in user space: 2 us in the compiled code,
-10 us in libpython on its behalf (method and attribute lookups on objects that are not
-compiled: sockets, the decoder, deques; allocation; slices), and the codec. Each item is a
-fraction of a microsecond. The codec (``xsd_client.protocol``) stays interpreted: it is
-the client package's too, whose start-up would load the daemon's compiled library, and
-whose guard against a stale build would have to live below ``xsd``; compiled alone, its
-decoder's three calls cost 0.67 against 0.75-1.10 us in a loop. Cython on the modules
-as they were gained nothing measurable.
+``perf`` on the daemon (write 1x1, 33 us a request) then puts 20 us in the kernel (C: 22
+us, its whole request but 3 us) and 13.5 us in user space: 2 us in the compiled code, 10
+us in libpython on its behalf (method and attribute lookups on objects that are not
+compiled: sockets, the decoder, deques; allocation; slices), and the codec. Each item is
+a fraction of a microsecond. The codec (``xsd_client.protocol``) stays interpreted: it
+is the client package's too, whose start-up would load the daemon's compiled library,
+and whose guard against a stale build would have to live below ``xsd``; compiled alone,
+its decoder's three calls cost 0.67 against 0.75-1.10 us in a loop. Cython on the
+modules as they were gained nothing measurable.
 
 What compiling asks of the code (``tests/test_compiled.py`` checks the first): no
 :class:`~xsd.core.fields.Fields` class in a compiled module (a compiled class keeps
