@@ -97,7 +97,7 @@ class Server:
         else:
             mux.attach(self._flush_dirty, self._drop)
         self.mux = mux
-        self.host = Host(self.engine, mux, mux.flush)
+        self.host = Host(self.engine, mux)
         self.listeners: dict[int, socket.socket] = {}  # domid -> listening socket
         self.nursery: trio.Nursery | None = None  # the services' (None: not running)
         # Tasks asked for before the services' first step (the host serves from its

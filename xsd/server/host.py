@@ -134,11 +134,11 @@ _IN = select.EPOLLIN
 class Host:
     """The main loop: the engine's thread, its sockets' wait, its timers and callbacks."""
 
-    def __init__(self, engine: Engine, mux: Multiplexer, flush: Callback) -> None:
-        """``flush``: applies the engine's effects and writes its output (after a tick)."""
+    def __init__(self, engine: Engine, mux: Multiplexer) -> None:
+        """After a tick the multiplexer's flush applies the engine's effects and writes
+        its output, as after a pass."""
         self.engine = engine
         self.mux = mux
-        self.flush = flush
         self.epoll = mux.epoll
         self._readers = mux.readers
         self._calls: deque[Callback] = deque()
@@ -244,7 +244,7 @@ class Host:
         engine = self.engine
         try:
             engine.tick(now)
-            self.flush()
+            self.mux.flush()
         except Exception:
             # A bug in a timer must not stop the daemon (or the next timers).
             import logging
