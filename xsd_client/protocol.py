@@ -24,6 +24,7 @@ from .intenum import IntEnum
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
 if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms of xsc
     from collections.abc import Iterator
+    from typing import Final
 
 __all__ = [
     "ABS_PATH_MAX",
@@ -48,19 +49,19 @@ __all__ = [
     "split_args",
 ]
 
-HEADER = struct.Struct("<IIII")
+HEADER: Final = struct.Struct("<IIII")
 """type, req_id, tx_id, len."""
-_HEADER_SIZE = HEADER.size
-_unpack_from = HEADER.unpack_from
-_pack = HEADER.pack
+_HEADER_SIZE: Final = HEADER.size
+_unpack_from: Final = HEADER.unpack_from
+_pack: Final = HEADER.pack
 
-PAYLOAD_MAX = 4096
-ABS_PATH_MAX = 3072
-REL_PATH_MAX = 2048
+PAYLOAD_MAX: Final = 4096
+ABS_PATH_MAX: Final = 3072
+REL_PATH_MAX: Final = 2048
 
-DOMID_SELF = 0x7FF0
-DOMID_INVALID = 0x7FF4
-DOMID_ANY = 0x7FF5
+DOMID_SELF: Final = 0x7FF0
+DOMID_INVALID: Final = 0x7FF4
+DOMID_ANY: Final = 0x7FF5
 
 
 class Op(IntEnum):

@@ -24,10 +24,14 @@ from xsd.core.views import Transaction
 from xsd.core.watches import Watch
 from xsd_client.protocol import Decoder
 
-REPLY = 0
-EVENT = 1
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Final
 
-_JOIN_LIMIT = 1 << 16  # bytes handed to one send(): enough to batch, small to re-join
+REPLY: Final = 0
+EVENT: Final = 1
+
+_JOIN_LIMIT: Final = 1 << 16  # bytes handed to one send(): enough to batch, small to re-join
 
 
 class Account:

@@ -39,24 +39,24 @@ from xsd_client.protocol import HEADER, PAYLOAD_MAX, Op
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
-    from typing import TypeVar
+    from typing import Final, TypeVar
 
     F = TypeVar("F")
 
-EVENT_QUEUE_LIMIT = 16 << 20
+EVENT_QUEUE_LIMIT: Final = 16 << 20
 """Drop watch events for a connection that has this many output bytes unread."""
 
-OWN_MESSAGE = PAYLOAD_MAX + 16
+OWN_MESSAGE: Final = PAYLOAD_MAX + 16
 """Output a connection may always have queued, whatever its domain's ``output`` quota
 says: one whole message, so a connection that reads is never cut off by one that
 does not."""
 
-_PATHS_KEPT = 2048  # canonical paths remembered, each of at most _PATH_KEPT_MAX bytes:
-_PATH_KEPT_MAX = 256  # the cache holds at most ~1.5 MB (~0.6 MB for 50-byte paths).
+_PATHS_KEPT: Final = 2048  # canonical paths remembered, each of at most _PATH_KEPT_MAX bytes:
+_PATH_KEPT_MAX: Final = 256  # the cache holds at most ~1.5 MB (~0.6 MB for 50-byte paths).
 # 2048 holds the ~1,600 paths eight domains built at once use (the boot storm, 8 workers).
 
-_EVENT = int(Op.WATCH_EVENT)
-_pack = HEADER.pack
+_EVENT: Final = int(Op.WATCH_EVENT)
+_pack: Final = HEADER.pack
 
 Check = Callable[[Connection, str, "bytes | None"], None]
 """A hook that may refuse a WRITE (the value) or an RM (None) before it happens."""

@@ -45,14 +45,15 @@ from xsd_client.protocol import HEADER, PAYLOAD_MAX, Op, Packet, encode
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
-    from typing import TypeVar
+    from typing import Final, TypeVar
 
     F = TypeVar("F")
 
 __all__ = ["EVENT_QUEUE_LIMIT", "OUT_HIGH_WATER", "OWN_MESSAGE", "Engine"]
 
-_ERROR = int(Op.ERROR)
-_pack = HEADER.pack
+_ERROR: Final = int(Op.ERROR)
+_pack: Final = HEADER.pack
+_TABLE: Final = TABLE  # here, compiled code reads it without a lookup by name
 
 
 class Engine:
@@ -193,7 +194,9 @@ class Engine:
                     conn.partial_since = self.ctx.now
                 return False
             conn.partial_since = None  # whole: what follows is a new request
-            self.handle(conn, *request)
+            # Unpacked: a call with *request is a generic Python call even compiled.
+            op, req_id, tx_id, payload = request
+            self.handle(conn, op, req_id, tx_id, payload)
             if conn.id not in connections or not decoder.has_data():
                 return False  # gone, or nothing buffered (one request a read, mostly)
         conn.partial_since = None
@@ -298,7 +301,7 @@ class Engine:
         """Answer one request (replies and events go to the output queues)."""
         ctx = self.ctx
         tx: Transaction | None = None
-        request = TABLE.get(op)
+        request = _TABLE.get(op)
         trace = ctx.trace  # logging
         if trace is not None:
             trace.append((conn.id, conn.domid, ctx.now, Packet(op, req_id, tx_id, payload)))

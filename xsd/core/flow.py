@@ -22,7 +22,11 @@ from xsd.core.connections import Connection
 from xsd.core.context import OWN_MESSAGE, Context
 from xsd.core.effects import TimerChanged
 
-OUT_HIGH_WATER = 1 << 20
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Final
+
+OUT_HIGH_WATER: Final = 1 << 20
 """Stop reading a connection's requests while this many output bytes wait for it."""
 
 

@@ -23,11 +23,15 @@ from xsd.core.tree import Node, add_child, node_cost, record_size, remove_child
 from xsd.core.views import View
 from xsd_client.protocol import PAYLOAD_MAX
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Final
+
 Event = tuple[str, bool, "P.Perms | None"]
 """A watch event: path, whether it fires exact watches only, permissions before the change."""
 
 
-DOM0 = Caller(0, True)
+DOM0: Final = Caller(0, True)
 
 
 def access(caller: Caller, node: Node) -> int:

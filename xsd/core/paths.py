@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from xsd.core.errors import XsError
 
-_VALID = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-/_@"
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Final
 
-PATH_MAX_DEFAULT = 2048
+_VALID: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-/_@"
+
+PATH_MAX_DEFAULT: Final = 2048
 """C's ``path-max`` quota: the limit on the part of a path below ``/local/domain/<N>/``."""
 
 

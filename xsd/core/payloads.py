@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from xsd.core.errors import XsError
 
-OK = b"OK\0"
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Final
+
+OK: Final = b"OK\0"
 """The reply payload of a request that succeeded and has nothing to say."""
 
 

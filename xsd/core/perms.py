@@ -13,23 +13,27 @@ from collections.abc import Callable
 
 from xsd.core.errors import XsError
 
-NONE = 0
-READ = 1
-WRITE = 2
-BOTH = READ | WRITE
-OWNER = 4
-FULL = READ | WRITE | OWNER
-IGNORE = 8
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Final
+
+NONE: Final = 0
+READ: Final = 1
+WRITE: Final = 2
+BOTH: Final = READ | WRITE
+OWNER: Final = 4
+FULL: Final = READ | WRITE | OWNER
+IGNORE: Final = 8
 """Flag of an ACL entry naming a domain that did not exist when it was set (C's
 ``XS_PERM_IGNORE``): shown by GET_PERMS, never matched, so a domain introduced later
 with that id inherits nothing (XSA-322)."""
 
 Perms = tuple[tuple[int, int], ...]
 
-_LETTER_TO_ACCESS = {ord("n"): NONE, ord("r"): READ, ord("w"): WRITE, ord("b"): BOTH}
-_ACCESS_TO_LETTER = {NONE: "n", READ: "r", WRITE: "w", BOTH: "b"}
+_LETTER_TO_ACCESS: Final = {ord("n"): NONE, ord("r"): READ, ord("w"): WRITE, ord("b"): BOTH}
+_ACCESS_TO_LETTER: Final = {NONE: "n", READ: "r", WRITE: "w", BOTH: "b"}
 
-_interned: dict[Perms, Perms] = {}
+_interned: Final[dict[Perms, Perms]] = {}
 
 
 def intern(perms: Perms) -> Perms:
@@ -37,7 +41,7 @@ def intern(perms: Perms) -> Perms:
     return _interned.setdefault(perms, perms)
 
 
-DEFAULT: Perms = intern(((NONE, 0),))
+DEFAULT: Final[Perms] = intern(((NONE, 0),))
 """``n0``: the permissions of the initial nodes."""
 
 

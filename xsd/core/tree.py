@@ -29,6 +29,10 @@ from collections.abc import Iterator
 
 from xsd.core import perms as P
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Final
+
 
 def add_child(node: Node, child: str) -> None:
     """Append ``child`` (a full path) to ``node``'s children, in place."""
@@ -68,7 +72,7 @@ def record_size(node: Node) -> int:
 
 
 Children = list[str] | tuple[()]
-NO_CHILDREN: tuple[()] = ()
+NO_CHILDREN: Final[tuple[()]] = ()
 
 
 class Node:
@@ -98,9 +102,9 @@ class Node:
         return f"Node({self.value!r}, {P.to_strings(self.perms)}, gen={self.gen})"
 
 
-LISTINGS_MAX = 4096
+LISTINGS_MAX: Final = 4096
 """Cached directory listings at most (each at most one payload, 4 KiB)."""
-LISTING_BYTES_MAX = 4096
+LISTING_BYTES_MAX: Final = 4096
 
 
 class Tree:

@@ -18,10 +18,14 @@ from operator import attrgetter
 
 from xsd.core.watches import Watch
 
-_ABOVE_KEPT = 1024
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
+if TYPE_CHECKING:
+    from typing import Final
+
+_ABOVE_KEPT: Final = 1024
 """Paths whose watches on and above them :meth:`WatchIndex.matching` remembers."""
 
-_ORDER = attrgetter("conn_id", "seq")
+_ORDER: Final = attrgetter("conn_id", "seq")
 """Delivery order: connections in creation order, then registration order."""
 
 

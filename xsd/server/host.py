@@ -116,7 +116,7 @@ import select
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from outcome import Outcome
@@ -126,9 +126,9 @@ if TYPE_CHECKING:
 
 Callback = Callable[[], object]
 
-_EVENTS = 256  # ready descriptors taken per wait
-_TICK_EVERY_NS = 1_000_000_000  # the engine's tick runs at least this often
-_IN = select.EPOLLIN
+_EVENTS: Final = 256  # ready descriptors taken per wait
+_TICK_EVERY_NS: Final = 1_000_000_000  # the engine's tick runs at least this often
+_IN: Final = select.EPOLLIN
 
 
 class Host:

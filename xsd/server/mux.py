@@ -55,6 +55,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd
 if TYPE_CHECKING:
     import logging
     from _socket import socket  # socket.socket's base: what restored sockets are
+    from typing import Final
 
 
 def _log() -> logging.Logger:
@@ -65,17 +66,17 @@ def _log() -> logging.Logger:
     return logging.getLogger("xsd")
 
 
-_RECV_SIZE = 65536
-_now = time.monotonic_ns
-_BATCH = 256
+_RECV_SIZE: Final = 65536
+_now: Final = time.monotonic_ns
+_BATCH: Final = 256
 
-_IN = select.EPOLLIN | select.EPOLLRDHUP
-_OUT = select.EPOLLOUT
-_READABLE = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
-_BATCH_REQUESTS = 16  # requests a connection has answered per batch (at most)
-_PASS_REQUESTS = 256  # a pass's share of requests, split among the busy connections
-_TURNS_SLICE = 0.02  # seconds of turns a pass takes at most before it polls again
-_FULL_BATCHES = _PASS_REQUESTS // _BATCH_REQUESTS  # busy connections that get whole batches
+_IN: Final = select.EPOLLIN | select.EPOLLRDHUP
+_OUT: Final = select.EPOLLOUT
+_READABLE: Final = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+_BATCH_REQUESTS: Final = 16  # requests a connection has answered per batch (at most)
+_PASS_REQUESTS: Final = 256  # a pass's share of requests, split among the busy connections
+_TURNS_SLICE: Final = 0.02  # seconds of turns a pass takes at most before it polls again
+_FULL_BATCHES: Final = _PASS_REQUESTS // _BATCH_REQUESTS  # busy connections that get whole batches
 
 
 class Client:

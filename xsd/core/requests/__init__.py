@@ -19,21 +19,23 @@ from xsd_client.protocol import Op
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
+    from typing import Final
+
     from xsd.core.connections import Connection
     from xsd.core.context import Context
     from xsd.core.views import Transaction
 
 Handler = Callable[["Context", "Connection", "Transaction | None", bytes], bytes]
 
-PRIVILEGED = 1
+PRIVILEGED: Final = 1
 """Only a privileged connection may send it (others get EACCES)."""
-IGNORES_TX = 2
+IGNORES_TX: Final = 2
 """Its tx_id is not looked up (WATCH, UNWATCH)."""
-WRITE = 4
+WRITE: Final = 4
 """A write: an unprivileged domain spends write credit (``xsd.core.ratelimit``)."""
-COMMIT = 8
+COMMIT: Final = 8
 """Spends write credit too when it commits (TRANSACTION_END with ``T``)."""
-SIDE = 16
+SIDE: Final = 16
 """May change state besides the tree: domains, quotas, settings (durable mode,
 ``Engine.side_changed``; SET_PERMS of a special name says so itself)."""
 
@@ -48,7 +50,7 @@ class RequestType:
         self.flags = flags
 
 
-TABLE: dict[int, RequestType] = {
+TABLE: Final[dict[int, RequestType]] = {
     Op.CONTROL: RequestType(control.control, PRIVILEGED | SIDE),
     Op.DIRECTORY: RequestType(nodes.directory),
     Op.READ: RequestType(nodes.read),

@@ -17,11 +17,13 @@ from xsd_client.protocol import PAYLOAD_MAX, Op, encode, split_args
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
+    from typing import Final
+
     from xsd.core.connections import Connection
     from xsd.core.context import Context
     from xsd.core.views import Transaction
 
-_EVENT = int(Op.WATCH_EVENT)
+_EVENT: Final = int(Op.WATCH_EVENT)
 
 
 def watch(ctx: Context, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
