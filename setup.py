@@ -48,14 +48,26 @@ HOT = [
     "xsd/server/host.py",
     "xsd/server/mux.py",
 ]
-"""The compiled modules. None may define a ``xsd.core.fields.Fields`` class: a compiled
+"""The daemon's compiled modules. None may define a ``xsd.core.fields.Fields`` class: a compiled
 class keeps neither its annotations nor its ``__init__``'s code, which ``fields`` reads
 (``tests/test_compiled.py`` checks)."""
 
 GROUP = "xsd.compiled"
 """mypyc's name for the shared library that holds the compiled code of all of them."""
 
-MANIFEST = Path("xsd") / "compiled.manifest"
+CLIENT_HOT = ["xsd_client/framing.py"]
+"""The client package's compiled module: the wire's framing, which every request the
+daemon answers runs through too. A library of its own (:data:`CLIENT_GROUP`), so that
+a client program loads none of the daemon's."""
+
+CLIENT_GROUP = "xsd_client.compiled"
+
+MANIFESTS = {
+    Path("xsd") / "compiled.manifest": HOT,
+    Path("xsd_client") / "compiled.manifest": CLIENT_HOT,
+}
+"""Where the build lists what it compiled, package by package (``xsd_client._compiled``
+reads them)."""
 
 
 def _say(text: str) -> None:
@@ -77,7 +89,11 @@ class CompileHot(build_ext):
 
                 # The build's environment has mypy, not the daemon's dependencies
                 # (trio): what the hot modules use of them is typed Any.
-                exts = mypycify(["--ignore-missing-imports", *HOT], opt_level="3", group_name=GROUP)
+                exts = mypycify(
+                    ["--ignore-missing-imports", *HOT, *CLIENT_HOT],
+                    opt_level="3",
+                    separate=[(HOT, GROUP), (CLIENT_HOT, CLIENT_GROUP)],
+                )
             except (Exception, SystemExit) as exc:  # any failure: pure Python
                 self.failed = f"{type(exc).__name__}: {exc}"
         self.distribution.ext_modules = exts
@@ -94,7 +110,7 @@ class CompileHot(build_ext):
             _say(f"not compiled ({self.failed}); the daemon stays pure Python")
             return
         self._write_manifest()
-        _say(f"compiled {len(HOT)} modules with mypyc")
+        _say(f"compiled {len(HOT) + len(CLIENT_HOT)} modules with mypyc")
 
     def _root(self) -> Path:
         """Where the packages are laid out: the source tree (in place) or the build's."""
@@ -104,19 +120,21 @@ class CompileHot(build_ext):
         for ext in self.extensions:
             path = Path(self.get_ext_fullpath(ext.name))
             path.unlink(missing_ok=True)
-        (self._root() / MANIFEST).unlink(missing_ok=True)
+        for manifest in MANIFESTS:
+            (self._root() / manifest).unlink(missing_ok=True)
         self.extensions = []
 
     def _write_manifest(self) -> None:
-        lines = []
-        for source in HOT:
-            data = Path(source).read_bytes()
-            mtime = Path(source).stat().st_mtime_ns
-            module = source.removesuffix(".py").replace("/", ".")
-            lines.append(f"{module} {len(data)} {mtime} {zlib.crc32(data)}\n")
-        target = self._root() / MANIFEST
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("".join(lines))
+        for manifest, sources in MANIFESTS.items():
+            lines = []
+            for source in sources:
+                data = Path(source).read_bytes()
+                mtime = Path(source).stat().st_mtime_ns
+                module = source.removesuffix(".py").replace("/", ".")
+                lines.append(f"{module} {len(data)} {mtime} {zlib.crc32(data)}\n")
+            target = self._root() / manifest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("".join(lines))
 
 
 # A placeholder, replaced in CompileHot.finalize_options: it makes the wheel a platform one and

@@ -12,18 +12,19 @@ whole :class:`Packet` objects; :func:`encode` turns one back into bytes. Invaria
   unfinished packet beyond what the caller fed it, and refuses (raises
   :class:`ProtocolError`) a header announcing more than ``PAYLOAD_MAX``;
 * encoding then decoding any packet gives the same packet back, whatever the chunking.
+
+The framing (the header, :class:`Decoder`, :func:`split_args`) is in
+:mod:`xsd_client.framing`, which ``pip install`` compiles; the message types
+(:class:`Op`, :class:`Packet`) in :mod:`xsd_client.message`. Both are re-exported here.
 """
 
 from __future__ import annotations
 
-import struct
-
-from .frozen import Frozen
-from .intenum import IntEnum
+from .framing import HEADER, PAYLOAD_MAX, Decoder, ProtocolError, split_args
+from .message import Op, Packet
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
 if TYPE_CHECKING:  # collections.abc imports collections, functools...: ~3 ms of xsc
-    from collections.abc import Iterator
     from typing import Final
 
 __all__ = [
@@ -49,52 +50,14 @@ __all__ = [
     "split_args",
 ]
 
-HEADER: Final = struct.Struct("<IIII")
-"""type, req_id, tx_id, len."""
-_HEADER_SIZE: Final = HEADER.size
-_unpack_from: Final = HEADER.unpack_from
 _pack: Final = HEADER.pack
 
-PAYLOAD_MAX: Final = 4096
 ABS_PATH_MAX: Final = 3072
 REL_PATH_MAX: Final = 2048
 
 DOMID_SELF: Final = 0x7FF0
 DOMID_INVALID: Final = 0x7FF4
 DOMID_ANY: Final = 0x7FF5
-
-
-class Op(IntEnum):
-    """Message type numbers (``xs_wire.h``)."""
-
-    CONTROL = 0
-    DIRECTORY = 1
-    READ = 2
-    GET_PERMS = 3
-    WATCH = 4
-    UNWATCH = 5
-    TRANSACTION_START = 6
-    TRANSACTION_END = 7
-    INTRODUCE = 8
-    RELEASE = 9
-    GET_DOMAIN_PATH = 10
-    WRITE = 11
-    MKDIR = 12
-    RM = 13
-    SET_PERMS = 14
-    WATCH_EVENT = 15
-    ERROR = 16
-    IS_DOMAIN_INTRODUCED = 17
-    RESUME = 18
-    SET_TARGET = 19
-    RESTRICT = 20
-    RESET_WATCHES = 21
-    DIRECTORY_PART = 22
-    GET_FEATURE = 23
-    SET_FEATURE = 24
-    GET_QUOTA = 25
-    SET_QUOTA = 26
-    INVALID = 65535
 
 
 # The xsd_errors table of xs_wire.h, in its order. Only these names go on the wire.
@@ -118,34 +81,6 @@ ERROR_NAMES: tuple[str, ...] = (
 )
 
 
-class ProtocolError(Exception):
-    """The peer broke the framing rules; the connection cannot continue."""
-
-
-class Packet(Frozen):
-    """One message: header fields and payload (immutable, equal by value)."""
-
-    __slots__ = ("op", "payload", "req_id", "tx_id")
-
-    op: int
-    req_id: int
-    tx_id: int
-    payload: bytes
-
-    def __init__(self, op: int, req_id: int, tx_id: int, payload: bytes) -> None:
-        object.__setattr__(self, "op", op)
-        object.__setattr__(self, "req_id", req_id)
-        object.__setattr__(self, "tx_id", tx_id)
-        object.__setattr__(self, "payload", payload)
-
-    def __repr__(self) -> str:
-        try:
-            name = Op(self.op).name
-        except ValueError:
-            name = str(self.op)
-        return f"Packet({name}, req_id={self.req_id}, tx_id={self.tx_id}, {self.payload!r})"
-
-
 def encode(op: int, req_id: int, tx_id: int, payload: bytes) -> bytes:
     """Return the wire bytes of one message.
 
@@ -156,80 +91,6 @@ def encode(op: int, req_id: int, tx_id: int, payload: bytes) -> bytes:
     if size > PAYLOAD_MAX:
         raise ProtocolError(f"payload of {size} bytes exceeds {PAYLOAD_MAX}")
     return _pack(op, req_id, tx_id, size) + payload
-
-
-class Decoder:
-    """Incremental decoder: feed bytes in any chunking, take whole packets out.
-
-    ``receive_data(b"")`` marks end of stream; a stream that ends inside a packet is a
-    :class:`ProtocolError` on the next :meth:`next_packet`.
-    """
-
-    __slots__ = ("_buf", "_eof")
-
-    def __init__(self, pending: bytes = b"") -> None:
-        self._buf = bytearray(pending)
-        self._eof = False
-
-    @property
-    def pending(self) -> bytes:
-        """Bytes received but not yet returned as a packet (a half-read request)."""
-        return bytes(self._buf)
-
-    def receive_data(self, data: bytes | memoryview) -> None:
-        """Buffer bytes read from the peer (copied: ``data`` may be reused after);
-        ``b""`` means the peer closed."""
-        if data:
-            self._buf += data
-        else:
-            self._eof = True
-
-    def has_packet(self) -> bool:
-        """True if a whole packet is buffered (oversized headers count as one)."""
-        buf = self._buf
-        if len(buf) < _HEADER_SIZE:
-            return False
-        length: int = _unpack_from(buf)[3]
-        return length > PAYLOAD_MAX or len(buf) >= _HEADER_SIZE + length
-
-    def has_data(self) -> bool:
-        """True if any byte is buffered (``pending`` without the copy)."""
-        return bool(self._buf)
-
-    def next_packet(self) -> Packet | None:
-        """Return the next whole packet, or None if more bytes are needed.
-
-        Raises:
-            ProtocolError: the header announces more than ``PAYLOAD_MAX`` bytes, or the
-                stream ended in the middle of a packet.
-        """
-        fields = self.next_fields()
-        return None if fields is None else Packet(*fields)
-
-    def next_fields(self) -> tuple[int, int, int, bytes] | None:
-        """:meth:`next_packet` as a plain tuple ``(op, req_id, tx_id, payload)``: what
-        the daemon's request path takes (a tuple costs a fifth of a :class:`Packet`).
-
-        Raises:
-            ProtocolError: as :meth:`next_packet`.
-        """
-        buf = self._buf
-        if len(buf) >= _HEADER_SIZE:
-            op, req_id, tx_id, length = _unpack_from(buf)
-            if length > PAYLOAD_MAX:
-                raise ProtocolError(f"peer announced a payload of {length} bytes")
-            end = _HEADER_SIZE + length
-            if len(buf) >= end:
-                payload = bytes(buf[_HEADER_SIZE:end])
-                del buf[:end]
-                return op, req_id, tx_id, payload
-        if self._eof and buf:
-            raise ProtocolError(f"stream ended inside a packet ({len(buf)} bytes pending)")
-        return None
-
-    def __iter__(self) -> Iterator[Packet]:
-        while (packet := self.next_packet()) is not None:
-            yield packet
 
 
 # ---------------------------------------------------------------------------
@@ -247,13 +108,6 @@ def _as_bytes(arg: bytes | str | int) -> bytes:
 def join_args(*args: bytes | str | int) -> bytes:
     """Each argument followed by a NUL, concatenated: ``join_args("a", 1) == b"a\\x001\\x00"``."""
     return b"".join(_as_bytes(a) + b"\0" for a in args)
-
-
-def split_args(payload: bytes) -> list[bytes]:
-    """The complete NUL-terminated strings of a payload; bytes after the last NUL are ignored."""
-    parts = payload.split(b"\0")
-    parts.pop()  # whatever follows the last NUL (or the whole payload if there is none)
-    return parts
 
 
 def parse_error(payload: bytes) -> str:
