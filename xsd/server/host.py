@@ -66,21 +66,25 @@ txn 1x64               1.41                      15 / 22 us                20 us
 Pipelined, xsd leads C on every cell (1.24-1.49x; watch fan-out 3.2-3.5x), and with
 eight clients it leads too (1.03-1.08x but boot, 0.96) and spends less CPU per request
 than C (0.91-0.98x; each daemon in a session of its own: ``tools/bench/daemons.py``).
-With one request in flight it spends more. A request there runs no interpreted frame but
-the codec's three (``sys.setprofile`` in the daemon): a plain pass's replies are written
-by :meth:`Multiplexer.flush <xsd.server.mux.Multiplexer.flush>`, and what the core ran
-interpreted was functions beside a :class:`~xsd.core.fields.Fields` class (a caller's
-access, watch matching, the rule of which domains exist), now in compiled modules of
-their own. That gave write 1x1 33.6 against 35.9 us a request (paired, C 25.0 us).
-``perf`` on the daemon (write 1x1, 33 us a request) then puts 20 us in the kernel (C: 22
-us, its whole request but 3 us) and 13.5 us in user space: 2 us in the compiled code, 10
-us in libpython on its behalf (method and attribute lookups on objects that are not
-compiled: sockets, the decoder, deques; allocation; slices), and the codec. Each item is
-a fraction of a microsecond. The codec (``xsd_client.protocol``) stays interpreted: it
-is the client package's too, whose start-up would load the daemon's compiled library,
-and whose guard against a stale build would have to live below ``xsd``; compiled alone,
-its decoder's three calls cost 0.67 against 0.75-1.10 us in a loop. Cython on the
-modules as they were gained nothing measurable.
+With one request in flight it spends more. A request there runs no interpreted frame:
+a plain pass's replies are written by :meth:`Multiplexer.flush
+<xsd.server.mux.Multiplexer.flush>`, what the core ran interpreted (functions beside a
+:class:`~xsd.core.fields.Fields` class: a caller's access, watch matching, the rule of
+which domains exist) is in compiled modules of its own, and so is the wire's framing
+(:mod:`xsd_client.framing`, a mypyc library of the client package's own, guarded by
+:mod:`xsd_client._compiled`, so that a client program loads none of the daemon's).
+``callgrind`` counts instructions, whatever the machine is doing: on
+``tools/bench_pass.py`` (one connection, the pass alone) a WRITE took 33.3k instructions
+with the framing interpreted, a fifth of them in it, and a third in lookups by name:
+every module constant a compiled function read was a lookup in its module's dict, and
+``self.handle(conn, *request)`` a generic call. With the constants ``Final`` (inlined,
+or a C static), the call unpacked and the framing compiled, a WRITE takes 24.9k and a
+READ 21.6k (29.5k before). ``perf`` on the daemon before that (write 1x1, 33 us a
+request) put 20 us in the kernel (C: 22 us, its whole request but 3 us) and 13.5 us in
+user space; the rest of the user time is calls on objects that are not compiled
+(sockets, epoll, deques, the records that ``handover`` reads), allocation and slices,
+each a fraction of a microsecond. Cython on the modules as they were gained nothing
+measurable.
 
 What compiling asks of the code (``tests/test_compiled.py`` checks the first): no
 :class:`~xsd.core.fields.Fields` class in a compiled module (a compiled class keeps
