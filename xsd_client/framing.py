@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 
+from ._typing import mypyc_attr
 from .message import Packet
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see _typing)
@@ -31,6 +32,7 @@ class ProtocolError(Exception):
     """The peer broke the framing rules; the connection cannot continue."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # a public class: still subclassable
 class Decoder:
     """Incremental decoder: feed bytes in any chunking, take whole packets out.
 
