@@ -52,9 +52,13 @@ class _FromSource:
             source = None
         if source is None:
             return None
-        from importlib.util import spec_from_file_location
+        # importlib.machinery, not importlib.util (which imports functools, collections:
+        # the one-shot client's budget, tests/client/test_cli_oneshot_imports.py).
+        from importlib.machinery import ModuleSpec, SourceFileLoader
 
-        return spec_from_file_location(name, source)
+        spec = ModuleSpec(name, SourceFileLoader(name, source), origin=source)
+        spec.has_location = True  # __file__ is the source
+        return spec
 
 
 def _unchanged(source: str, size: int, mtime: int, crc: int) -> bool:

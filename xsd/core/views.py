@@ -24,39 +24,53 @@ from __future__ import annotations
 from xsd.core.errors import XsError
 from xsd.core.perms import Perms
 from xsd.core.tree import Node, Tree, node_cost
-from xsd_client._typing import Protocol  # no else under TYPE_CHECKING here: setup.py
 
 
-class View(Protocol):
-    """What node operations need from the tree."""
+class View:
+    """What node operations need from the tree: the base of the two views.
+
+    A class rather than a protocol: compiled, a call through a protocol is a call by
+    name with its arguments parsed (about 750 instructions); through a base class, an
+    indirect C call.
+    """
+
+    __slots__ = ()
 
     def get(self, path: str) -> Node | None:
         """The node at ``path`` as this view sees it (do not modify it)."""
+        raise NotImplementedError
 
     def for_write(self, path: str) -> Node:
         """An existing node that the caller will modify, then pass to :meth:`written`."""
+        raise NotImplementedError
 
     def written(self, path: str, node: Node) -> None:
         """``node`` (from :meth:`for_write`, or new) now holds the state of ``path``."""
+        raise NotImplementedError
 
     def set_value(self, path: str, value: bytes) -> None:
         """The existing node at ``path`` holds ``value`` now (its permissions and
         children kept): :meth:`for_write` and :meth:`written` in one (WRITE's case)."""
+        raise NotImplementedError
 
     def delete(self, path: str) -> None:
         """Remove the node at ``path`` (its children must be gone already)."""
+        raise NotImplementedError
 
     def usage(self, domid: int) -> tuple[int, int]:
         """``(nodes, bytes)`` owned by ``domid`` as this view sees it."""
+        raise NotImplementedError
 
     def listing(self, path: str, node: Node) -> bytes:
         """The DIRECTORY payload of ``node`` (at ``path``) as this view sees it."""
+        raise NotImplementedError
 
     def doom(self) -> None:
         """A create failed: a transaction can no longer commit (C fails it: ENOMEM)."""
+        raise NotImplementedError
 
 
-class DirectView:
+class DirectView(View):
     """Operations applied straight to the tree."""
 
     __slots__ = ("_open", "tree")
@@ -214,7 +228,7 @@ def copy_cost(path: str, node: Node | None) -> int:
     return node_cost(path, node) + 8 * len(node.children)
 
 
-class TransactionView:
+class TransactionView(View):
     """Operations applied to a transaction's private copies.
 
     ``max_nodes`` (0: no limit) is the ``transaction-nodes`` quota: touching one node
