@@ -70,6 +70,10 @@ class Engine:
     ) -> None:
         self.ctx = ctx = Context(state if state is not None else State())
         self.state = ctx.state
+        # The state's connections by id, read on every request: State is a Fields class
+        # (not compiled), so reading it through the state is a lookup by name. The dict
+        # is the state's for its whole life (filled and emptied, never replaced).
+        self.connections = ctx.state.connections
         self._flow = Flow(ctx)
         for install in features:
             install(ctx)
@@ -144,7 +148,7 @@ class Engine:
         Raises:
             ProtocolError: the connection broke the framing rules and must be closed.
         """
-        conn = self.state.connections[conn_id]
+        conn = self.connections[conn_id]
         conn.decoder.receive_data(data)
         self.ctx.now = now
         return self._process(conn, budget)
@@ -157,12 +161,12 @@ class Engine:
                 behind requests answered in an earlier batch).
         """
         self.ctx.now = now
-        return self._process(self.state.connections[conn_id], budget)
+        return self._process(self.connections[conn_id], budget)
 
     def blocked(self, conn_id: int) -> bool:
         """True if the connection's buffered requests must wait for its output to drain,
         its deferred reply, its outstanding replies to be read, or write credit."""
-        conn = self.state.connections.get(conn_id)
+        conn = self.connections.get(conn_id)
         return conn is None or self._flow.blocked(conn)
 
     def _process(self, conn: Connection, budget: int = 0) -> bool:
@@ -170,7 +174,7 @@ class Engine:
         privileged = conn.privileged
         # An unprivileged connection cannot change its own limits: look them up once.
         limits = None if privileged else self.ctx.limits(conn.domid)
-        connections = self.state.connections
+        connections = self.connections
         flow = self._flow
         left = budget
         while (
@@ -207,7 +211,7 @@ class Engine:
 
         The connection's later requests are answered from the next :meth:`resume`.
         """
-        conn = self.state.connections.get(conn_id)
+        conn = self.connections.get(conn_id)
         if conn is None or conn.deferred is None:
             return
         req_id, tx_id = conn.deferred
@@ -232,7 +236,7 @@ class Engine:
         settings = self.state.settings
         event_cutoff = now - settings.event_timeout_ns
         request_cutoff = now - settings.request_timeout_ns
-        for conn in list(self.state.connections.values()):
+        for conn in list(self.connections.values()):
             if settings.event_timeout_ns and not conn.privileged:
                 oldest = conn.oldest_event()
                 if oldest is not None and oldest <= event_cutoff:
@@ -263,7 +267,7 @@ class Engine:
         """The earliest time (monotonic ns) :meth:`tick` has something to do, if any."""
         settings = self.state.settings
         deadlines = []
-        for conn in self.state.connections.values():
+        for conn in self.connections.values():
             if settings.event_timeout_ns and not conn.privileged:
                 oldest = conn.oldest_event()
                 if oldest is not None:
@@ -337,7 +341,7 @@ class Engine:
             # behind in the common case; the client gets EIO as C's internal errors give.
             ctx.effects.append(RequestBug(repr(Packet(op, req_id, tx_id, payload)), exc))
             frame = encode(_ERROR, req_id, tx_id, b"EIO\0")
-        if conn.id in self.state.connections:
+        if conn.id in self.connections:
             conn.queue(frame, REPLY, ctx.now)
             ctx.dirty.add(conn.id)
             if trace is not None:  # logging

@@ -160,7 +160,7 @@ class Multiplexer:
         """Write what the kernel takes of a connection's output, ``before_write`` called
         first if there is any; watch for the rest."""
         if self.before_write is not None:
-            conn = self.engine.state.connections.get(conn_id)
+            conn = self.engine.connections.get(conn_id)
             if conn is not None and conn.out_bytes:
                 self.before_write()
         self.write(conn_id)
@@ -170,7 +170,7 @@ class Multiplexer:
         output was made (the server's flush: durable mode's one commit for the pass,
         where a call per connection written cost 8x1 writes about 3% of their speed)."""
         client = self.clients.get(conn_id)
-        conn = self.engine.state.connections.get(conn_id)
+        conn = self.engine.connections.get(conn_id)
         if client is None or conn is None:
             return
         send = client.sock.send
@@ -217,7 +217,7 @@ class Multiplexer:
     def resume(self, conn_id: int) -> None:
         """Answer a connection's held-back requests if it can take output again."""
         client = self.clients.get(conn_id)
-        conn = self.engine.state.connections.get(conn_id)
+        conn = self.engine.connections.get(conn_id)
         if client is None or conn is None or conn.deferred is not None:
             return
         client.held = False
