@@ -78,13 +78,15 @@ which domains exist) is in compiled modules of its own, and so is the wire's fra
 with the framing interpreted, a fifth of them in it, and a third in lookups by name:
 every module constant a compiled function read was a lookup in its module's dict, and
 ``self.handle(conn, *request)`` a generic call. With the constants ``Final`` (inlined,
-or a C static), the call unpacked and the framing compiled, a WRITE takes 24.9k and a
-READ 21.6k (29.5k before). ``perf`` on the daemon before that (write 1x1, 33 us a
-request) put 20 us in the kernel (C: 22 us, its whole request but 3 us) and 13.5 us in
-user space; the rest of the user time is calls on objects that are not compiled
-(sockets, epoll, deques, the records that ``handover`` reads), allocation and slices,
-each a fraction of a microsecond. Cython on the modules as they were gained nothing
-measurable.
+or a C static), the call unpacked, the framing compiled (its header read by indexing a
+``bytes`` buffer, not ``struct``), the views' interface a base class rather than a
+protocol (a call through a protocol is a call by name) and the state's connections held
+by the engine, a WRITE takes 21.7k and a READ 18.8k (29.5k before). ``perf`` on the
+daemon before that (write 1x1, 33 us a request) put 20 us in the kernel (C: 22 us, its
+whole request but 3 us) and 13.5 us in user space. What the instructions go to now is
+calls on objects that are not compiled (sockets, epoll, deques, the records that
+``handover`` reads), allocation and slices, each a fraction of a microsecond. Cython on
+the modules as they were gained nothing measurable.
 
 What compiling asks of the code (``tests/test_compiled.py`` checks the first): no
 :class:`~xsd.core.fields.Fields` class in a compiled module (a compiled class keeps
