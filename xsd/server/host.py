@@ -80,8 +80,9 @@ every module constant a compiled function read was a lookup in its module's dict
 ``self.handle(conn, *request)`` a generic call. With the constants ``Final`` (inlined,
 or a C static), the call unpacked, the framing compiled (its header read by indexing a
 ``bytes`` buffer, not ``struct``), the views' interface a base class rather than a
-protocol (a call through a protocol is a call by name) and the state's connections held
-by the engine, a WRITE takes 21.7k and a READ 18.8k (29.5k before). ``perf`` on the
+protocol (a call through a protocol is a call by name), the state's connections held
+by the engine and each socket's ``send`` and ``recv_into`` bound once, a WRITE takes
+21.1k and a READ 18.2k (29.5k before). ``perf`` on the
 daemon before that (write 1x1, 33 us a request) put 20 us in the kernel (C: 22 us, its
 whole request but 3 us) and 13.5 us in user space. What the instructions go to now is
 calls on objects that are not compiled (sockets, epoll, deques, the records that

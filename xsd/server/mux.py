@@ -82,11 +82,15 @@ _FULL_BATCHES: Final = _PASS_REQUESTS // _BATCH_REQUESTS  # busy connections tha
 class Client:
     """The shell's side of one connection."""
 
-    __slots__ = ("conn_id", "held", "mask", "sock")
+    __slots__ = ("conn_id", "held", "mask", "recv_into", "send", "sock")
 
     def __init__(self, conn_id: int, sock: socket, mask: int = _IN) -> None:
         self.conn_id = conn_id
         self.sock = sock
+        # The socket's two calls of every request, bound once: ``sock.send`` made a
+        # bound method object at each call (a lookup by name, an allocation).
+        self.recv_into = sock.recv_into
+        self.send = sock.send
         self.mask = mask
         self.held = False  # the engine holds this connection's requests back
 
@@ -173,7 +177,7 @@ class Multiplexer:
         conn = self.engine.connections.get(conn_id)
         if client is None or conn is None:
             return
-        send = client.sock.send
+        send = client.send
         while conn.out_bytes:
             try:
                 n = send(conn.output())
@@ -337,7 +341,7 @@ class Multiplexer:
         if client.held or conn_id not in self.clients:
             return
         try:
-            size = client.sock.recv_into(self._inbuf)
+            size = client.recv_into(self._inbuf)
         except BlockingIOError:
             return
         except OSError as exc:
