@@ -36,8 +36,7 @@ def stale() -> bool:
 
 def status() -> str:
     """One line for the log: compiled, or pure Python and why."""
-    if BUILD.stale is not None:
-        why = BUILD.stale
+    if (why := BUILD.stale) is not None:
         return f"the request path runs as Python: {why} (pip install again to compile it)"
     engine = sys.modules.get("xsd.core.engine")
     modules = len(BUILD.modules) + len(CLIENT.modules)

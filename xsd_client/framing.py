@@ -37,6 +37,15 @@ def _u32(buf: bytes, at: int) -> int:
     return buf[at] | buf[at + 1] << 8 | buf[at + 2] << 16 | buf[at + 3] << 24
 
 
+def _packet_at(buf: bytes, at: int) -> bool:
+    """Whether a whole packet starts at ``at`` (an oversized header counts as one: the
+    next read of it raises)."""
+    if len(buf) - at < _HEADER_SIZE:
+        return False
+    length = _u32(buf, at + 12)
+    return length > PAYLOAD_MAX or len(buf) - at >= _HEADER_SIZE + length
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)  # a public class: still subclassable
 class Decoder:
     """Incremental decoder: feed bytes in any chunking, take whole packets out.
@@ -75,11 +84,7 @@ class Decoder:
 
     def has_packet(self) -> bool:
         """True if a whole packet is buffered (oversized headers count as one)."""
-        buf, pos = self._buf, self._pos
-        if len(buf) - pos < _HEADER_SIZE:
-            return False
-        length = _u32(buf, pos + 12)
-        return length > PAYLOAD_MAX or len(buf) - pos >= _HEADER_SIZE + length
+        return _packet_at(self._buf, self._pos)
 
     def has_data(self) -> bool:
         """True if any byte is buffered (``pending`` without the copy)."""
@@ -111,11 +116,10 @@ class Decoder:
             start = pos + _HEADER_SIZE
             end = start + length
             if size >= end:
-                left = size - end
-                if left >= _HEADER_SIZE and left >= _HEADER_SIZE + _u32(buf, end + 12):
+                if _packet_at(buf, end):
                     self._pos = end  # another whole packet follows
                 else:  # keep only the part of a packet that follows, not what was read
-                    self._buf = buf[end:] if left else b""
+                    self._buf = buf[end:] if end < size else b""
                     self._pos = 0
                 return _u32(buf, pos), _u32(buf, pos + 4), _u32(buf, pos + 8), buf[start:end]
         if self._eof and pos < size:

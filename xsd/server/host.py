@@ -82,9 +82,9 @@ or a C static), the call unpacked, the framing compiled (its header read by inde
 ``bytes`` buffer, not ``struct``), the views' interface a base class rather than a
 protocol (a call through a protocol is a call by name), the state's connections held
 by the engine and each socket's ``send`` and ``recv_into`` bound once, a WRITE takes
-21.1k and a READ 18.2k (29.5k before). ``perf`` on the
-daemon before that (write 1x1, 33 us a request) put 20 us in the kernel (C: 22 us, its
-whole request but 3 us) and 13.5 us in user space. What the instructions go to now is
+21.1k and a READ 18.2k (29.5k before). ``perf`` on the daemon before that (write 1x1,
+33 us a request) put 20 us in the kernel (C: 22 us, its whole request but 3 us) and
+13.5 us in user space. What the instructions go to now is
 calls on objects that are not compiled (sockets, epoll, deques, the records that
 ``handover`` reads), allocation and slices, each a fraction of a microsecond. Cython on
 the modules as they were gained nothing measurable.
