@@ -76,7 +76,7 @@ class Decoder:
         if not data:
             self._eof = True
         elif self._pos == len(self._buf):
-            self._buf = bytes(data)
+            self._buf = data if isinstance(data, bytes) else bytes(data)
             self._pos = 0
         else:
             self._buf = self._buf[self._pos :] + bytes(data)
