@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from xsd.core.connections import Connection
+from xsd.core.context import Observer
 from xsd.core.engine import OUT_HIGH_WATER, Engine
+from xsd.core.ops import Event
 from xsd_client.protocol import Decoder, Op, Packet, encode, join_args
 
 
@@ -265,23 +268,16 @@ def test_directory_listing_follows_every_change() -> None:
     assert s.call(Op.DIRECTORY, "/d") == b""
 
 
-class _BrokenObserver:
+class _BrokenObserver(Observer):
     """A feature with a bug: its change hook raises."""
 
-    def on_change(self, conn: object, events: object) -> None:
+    def on_change(self, conn: Connection | None, events: list[Event]) -> None:
         raise RuntimeError("bug in a feature")
-
-    def on_disconnect(self, conn: object) -> None: ...
-    def on_release(self, domid: int) -> None: ...
-    def on_introduce(self, domid: int) -> None: ...
-    def tick(self) -> None: ...
-    def next_deadline(self) -> None:
-        return None
 
 
 def test_an_internal_error_costs_one_eio_reply_not_the_connection() -> None:
     engine = Engine()
-    engine.ctx.observers.append(_BrokenObserver())  # type: ignore[arg-type]
+    engine.ctx.observers.append(_BrokenObserver())
     s = Session(engine)
     assert s.call(Op.WRITE, raw=b"/a\0v") == b"E:EIO"
     bugs = [e for e in engine.take_effects() if e.kind == "bug"]

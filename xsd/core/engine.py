@@ -60,7 +60,7 @@ class Engine:
     """Applies requests to a :class:`State`.
 
     ``features`` are called with the engine's :class:`Context` to install themselves
-    (observers, write checks); by default the watchdogs.
+    (as observers, each with its check of writes); by default the watchdogs.
     """
 
     def __init__(

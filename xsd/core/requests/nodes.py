@@ -3,7 +3,7 @@ SET_PERMS (C xenstored's ``xenstored_core.c``).
 
 Each handler takes the request's arguments apart as C does, resolves the path for the
 connection, and runs the node operation (``xsd.core.ops``) on the view the connection
-sees: the tree, or its transaction. WRITE and RM run the registered checks first (the
+sees: the tree, or its transaction. WRITE and RM ask every observer's check first (the
 watchdogs refuse bad values before anything changes).
 """
 
@@ -52,8 +52,8 @@ def write(ctx: Context, conn: Connection, tx: Transaction | None, payload: bytes
     if not sep:
         raise XsError("EINVAL")
     path = ctx.path(conn, raw)
-    for check in ctx.checks:
-        check(conn, path, value)
+    for observer in ctx.observers:
+        observer.check(conn, path, value)
     ctx.changed(conn, ops.write(ctx.view(conn, tx), ctx.caller(conn), path, value), tx)
     return OK
 
@@ -66,8 +66,8 @@ def mkdir(ctx: Context, conn: Connection, tx: Transaction | None, payload: bytes
 
 def rm(ctx: Context, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
     path = ctx.path(conn, one_arg(payload))
-    for check in ctx.checks:
-        check(conn, path, None)
+    for observer in ctx.observers:
+        observer.check(conn, path, None)
     ctx.changed(conn, ops.rm(ctx.view(conn, tx), ctx.caller(conn), path), tx)
     return OK
 

@@ -7,8 +7,6 @@ feature :func:`of` finds again (the shell's kick sockets and action backends use
 
 from __future__ import annotations
 
-from functools import partial
-
 from xsd.core import ops
 from xsd.core.context import Context
 from xsd.core.views import DirectView
@@ -35,9 +33,13 @@ class Host(Protocol):
 class Watchdogs(Machine):
     """The watchdog feature: the state machine plus its hooks into the store."""
 
-    # Every WRITE and RM runs this. A method calling the function, not the function as
-    # a class attribute: a compiled function (setup.py) does not bind to an instance as
+    # Every WRITE and RM runs these two. Methods calling the functions, not the functions
+    # as class attributes: a compiled function (setup.py) does not bind to an instance as
     # a Python one does.
+    def check(self, conn: Connection, path: str, value: bytes | None) -> None:
+        """Refuse a write (a value) or removal (None) that would break a watchdog's rules."""
+        guest.check(self, conn, path, value)
+
     def on_change(self, conn: Connection | None, events: list[Event]) -> None:
         """Apply committed writes to watchdog nodes; put back removed nodes."""
         guest.apply_changes(self, conn, events)
@@ -83,9 +85,6 @@ def install(ctx: Context) -> Watchdogs:
     """Give the store behind ``ctx`` its watchdogs."""
     watchdogs = Watchdogs(ctx)
     ctx.install(watchdogs, watchdogs)
-    # Refuses a write (a value) or removal (None) that would break a watchdog's rules:
-    # the function itself, for every WRITE and RM, not a method calling it.
-    ctx.checks.append(partial(guest.check, watchdogs))
     return watchdogs
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from xsd.core import ops
 from xsd.core import perms as P
-from xsd.core.context import Context
+from xsd.core.context import Context, Observer
 from xsd.core.effects import TimerChanged, WatchdogAction
 from xsd.core.views import DirectView
 from xsd.core.watchdog_state import (
@@ -30,7 +30,7 @@ from xsd.core.watchdog_state import (
 from xsd.core.watchdogs import layout, timers
 
 
-class Machine:
+class Machine(Observer):
     """The watchdogs of one store (see the module doc)."""
 
     def __init__(self, ctx: Context) -> None:
