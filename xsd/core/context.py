@@ -119,9 +119,11 @@ class Context:
         self._features: dict[type, object] = {}
         self._accounts: dict[int, Account] = {}
         self._direct = DirectView(state.tree)  # stateless between requests: reused
-        # Canonical paths by (raw argument, domid, special allowed, path_max): a client
-        # asks for the same few paths again and again, and canonicalize is pure.
-        self._paths: dict[tuple[bytes, int, bool, int], str] = {}
+        # Canonical paths by raw argument, each with what else it was made from (domid,
+        # special allowed, path_max): a client asks for the same few paths again and
+        # again, and canonicalize is pure. Keyed by the bytes alone: a tuple key cost a
+        # tuple and its hash and comparison on every request, about 700 instructions.
+        self._paths: dict[bytes, tuple[int, bool, int, str]] = {}
         for conn in state.connections.values():  # restored by a live update
             self._join(conn)
             for tx in conn.transactions.values():
@@ -245,14 +247,15 @@ class Context:
         path_max = self.state.settings.path_max
         if not conn.privileged:
             path_max = self.limits(conn.domid)["path-max"]
-        key = (raw, conn.domid, special, path_max)
-        path = self._paths.get(key)
-        if path is None:
-            path = canonicalize(raw, conn.domid, allow_special=special, path_max=path_max)
-            if len(raw) <= _PATH_KEPT_MAX:
-                if len(self._paths) >= _PATHS_KEPT:
-                    self._paths.clear()
-                self._paths[key] = path
+        domid = conn.domid
+        kept = self._paths.get(raw)
+        if kept is not None and kept[0] == domid and kept[1] == special and kept[2] == path_max:
+            return kept[3]
+        path = canonicalize(raw, domid, allow_special=special, path_max=path_max)
+        if len(raw) <= _PATH_KEPT_MAX:
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            self._paths[raw] = (domid, special, path_max, path)
         return path
 
     # ------------------------------------------------------------------ ways out
