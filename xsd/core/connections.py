@@ -134,7 +134,9 @@ class Connection:
         out = self.out
         if not out:
             return b""
-        first = out[0][0][self.out_offset :]
+        first = out[0][0]
+        if self.out_offset:
+            first = first[self.out_offset :]  # compiled, a slice copies even a whole one
         if len(out) == 1 or len(first) >= _JOIN_LIMIT:
             return first
         parts = [first]
@@ -151,6 +153,16 @@ class Connection:
         """``n`` bytes of :meth:`output` were written."""
         self.out_bytes -= n
         self.account.out_bytes -= n
+        if not self.out_bytes:
+            # All of it written (most writes: one reply): no message is left, so no reply
+            # and no event to coalesce with. Cheaper than taking the messages off one by
+            # one: compiled, each step on the deque is a call by name.
+            self.out.clear()
+            self.out_offset = 0
+            self.replies = 0
+            if self.event_frames:
+                self.event_frames.clear()
+            return
         offset = self.out_offset + n
         out = self.out
         while out and offset >= len(out[0][0]):

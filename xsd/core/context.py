@@ -101,7 +101,9 @@ class Context:
         self.state = state
         self.now = 0
         self.effects: list[Effect] = []
-        self.dirty: set[int] = set()
+        # The connections with output to write, as a dict's keys, not a set: compiled,
+        # a dict is iterated natively and a set through Python's iterator protocol.
+        self.dirty: dict[int, None] = {}
         # logging: while the shell traces requests, one record per message in and out
         # (xsd.core.trace); None when it does not, which costs a request one test.
         self.trace: list[TraceRecord] | None = None
@@ -181,7 +183,7 @@ class Context:
         del self.state.connections[conn_id]
         for watch in conn.watches:
             self.state.watches.remove(watch)
-        self.dirty.discard(conn_id)
+        self.dirty.pop(conn_id, None)
         account = conn.account
         account.conns.discard(conn)
         account.tx_conns.discard(conn)
@@ -314,7 +316,7 @@ class Context:
             conn.dropped_events += 1
             return
         conn.queue(frame, EVENT, self.now)
-        self.dirty.add(conn.id)
+        self.dirty[conn.id] = None
         if self.trace is not None:  # logging
             self.trace.append((conn.id, conn.domid, self.now, frame))
 

@@ -227,7 +227,7 @@ class Engine:
         conn.queue(frame, now=ctx.now)
         if ctx.trace is not None:  # logging
             ctx.trace.append((conn_id, conn.domid, ctx.now, frame))
-        ctx.dirty.add(conn_id)
+        ctx.dirty[conn_id] = None
 
     # ------------------------------------------------------------------ time
 
@@ -296,10 +296,11 @@ class Engine:
         effects, ctx.effects = ctx.effects, []
         return effects
 
-    def take_dirty(self) -> set[int]:
-        """Ids of connections that got output since the last call."""
+    def take_dirty(self) -> dict[int, None]:
+        """Ids of connections that got output since the last call (the keys, in the
+        order they got it)."""
         ctx = self.ctx
-        dirty, ctx.dirty = ctx.dirty, set()
+        dirty, ctx.dirty = ctx.dirty, {}
         return dirty
 
     # ------------------------------------------------------------------ dispatch
@@ -346,7 +347,7 @@ class Engine:
             frame = encode(_ERROR, req_id, tx_id, b"EIO\0")
         if conn.id in self.connections:
             conn.queue(frame, REPLY, ctx.now)
-            ctx.dirty.add(conn.id)
+            ctx.dirty[conn.id] = None
             if trace is not None:  # logging
                 trace.append((conn.id, conn.domid, ctx.now, frame))
         if ctx.after_reply:

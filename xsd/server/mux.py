@@ -202,9 +202,8 @@ class Multiplexer:
 
     def write_dirty(self) -> None:
         """:meth:`write` every connection that got output since the last call."""
-        write = self.write
         for conn_id in self.engine.take_dirty():
-            write(conn_id)
+            self.write(conn_id)  # a native call: a bound method in a local is a Python one
 
     def flush(self) -> None:
         """After a pass (or a tick): the writes alone when that is all there is to do,
