@@ -18,6 +18,13 @@ def one_arg(payload: bytes) -> bytes:
     Raises:
         XsError: EINVAL otherwise, as C xenstored answers.
     """
-    if not payload or payload.find(b"\0") != len(payload) - 1:
+    # Compiled, the last byte is read natively and ``0 in`` is one memchr: ``find`` was a
+    # call by name with its arguments parsed, ~800 of the ~1,100 instructions it cost.
+    # (``b"\0" in`` costs twice as much again: bytes tries the operand as an int first,
+    # and the TypeError it raises and clears is the cost.)
+    if not payload or payload[-1] != 0:
         raise XsError("EINVAL")
-    return payload[:-1]
+    arg = payload[:-1]
+    if 0 in arg:
+        raise XsError("EINVAL")
+    return arg
