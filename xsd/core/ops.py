@@ -96,7 +96,7 @@ def directory_part(view: View, caller: Caller, path: str, offset: int) -> bytes:
     list carries one extra NUL, and an offset at or past the end gives just that NUL.
     """
     node = get_checked(view, caller, path, P.READ)
-    head = f"{node.gen}".encode() + b"\0"
+    head = str(node.gen).encode() + b"\0"  # compiled, an f-string of one int calls format
     listing = b"".join(n.encode() + b"\0" for n in node.child_names(path))
     total = len(listing)
     if offset < 0 or offset >= total:

@@ -33,7 +33,7 @@ def start(ctx: Context, conn: Connection, tx: Transaction | None, payload: bytes
     conn.next_tx_id = (tx_id + 1) & 0xFFFFFFFF
     conn.transactions[tx_id] = Transaction(tx_id, ctx.state.tree.next_generation())
     conn.account.tx_conns.add(conn)
-    return f"{tx_id}".encode() + b"\0"
+    return str(tx_id).encode() + b"\0"  # compiled, f"{tx_id}" is a call of str.format
 
 
 def end(ctx: Context, conn: Connection, tx: Transaction | None, payload: bytes) -> bytes:
