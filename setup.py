@@ -38,6 +38,7 @@ HOT = [
     "xsd/core/payloads.py",
     "xsd/core/domain_ids.py",
     "xsd/core/watch_index.py",
+    "xsd/core/requests/request_type.py",
     "xsd/core/requests/nodes.py",
     "xsd/core/requests/transactions.py",
     "xsd/core/requests/watches.py",

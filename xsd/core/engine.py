@@ -36,7 +36,8 @@ from xsd.core.effects import (
 )
 from xsd.core.errors import Deferred, XsError
 from xsd.core.flow import OUT_HIGH_WATER, Flow
-from xsd.core.requests import COMMIT, IGNORES_TX, PRIVILEGED, SIDE, TABLE, WRITE
+from xsd.core.requests import TABLE
+from xsd.core.requests.request_type import COMMIT, IGNORES_TX, PRIVILEGED, SIDE, WRITE
 from xsd.core.state import State
 from xsd.core.trace import TraceRecord
 from xsd.core.views import Transaction

@@ -15,10 +15,12 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Final
 
-TRIM_AFTER = 16 << 20
+TRIM_AFTER: Final = 16 << 20
 """Bytes freed (queued output of connections gone or of events dropped) that make it
-worth trimming."""
+worth trimming (final: the compiled multiplexer, which tests it after every pass, reads
+it as a constant, not by name from this module)."""
 
 _malloc_trim: Callable[[int], int] | None = None
 _looked_up = False

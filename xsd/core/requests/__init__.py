@@ -12,43 +12,32 @@ the reply payload or raises :class:`~xsd.core.errors.XsError` (or
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from xsd.core.requests import control, domains, nodes, transactions, watches
+from xsd.core.requests.request_type import (
+    COMMIT,
+    IGNORES_TX,
+    PRIVILEGED,
+    SIDE,
+    WRITE,
+    Handler,
+    RequestType,
+)
 from xsd_client.protocol import Op
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see xsd.core.fields)
 if TYPE_CHECKING:
     from typing import Final
 
-    from xsd.core.connections import Connection
-    from xsd.core.context import Context
-    from xsd.core.views import Transaction
-
-Handler = Callable[["Context", "Connection", "Transaction | None", bytes], bytes]
-
-PRIVILEGED: Final = 1
-"""Only a privileged connection may send it (others get EACCES)."""
-IGNORES_TX: Final = 2
-"""Its tx_id is not looked up (WATCH, UNWATCH)."""
-WRITE: Final = 4
-"""A write: an unprivileged domain spends write credit (``xsd.core.ratelimit``)."""
-COMMIT: Final = 8
-"""Spends write credit too when it commits (TRANSACTION_END with ``T``)."""
-SIDE: Final = 16
-"""May change state besides the tree: domains, quotas, settings (durable mode,
-``Engine.side_changed``; SET_PERMS of a special name says so itself)."""
-
-
-class RequestType:
-    """One entry of the table: the handler and its flags."""
-
-    __slots__ = ("flags", "handler")
-
-    def __init__(self, handler: Handler, flags: int = 0) -> None:
-        self.handler = handler
-        self.flags = flags
-
+__all__ = [
+    "COMMIT",
+    "IGNORES_TX",
+    "PRIVILEGED",
+    "SIDE",
+    "TABLE",
+    "WRITE",
+    "Handler",
+    "RequestType",
+]
 
 TABLE: Final[dict[int, RequestType]] = {
     Op.CONTROL: RequestType(control.control, PRIVILEGED | SIDE),
