@@ -81,13 +81,23 @@ every module constant a compiled function read was a lookup in its module's dict
 or a C static), the call unpacked, the framing compiled (its header read by indexing a
 ``bytes`` buffer, not ``struct``), the views' interface a base class rather than a
 protocol (a call through a protocol is a call by name), the state's connections held
-by the engine and each socket's ``send`` and ``recv_into`` bound once, a WRITE takes
-21.1k and a READ 18.2k (29.5k before). ``perf`` on the daemon before that (write 1x1,
-33 us a request) put 20 us in the kernel (C: 22 us, its whole request but 3 us) and
-13.5 us in user space. What the instructions go to now is
-calls on objects that are not compiled (sockets, epoll, deques, the records that
-``handover`` reads), allocation and slices, each a fraction of a microsecond. Cython on
-the modules as they were gained nothing measurable.
+by the engine and each socket's ``send`` and ``recv_into`` bound once, a WRITE took
+21.1k and a READ 18.2k (29.5k before). ``tools/bench_instructions.py`` counts the whole
+daemon (every thread, this loop and the system calls' Python side included, start-up
+cancelled out), C in the same run: a WRITE then cost 24.1k against C's 8.2k, a READ
+21.3k against 6.7k. What went next (18.6k and 15.4k; ``git log`` has each step): calls
+that compiled code still made by name (an observer's hooks through a protocol, the
+table's entries in an uncompiled ``__init__``, bound methods kept in locals, an
+f-string of one int, ``bytes.find``), a 64 KiB ``malloc`` per read (a quiet
+connection's read now asks for 479 bytes, which Python's small-object allocator
+serves, and so does ``epoll.poll``'s array of 42 events), a tuple key on the path
+cache, an ``Op`` key compared by value, the deque taken apart message by message. In
+time, user-space CPU per request at 1x1 fell by a quarter (a WRITE 16 to 12 us, C 6
+us); the kernel's share is below C's (18-19 us against 21-24: three system calls a
+request, C four or five). What the instructions go to now is calls on objects that are
+not compiled (sockets, epoll, deques, the records that ``handover`` reads), allocation
+and slices, each a fraction of a microsecond. Cython on the modules as they were
+gained nothing measurable.
 
 What compiling asks of the code (``tests/test_compiled.py`` checks the first): no
 :class:`~xsd.core.fields.Fields` class in a compiled module (a compiled class keeps
