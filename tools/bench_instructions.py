@@ -13,7 +13,8 @@ by ±10% between runs, so a change to the request path shows in the first digits
 Prints, per workload and daemon, the instructions per request and xsd over C. ``txn``
 is TRANSACTION_START, READ, WRITE and TRANSACTION_END in a transaction: its figure is per
 request, a quarter of a unit. The kernel's share (the system calls) is not counted: per
-request, xsd makes three (``epoll_wait``, ``recv``, ``send``), C four or five.
+request, xsd makes three (``epoll_wait``, ``recv``, ``send``), C seven (``strace -c``:
+three ``poll``, two ``read``, two ``write`` a WRITE).
 
 Needs valgrind (Debian's ``valgrind``) and, for C, the reference daemons
 (``tools/peers/reference-xenstored install``).

@@ -94,10 +94,10 @@ serves, and so does ``epoll.poll``'s array of 42 events), a tuple key on the pat
 cache, an ``Op`` key compared by value, the deque taken apart message by message. In
 time, user-space CPU per request at 1x1 fell by a quarter (a WRITE 16 to 12 us, C 6
 us); the kernel's share is below C's (18-19 us against 21-24: three system calls a
-request, C four or five). What the instructions go to now is calls on objects that are
-not compiled (sockets, epoll, deques, the records that ``handover`` reads), allocation
-and slices, each a fraction of a microsecond. Cython on the modules as they were
-gained nothing measurable.
+request, C seven: three polls, two reads, two writes; ``strace -c``). What the
+instructions go to now is calls on objects that are not compiled (sockets, epoll,
+deques, the records that ``handover`` reads), allocation and slices, each a fraction
+of a microsecond. Cython on the modules as they were gained nothing measurable.
 
 What compiling asks of the code (``tests/test_compiled.py`` checks the first): no
 :class:`~xsd.core.fields.Fields` class in a compiled module (a compiled class keeps
