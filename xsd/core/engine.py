@@ -54,10 +54,7 @@ __all__ = ["EVENT_QUEUE_LIMIT", "OUT_HIGH_WATER", "OWN_MESSAGE", "Engine"]
 
 _ERROR: Final = int(Op.ERROR)
 _pack: Final = HEADER.pack
-# Here, compiled code reads it without a lookup by name; keyed by plain ints, so that the
-# op a request carries (a small int, the same object as the key) is found by identity:
-# an ``Op`` key compares by value, a call of its own on every lookup.
-_TABLE: Final = {int(op): entry for op, entry in TABLE.items()}
+_TABLE: Final = TABLE  # here, compiled code reads it without a lookup by name
 
 
 class Engine:

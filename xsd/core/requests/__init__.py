@@ -39,7 +39,7 @@ __all__ = [
     "RequestType",
 ]
 
-TABLE: Final[dict[int, RequestType]] = {
+_BY_OP: dict[Op, RequestType] = {
     Op.CONTROL: RequestType(control.control, PRIVILEGED | SIDE),
     Op.DIRECTORY: RequestType(nodes.directory),
     Op.READ: RequestType(nodes.read),
@@ -63,4 +63,8 @@ TABLE: Final[dict[int, RequestType]] = {
     Op.GET_QUOTA: RequestType(domains.get_quota, PRIVILEGED | SIDE),
     Op.SET_QUOTA: RequestType(domains.set_quota, PRIVILEGED | SIDE),
 }
-"""Every request type the store answers; the others get ENOSYS."""
+
+TABLE: Final[dict[int, RequestType]] = {int(op): entry for op, entry in _BY_OP.items()}
+"""Every request type the store answers, by its number; the others get ENOSYS. Keyed by
+plain ints: the op a request carries (a small int, the very object of the key) is found
+by identity, where an ``Op`` key compares by value, a call of its own on every lookup."""
