@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "bench_instructions.py"), *args],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+from tests.support.tools import run_tool
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 def test_xsd_gets_a_count_per_request() -> None:
     # Few requests: under valgrind, the daemon's start-up is what takes the time.
-    proc = run("-d", "xsd", "-w", "read", "-n", "200", "--base", "20")
+    proc = run_tool(
+        "bench_instructions.py", "-d", "xsd", "-w", "read", "-n", "200", "--base", "20", timeout=600
+    )
     assert proc.returncode == 0, proc.stderr
     header, row = proc.stdout.splitlines()
     assert header.split()[:3] == ["workload", "daemon", "instructions/request"]
@@ -38,7 +25,7 @@ def test_xsd_gets_a_count_per_request() -> None:
 
 
 def test_a_bad_workload_is_one_line() -> None:
-    proc = run("-w", "delete")
+    proc = run_tool("bench_instructions.py", "-w", "delete", timeout=600)
     assert proc.returncode == 2
     assert "unknown workload 'delete'" in proc.stderr
     assert "Traceback" not in proc.stderr
